@@ -1,0 +1,45 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Level of a grid unit in the administrative tree, root first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum UnitLevel {
+    #[sea_orm(string_value = "city")]
+    City,
+    #[sea_orm(string_value = "county")]
+    County,
+    #[sea_orm(string_value = "township")]
+    Township,
+    #[sea_orm(string_value = "community")]
+    Community,
+    #[sea_orm(string_value = "grid")]
+    Grid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[sea_orm(string_value = "normal")]
+    Normal,
+    #[sea_orm(string_value = "urgent")]
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[sea_orm(string_value = "grid_worker")]
+    GridWorker,
+    #[sea_orm(string_value = "dispatcher")]
+    Dispatcher,
+    #[sea_orm(string_value = "department_staff")]
+    DepartmentStaff,
+    #[sea_orm(string_value = "supervisor")]
+    Supervisor,
+    #[sea_orm(string_value = "admin")]
+    Admin,
+}

@@ -1,0 +1,18 @@
+//! Schema migrations. One file per schema change; they run unchanged on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_reference_data;
+mod m20261129_000002_identity;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_reference_data::Migration),
+            Box::new(m20261129_000002_identity::Migration),
+        ]
+    }
+}

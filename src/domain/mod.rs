@@ -1,0 +1,8 @@
+//! Pure domain types and rules. No database, HTTP or runtime in here.
+
+pub mod access;
+pub mod duration;
+pub mod geo;
+pub mod levels;
+pub mod password;
+pub mod validate;

@@ -1,0 +1,82 @@
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    dto::{Department, List, page_request},
+    extract::{Json, PathId, Query},
+    grid_units::created,
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::access::Caller,
+    error::AppResult,
+    service::departments::{self, DepartmentChanges, DepartmentFilter, NewDepartment},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DepartmentQuery {
+    unit: Option<uuid::Uuid>,
+    code: Option<String>,
+    active: Option<bool>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/departments", tag = "departments", params(DepartmentQuery),
+    responses((status = 200, body = List<Department>), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<DepartmentQuery>,
+) -> AppResult<web::Json<List<Department>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = DepartmentFilter {
+        unit: q.unit,
+        code: q.code,
+        active: q.active,
+    };
+    let found = departments::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, Department::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/departments", tag = "departments", request_body = NewDepartment,
+    responses((status = 201, body = Department), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Json(input): Json<NewDepartment>,
+) -> AppResult<HttpResponse> {
+    let department = departments::create(&ctx, &caller, input).await?;
+    Ok(created(
+        format!("/api/v1/departments/{}", department.id),
+        Department::from(department),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "departments",
+    responses((status = 200, body = Department), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Department>> {
+    Ok(web::Json(departments::get(&ctx, &caller, id).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/departments/{id}", tag = "departments", request_body = DepartmentChanges,
+    responses((status = 200, body = Department), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn update(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(changes): Json<DepartmentChanges>,
+) -> AppResult<web::Json<Department>> {
+    Ok(web::Json(departments::update(&ctx, &caller, id, changes).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/departments/{id}", tag = "departments",
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still referenced; set active=false instead")), security(("bearer" = [])))]
+pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
+    departments::delete(&ctx, &caller, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

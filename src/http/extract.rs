@@ -1,0 +1,124 @@
+//! Request extractors: strict JSON and query strings that name the offending field, the
+//! authenticated caller, and ids in paths.
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{context::AppContext, domain::access::Caller, domain::validate::FieldErrors, error::AppError, service};
+
+/// A JSON body. Malformed JSON is 400; well-formed JSON of the wrong shape (missing or unknown
+/// field, wrong type) is 422 naming the field.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(AppError::UnsupportedMediaType(
+                    "send the body as Content-Type: application/json".into(),
+                ));
+            }
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge("the request body exceeds the configured limit".into())
+                } else {
+                    AppError::BadRequest(format!("could not read the request body: {e}"))
+                }
+            })?;
+            let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                match inner.classify() {
+                    serde_json::error::Category::Data => field_error(&path, &inner.to_string()),
+                    _ => AppError::BadRequest(format!("the body is not valid JSON: {inner}")),
+                }
+            })?;
+            deserializer
+                .end()
+                .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+            Ok(Json(value))
+        })
+    }
+}
+
+/// Query parameters, strictly: unknown or ill-typed ones are 422 naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        std::future::ready(
+            serde_path_to_error::deserialize(deserializer)
+                .map(Query)
+                .map_err(|err| field_error(&err.path().to_string(), &err.into_inner().to_string())),
+        )
+    }
+}
+
+/// Names the field even when serde reports it only in the message (missing/unknown field).
+fn field_error(path: &str, message: &str) -> AppError {
+    let quoted = message.split('`').nth(1).unwrap_or("body");
+    let field = if path.is_empty() || path == "." { quoted } else { path };
+    AppError::Validation(FieldErrors::single(field, message.to_owned()))
+}
+
+/// A UUID path segment; anything else names no resource, so 404.
+pub struct PathId(pub Uuid);
+
+impl FromRequest for PathId {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let segment = req.match_info().get("id").unwrap_or_default();
+        std::future::ready(
+            Uuid::parse_str(segment)
+                .map(PathId)
+                .map_err(|_| AppError::NotFound(format!("`{segment}` is not an id of this API"))),
+        )
+    }
+}
+
+/// The authenticated caller; 401 without a live bearer token.
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let ctx = req.app_data::<web::Data<AppContext>>().cloned();
+        Box::pin(async move {
+            let ctx = ctx.ok_or_else(|| AppError::Internal("application context missing".into()))?;
+            let token = token.ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "send Authorization: Bearer <token>; get one from POST /api/v1/auth/token".into(),
+                )
+            })?;
+            service::auth::authenticate(&ctx, &token).await
+        })
+    }
+}
+
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}

@@ -1,0 +1,87 @@
+//! The HTTP surface: routes, extractors, DTOs, problem details and the OpenAPI document.
+
+pub mod categories;
+pub mod departments;
+pub mod dto;
+pub mod extract;
+pub mod grid_units;
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod request_id;
+pub mod routing;
+pub mod session;
+pub mod users;
+
+use actix_web::web::{self, delete, get, patch, post, resource};
+
+/// Every route. Registered as resources so a wrong method answers 405, not 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(resource("/openapi.json").route(get().to(openapi::document)))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/auth/token").route(post().to(session::token)))
+                .service(resource("/auth/logout").route(post().to(session::logout)))
+                .service(resource("/me").route(get().to(session::me)))
+                .service(
+                    resource("/grid-units")
+                        .route(get().to(grid_units::list))
+                        .route(post().to(grid_units::create)),
+                )
+                .service(resource("/grid-units/locate").route(get().to(grid_units::locate)))
+                .service(
+                    resource("/grid-units/{id}")
+                        .route(get().to(grid_units::get))
+                        .route(patch().to(grid_units::update))
+                        .route(delete().to(grid_units::delete)),
+                )
+                .service(resource("/grid-units/{id}/children").route(get().to(grid_units::children)))
+                .service(
+                    resource("/departments")
+                        .route(get().to(departments::list))
+                        .route(post().to(departments::create)),
+                )
+                .service(
+                    resource("/departments/{id}")
+                        .route(get().to(departments::get))
+                        .route(patch().to(departments::update))
+                        .route(delete().to(departments::delete)),
+                )
+                .service(
+                    resource("/categories")
+                        .route(get().to(categories::list))
+                        .route(post().to(categories::create)),
+                )
+                .service(
+                    resource("/categories/{id}")
+                        .route(get().to(categories::get))
+                        .route(patch().to(categories::update))
+                        .route(delete().to(categories::delete)),
+                )
+                .service(
+                    resource("/routing-rules")
+                        .route(get().to(routing::list))
+                        .route(post().to(routing::create)),
+                )
+                .service(
+                    resource("/routing-rules/{id}")
+                        .route(get().to(routing::get))
+                        .route(patch().to(routing::update))
+                        .route(delete().to(routing::delete)),
+                )
+                .service(resource("/routing/resolve").route(get().to(routing::resolve)))
+                .service(
+                    resource("/users")
+                        .route(get().to(users::list))
+                        .route(post().to(users::create)),
+                )
+                .service(
+                    resource("/users/{id}")
+                        .route(get().to(users::get))
+                        .route(patch().to(users::update))
+                        .route(delete().to(users::delete)),
+                ),
+        );
+}

@@ -1,0 +1,40 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+
+use super::{categories, departments, grid_units, health, routing, session, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "GridWhistle", description = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking."),
+    paths(
+        health::healthz, health::readyz,
+        session::token, session::logout, session::me,
+        grid_units::list, grid_units::create, grid_units::get, grid_units::update, grid_units::delete,
+        grid_units::children, grid_units::locate,
+        departments::list, departments::create, departments::get, departments::update, departments::delete,
+        categories::list, categories::create, categories::get, categories::update, categories::delete,
+        routing::list, routing::create, routing::get, routing::update, routing::delete, routing::resolve,
+        users::list, users::create, users::get, users::update, users::delete,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document")))]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

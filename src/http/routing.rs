@@ -1,0 +1,105 @@
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    dto::{List, RoutingResolution, RoutingRule, page_request},
+    extract::{Json, PathId, Query},
+    grid_units::created,
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::access::Caller,
+    error::AppResult,
+    service::routing::{self, NewRoutingRule, RoutingRuleChanges, RoutingRuleFilter},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RoutingRuleQuery {
+    category: Option<uuid::Uuid>,
+    unit: Option<uuid::Uuid>,
+    /// Rules whose primary department is this one.
+    department: Option<uuid::Uuid>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResolveQuery {
+    /// Category id or code.
+    category: String,
+    /// Grid unit id or code.
+    unit: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/routing-rules", tag = "routing", params(RoutingRuleQuery),
+    responses((status = 200, body = List<RoutingRule>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<RoutingRuleQuery>,
+) -> AppResult<web::Json<List<RoutingRule>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = RoutingRuleFilter {
+        category: q.category,
+        unit: q.unit,
+        department: q.department,
+    };
+    let found = routing::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, RoutingRule::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/routing-rules", tag = "routing", request_body = NewRoutingRule,
+    responses((status = 201, body = RoutingRule), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Json(input): Json<NewRoutingRule>,
+) -> AppResult<HttpResponse> {
+    let rule = routing::create(&ctx, &caller, input).await?;
+    Ok(created(
+        format!("/api/v1/routing-rules/{}", rule.rule.id),
+        RoutingRule::from(rule),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/routing-rules/{id}", tag = "routing",
+    responses((status = 200, body = RoutingRule), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<RoutingRule>> {
+    Ok(web::Json(routing::get(&ctx, &caller, id).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/routing-rules/{id}", tag = "routing", request_body = RoutingRuleChanges,
+    responses((status = 200, body = RoutingRule), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn update(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(changes): Json<RoutingRuleChanges>,
+) -> AppResult<web::Json<RoutingRule>> {
+    Ok(web::Json(routing::update(&ctx, &caller, id, changes).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/routing-rules/{id}", tag = "routing",
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
+    routing::delete(&ctx, &caller, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/routing/resolve", tag = "routing", params(ResolveQuery),
+    responses((status = 200, body = RoutingResolution), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn resolve(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<ResolveQuery>,
+) -> AppResult<web::Json<RoutingResolution>> {
+    Ok(web::Json(
+        routing::resolve(&ctx, &caller, &q.category, &q.unit).await?.into(),
+    ))
+}

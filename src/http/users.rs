@@ -1,0 +1,80 @@
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    dto::{List, User, page_request},
+    extract::{Json, PathId, Query},
+    grid_units::created,
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::access::Caller,
+    error::AppResult,
+    service::users::{self, NewUser, UserChanges, UserFilter},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    #[param(value_type = Option<String>)]
+    role: Option<entities::Role>,
+    unit: Option<uuid::Uuid>,
+    department: Option<uuid::Uuid>,
+    active: Option<bool>,
+    username: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
+    responses((status = 200, body = List<User>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<UserQuery>,
+) -> AppResult<web::Json<List<User>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = UserFilter {
+        role: q.role,
+        unit: q.unit,
+        department: q.department,
+        active: q.active,
+        username: q.username,
+    };
+    let found = users::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, User::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create(ctx: web::Data<AppContext>, caller: Caller, Json(input): Json<NewUser>) -> AppResult<HttpResponse> {
+    let user = users::create(&ctx, &caller, input).await?;
+    Ok(created(format!("/api/v1/users/{}", user.id), User::from(user)))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 200, body = User), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<User>> {
+    Ok(web::Json(users::get(&ctx, &caller, id).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserChanges,
+    responses((status = 200, body = User), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn update(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(changes): Json<UserChanges>,
+) -> AppResult<web::Json<User>> {
+    Ok(web::Json(users::update(&ctx, &caller, id, changes).await?.into()))
+}
+
+/// Users are kept for the record: DELETE disables the account and ends its sessions.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 200, body = User, description = "the disabled user"), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<User>> {
+    Ok(web::Json(users::disable(&ctx, &caller, id).await?.into()))
+}

@@ -1,0 +1,239 @@
+//! `gridwhistle` — run with no arguments for `serve --demo` on 127.0.0.1:8080 (SQLite under data/).
+
+use std::{io::BufRead, path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use entities::Role;
+use gridwhistle::{
+    clock::SystemClock,
+    config::{Settings, SettingsSources},
+    context::AppContext,
+    db,
+    domain::access::Caller,
+    service::{self, users},
+    startup::Application,
+    telemetry,
+};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(version, about = "吹哨报到 · 接诉即办 service-request backend")]
+struct Cli {
+    /// A local configuration file layered over config/default.toml.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations and serve the API.
+    Serve {
+        /// Load the demo data set first if the database has no users yet.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Load the demo data set (idempotent) and print the demo logins.
+    SeedDemo,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        display_name: String,
+        /// Home unit code (grid, township, county or city, by role).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Department code (department staff).
+        #[arg(long)]
+        department: Option<String>,
+    },
+    /// Set a user's password (read from standard input); ends their sessions.
+    Passwd { username: String },
+    /// Disable a user; ends their sessions.
+    Disable { username: String },
+}
+
+fn parse_role(text: &str) -> std::result::Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| "one of grid_worker, dispatcher, department_staff, supervisor, admin".to_owned())
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(SettingsSources::from_process(cli.config)) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("gridwhistle: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    match run(cli.command.unwrap_or(Command::Serve { demo: true }), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "stopped");
+            eprintln!("gridwhistle: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn run(command: Command, settings: Settings) -> Result<()> {
+    match command {
+        Command::Serve { demo } => {
+            let app = Application::build(settings).await?;
+            let ctx = app.context().clone();
+            if demo && service::demo::database_is_empty(&ctx).await? {
+                let report = service::demo::seed(&ctx).await?;
+                tracing::info!(created = report.created, "demo data loaded");
+                print_demo_logins(&ctx);
+            }
+            tracing::info!(address = %format!("http://{}:{}", ctx.settings.http.host, app.port()), "serving");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let ctx = context(settings).await?;
+            println!("migrations applied");
+            ctx.db.close().await?;
+        }
+        Command::SeedDemo => {
+            let ctx = context(settings).await?;
+            let report = service::demo::seed(&ctx).await?;
+            println!(
+                "demo data: {} rows created, {} already present",
+                report.created, report.existing
+            );
+            print_demo_logins(&ctx);
+        }
+        Command::User(command) => {
+            let ctx = context(settings).await?;
+            user_command(&ctx, command).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn context(settings: Settings) -> Result<AppContext> {
+    let db = db::connect(&settings).await?;
+    db::migrate(&db).await?;
+    Ok(AppContext {
+        db,
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(settings),
+    })
+}
+
+/// The operator at the console acts with admin rights.
+fn operator() -> Caller {
+    Caller {
+        user_id: Uuid::nil(),
+        username: "console".into(),
+        role: Role::Admin,
+        unit_id: None,
+        department_id: None,
+    }
+}
+
+async fn user_command(ctx: &AppContext, command: UserCommand) -> Result<()> {
+    let caller = operator();
+    match command {
+        UserCommand::Create {
+            username,
+            role,
+            display_name,
+            unit,
+            department,
+        } => {
+            let unit_id = match unit {
+                Some(code) => Some(
+                    service::grid_units::by_code(&ctx.db, &code)
+                        .await?
+                        .ok_or(format!("no grid unit with code {code}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let department_id = match department {
+                Some(code) => Some(
+                    service::departments::by_code(&ctx.db, &code)
+                        .await?
+                        .ok_or(format!("no department with code {code}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let password = read_password()?;
+            let input = users::NewUser {
+                username,
+                display_name,
+                role,
+                unit_id,
+                department_id,
+                password,
+                active: true,
+            };
+            let user = users::create(ctx, &caller, input).await.map_err(describe)?;
+            println!("created user {} ({})", user.username, user.id);
+        }
+        UserCommand::Passwd { username } => {
+            let user = users::by_username(&ctx.db, &username)
+                .await?
+                .ok_or(format!("no user {username}"))?;
+            let changes = users::UserChanges {
+                password: Some(read_password()?),
+                ..Default::default()
+            };
+            users::update(ctx, &caller, user.id, changes).await.map_err(describe)?;
+            println!("password of {username} changed; their sessions are ended");
+        }
+        UserCommand::Disable { username } => {
+            let user = users::by_username(&ctx.db, &username)
+                .await?
+                .ok_or(format!("no user {username}"))?;
+            users::disable(ctx, &caller, user.id).await.map_err(describe)?;
+            println!("{username} disabled; their sessions are ended");
+        }
+    }
+    Ok(())
+}
+
+fn read_password() -> Result<String> {
+    eprintln!("password (one line on standard input):");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Field errors read better on a console than the bare "invalid fields".
+fn describe(err: gridwhistle::error::AppError) -> Box<dyn std::error::Error + Send + Sync> {
+    match err {
+        gridwhistle::error::AppError::Validation(fields) => {
+            let lines: Vec<String> = fields.0.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+            lines.join("; ").into()
+        }
+        other => Box::new(other),
+    }
+}
+
+fn print_demo_logins(ctx: &AppContext) {
+    println!("demo logins (password: {}):", ctx.settings.demo.password);
+    for (username, display_name, ..) in service::demo::USERS {
+        println!("  {username:<16} {display_name}");
+    }
+}

@@ -1,0 +1,7 @@
+//! sea-orm queries with substance. Each takes `&impl ConnectionTrait` so it runs on the pool
+//! or inside the caller's transaction alike.
+
+pub mod grid_units;
+pub mod page;
+pub mod routing_rules;
+pub mod tokens;

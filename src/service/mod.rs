@@ -1,0 +1,96 @@
+//! Use cases. The only layer that opens and commits transactions.
+
+pub mod auth;
+pub mod categories;
+pub mod demo;
+pub mod departments;
+pub mod grid_units;
+pub mod routing;
+pub mod users;
+
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde::{Deserialize, Deserializer};
+use uuid::Uuid;
+
+use crate::{
+    domain::access::{Caller, Permission, role_may},
+    error::{AppError, AppResult},
+};
+
+pub fn require(caller: &Caller, permission: Permission) -> AppResult<()> {
+    if role_may(caller.role, permission) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "role {} may not do this",
+            role_name(caller.role)
+        )))
+    }
+}
+
+pub fn role_name(role: entities::Role) -> &'static str {
+    use entities::Role::*;
+    match role {
+        GridWorker => "grid_worker",
+        Dispatcher => "dispatcher",
+        DepartmentStaff => "department_staff",
+        Supervisor => "supervisor",
+        Admin => "admin",
+    }
+}
+
+/// For PATCH bodies: absent → `None` (leave as is), `null` → `Some(None)` (clear).
+pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Loads a row a request refers to by id; a missing one is a 422 on that field, not a 404
+/// of the whole request.
+pub async fn referenced<E>(db: &impl ConnectionTrait, field: &str, id: Uuid, what: &str) -> AppResult<E::Model>
+where
+    E: EntityTrait,
+    E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
+{
+    E::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::invalid(field, format!("no {what} with id {id}")))
+}
+
+/// Loads the row a URL names; missing is 404.
+pub async fn found<E>(db: &impl ConnectionTrait, id: Uuid, what: &str) -> AppResult<E::Model>
+where
+    E: EntityTrait,
+    E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
+{
+    E::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found(what))
+}
+
+/// Refuses a value already taken by another row in a unique column, with a message naming it.
+/// The unique index stays the backstop for races.
+pub async fn ensure_unique<E>(
+    db: &impl ConnectionTrait,
+    column: E::Column,
+    value: &str,
+    except: Option<Uuid>,
+    id_of: fn(&E::Model) -> Uuid,
+    what: &str,
+) -> AppResult<()>
+where
+    E: EntityTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    match E::find().filter(column.eq(value)).one(db).await? {
+        Some(existing) if Some(id_of(&existing)) != except => {
+            Err(AppError::Conflict(format!("{what} {value} already exists")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,259 @@
+//! User accounts: role, home unit or department, password, active flag.
+
+use entities::{Role, UnitLevel, department, grid_unit, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{ensure_unique, found, nullable, referenced, require};
+use crate::{
+    context::AppContext,
+    db::begin_write,
+    domain::{
+        access::{Caller, Permission},
+        password,
+        validate::FieldErrors,
+    },
+    error::{AppError, AppResult},
+    repo::{
+        self,
+        page::{self, Page, PageRequest},
+    },
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    #[schema(value_type = String, example = "grid_worker")]
+    pub role: Role,
+    /// Home unit: the grid of a grid worker, the township of a dispatcher, the county or city of a supervisor.
+    pub unit_id: Option<Uuid>,
+    /// The department of department staff.
+    pub department_id: Option<Uuid>,
+    pub password: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub unit_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub department_id: Option<Option<Uuid>>,
+    /// A new password; ends every session of the user.
+    pub password: Option<String>,
+    /// `false` disables the account and ends its sessions.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub unit: Option<Uuid>,
+    pub department: Option<Uuid>,
+    pub active: Option<bool>,
+    pub username: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppResult<user::Model> {
+    require(caller, Permission::ManageUsers)?;
+    let mut errors = FieldErrors::new();
+    let username = username(&mut errors, &input.username);
+    let display_name = errors.text("display_name", &input.display_name, 100);
+    if let Some(problem) = password::policy_violation(&username, &input.password) {
+        errors.add("password", problem);
+    }
+    errors.into_result()?;
+    let password_hash = hash(&input.password)?;
+
+    let txn = begin_write(&ctx.db).await?;
+    ensure_unique::<user::Entity>(&txn, user::Column::Username, &username, None, |m| m.id, "user").await?;
+    check_home(&txn, input.role, input.unit_id, input.department_id).await?;
+    let now = ctx.clock.now();
+    let created = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(username),
+        display_name: Set(display_name),
+        role: Set(input.role),
+        unit_id: Set(input.unit_id),
+        department_id: Set(input.department_id),
+        password_hash: Set(password_hash),
+        active: Set(input.active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserChanges) -> AppResult<user::Model> {
+    require(caller, Permission::ManageUsers)?;
+    let txn = begin_write(&ctx.db).await?;
+    let current = found::<user::Entity>(&txn, id, "user").await?;
+    let mut errors = FieldErrors::new();
+    let display_name = changes
+        .display_name
+        .as_deref()
+        .map(|n| errors.text("display_name", n, 100));
+    if let Some(new_password) = &changes.password
+        && let Some(problem) = password::policy_violation(&current.username, new_password)
+    {
+        errors.add("password", problem);
+    }
+    errors.into_result()?;
+
+    let role = changes.role.unwrap_or(current.role);
+    let unit_id = changes.unit_id.unwrap_or(current.unit_id);
+    let department_id = changes.department_id.unwrap_or(current.department_id);
+    check_home(&txn, role, unit_id, department_id).await?;
+
+    let ends_sessions = changes.password.is_some() || changes.active == Some(false);
+    let mut row: user::ActiveModel = current.into();
+    if let Some(display_name) = display_name {
+        row.display_name = Set(display_name);
+    }
+    row.role = Set(role);
+    row.unit_id = Set(unit_id);
+    row.department_id = Set(department_id);
+    if let Some(new_password) = &changes.password {
+        row.password_hash = Set(hash(new_password)?);
+    }
+    if let Some(active) = changes.active {
+        row.active = Set(active);
+    }
+    let now = ctx.clock.now();
+    row.updated_at = Set(now);
+    let updated = row.update(&txn).await?;
+    if ends_sessions {
+        repo::tokens::revoke_all_for_user(&txn, id, now).await?;
+    }
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Users are never deleted — tickets and timelines name them — so DELETE disables.
+pub async fn disable(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<user::Model> {
+    let changes = UserChanges {
+        active: Some(false),
+        ..Default::default()
+    };
+    update(ctx, caller, id, changes).await
+}
+
+pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<user::Model> {
+    require(caller, Permission::ReadUsers)?;
+    found::<user::Entity>(&ctx.db, id, "user").await
+}
+
+pub async fn list(
+    ctx: &AppContext,
+    caller: &Caller,
+    filter: UserFilter,
+    request: PageRequest,
+) -> AppResult<Page<user::Model>> {
+    require(caller, Permission::ReadUsers)?;
+    let mut select = user::Entity::find();
+    if let Some(role) = filter.role {
+        select = select.filter(user::Column::Role.eq(role));
+    }
+    if let Some(unit) = filter.unit {
+        select = select.filter(user::Column::UnitId.eq(unit));
+    }
+    if let Some(department) = filter.department {
+        select = select.filter(user::Column::DepartmentId.eq(department));
+    }
+    if let Some(active) = filter.active {
+        select = select.filter(user::Column::Active.eq(active));
+    }
+    if let Some(username) = filter.username {
+        select = select.filter(user::Column::Username.eq(username));
+    }
+    Ok(page::fetch(&ctx.db, select, user::Column::Id, |m| m.id, request).await?)
+}
+
+pub async fn by_username(db: &impl ConnectionTrait, username: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await?)
+}
+
+fn username(errors: &mut FieldErrors, value: &str) -> String {
+    let name = value.trim().to_owned();
+    let valid = (3..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        errors.add(
+            "username",
+            "must be 3–64 of lower-case letters, digits, '.', '-' or '_'",
+        );
+    }
+    name
+}
+
+fn hash(password: &str) -> AppResult<String> {
+    password::hash(password).map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
+}
+
+/// Each role lives somewhere specific: that is what later scopes what the user sees.
+async fn check_home(
+    db: &impl ConnectionTrait,
+    role: Role,
+    unit_id: Option<Uuid>,
+    department_id: Option<Uuid>,
+) -> AppResult<()> {
+    let allowed_levels: &[UnitLevel] = match role {
+        Role::GridWorker => &[UnitLevel::Grid],
+        Role::Dispatcher => &[UnitLevel::Township],
+        Role::Supervisor => &[UnitLevel::City, UnitLevel::County],
+        Role::DepartmentStaff | Role::Admin => &[],
+    };
+    let role_name = super::role_name(role);
+    match (allowed_levels.is_empty(), unit_id) {
+        (true, Some(_)) => return Err(AppError::invalid("unit_id", format!("a {role_name} has no home unit"))),
+        (false, None) => return Err(AppError::invalid("unit_id", format!("a {role_name} needs a home unit"))),
+        (false, Some(unit_id)) => {
+            let unit: grid_unit::Model = referenced::<grid_unit::Entity>(db, "unit_id", unit_id, "grid unit").await?;
+            if !allowed_levels.contains(&unit.level) {
+                let names: Vec<&str> = allowed_levels
+                    .iter()
+                    .map(|l| super::grid_units::level_name(*l))
+                    .collect();
+                return Err(AppError::invalid(
+                    "unit_id",
+                    format!("a {role_name}'s home unit must be a {}", names.join(" or ")),
+                ));
+            }
+        }
+        (true, None) => {}
+    }
+    match (role, department_id) {
+        (Role::DepartmentStaff, None) => Err(AppError::invalid("department_id", "department staff need a department")),
+        (Role::DepartmentStaff, Some(id)) => referenced::<department::Entity>(db, "department_id", id, "department")
+            .await
+            .map(|_| ()),
+        (_, Some(_)) => Err(AppError::invalid(
+            "department_id",
+            format!("a {role_name} belongs to no department"),
+        )),
+        (_, None) => Ok(()),
+    }
+}

@@ -1,0 +1,85 @@
+//! Builds the running application: database, migrations, HTTP server.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{App, HttpServer, dev::Server, http::StatusCode, middleware, web};
+
+use crate::{
+    clock::{Clock, SystemClock},
+    config::Settings,
+    context::AppContext,
+    db, http,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    ctx: AppContext,
+}
+
+impl Application {
+    /// Connects, applies pending migrations and binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow_like::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow_like::Result<Self> {
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await?;
+        let ctx = AppContext {
+            db,
+            clock,
+            settings: Arc::new(settings),
+        };
+        let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, ctx.clone())?;
+        Ok(Self { port, server, ctx })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn context(&self) -> &AppContext {
+        &self.ctx
+    }
+
+    /// Runs until SIGTERM / ctrl-c: in-flight requests finish, then the pool closes.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.ctx.db.close().await;
+        result
+    }
+}
+
+fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
+    let workers = match ctx.settings.http.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let body_limit = ctx.settings.http.body_limit;
+    let data = web::Data::new(ctx);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(
+                middleware::ErrorHandlers::new()
+                    .handler(StatusCode::METHOD_NOT_ALLOWED, http::problem::method_not_allowed),
+            )
+            .wrap(middleware::from_fn(http::request_id::middleware))
+            .configure(http::routes)
+            .default_service(web::to(http::problem::not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Start-up errors are reported, not handled: a boxed error is the honest type here.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
