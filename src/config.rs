@@ -70,14 +70,18 @@ pub enum SettingsError {
 /// Where settings come from. `from_process` reads the real environment; tests pass their own map.
 #[derive(Debug, Default, Clone)]
 pub struct SettingsSources {
+    /// A local file layered over the defaults; it must exist when named.
     pub local_file: Option<PathBuf>,
     pub env: HashMap<String, String>,
 }
 
 impl SettingsSources {
+    /// The named file, else GRIDWHISTLE_CONFIG, else `config/local.toml` when present.
     pub fn from_process(local_file: Option<PathBuf>) -> Self {
         let env: HashMap<String, String> = std::env::vars().collect();
-        let local_file = local_file.or_else(|| env.get("GRIDWHISTLE_CONFIG").map(PathBuf::from));
+        let local_file = local_file
+            .or_else(|| env.get("GRIDWHISTLE_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from(LOCAL_FILE)).filter(|p| p.exists()));
         Self { local_file, env }
     }
 }
@@ -85,11 +89,9 @@ impl SettingsSources {
 impl Settings {
     pub fn load(sources: SettingsSources) -> Result<Self, SettingsError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        builder = match &sources.local_file {
-            // A file named explicitly must exist; the conventional one is optional.
-            Some(path) => builder.add_source(File::from(path.as_path()).required(true)),
-            None => builder.add_source(File::with_name(LOCAL_FILE).required(false)),
-        };
+        if let Some(path) = &sources.local_file {
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+        }
         let conventional: HashMap<String, String> = sources
             .env
             .get("DATABASE_URL")

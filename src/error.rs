@@ -50,6 +50,9 @@ impl From<FieldErrors> for AppError {
 /// is ours. Services check references up front with named fields; these are the backstops.
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        // SQLite reports an ON DELETE RESTRICT refusal as SQLITE_CONSTRAINT_TRIGGER (1811),
+        // which sea-orm does not classify; its message is the same as any foreign-key failure.
+        let restrict_refusal = err.to_string().contains("FOREIGN KEY constraint failed");
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Self::Conflict("a record with the same unique value already exists".into())
@@ -57,6 +60,7 @@ impl From<DbErr> for AppError {
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 Self::Conflict("the record is still referenced by other records".into())
             }
+            _ if restrict_refusal => Self::Conflict("the record is still referenced by other records".into()),
             _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
                 Self::Unavailable("the database is busy; retry shortly".into())
             }

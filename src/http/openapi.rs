@@ -12,7 +12,7 @@ use super::{categories, departments, grid_units, health, routing, session, users
 #[openapi(
     info(title = "GridWhistle", description = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking."),
     paths(
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, document,
         session::token, session::logout, session::me,
         grid_units::list, grid_units::create, grid_units::get, grid_units::update, grid_units::delete,
         grid_units::children, grid_units::locate,

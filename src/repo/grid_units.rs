@@ -1,5 +1,5 @@
 use entities::grid_unit;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 use uuid::Uuid;
 
 use crate::domain::geo::Point;
@@ -18,30 +18,28 @@ pub async fn locate_candidates(db: &impl ConnectionTrait, point: Point) -> Resul
 }
 
 /// Rewrites the stored ancestry of a moved unit's descendants, in the caller's transaction.
+/// Row by row: moves are rare admin edits of a few hundred units at most, and plain updates
+/// stay portable across SQLite and PostgreSQL.
 pub async fn move_subtree(
     db: &impl ConnectionTrait,
     old_path: &str,
     new_path: &str,
     depth_change: i32,
 ) -> Result<(), DbErr> {
-    // Paths are ASCII (UUIDs and slashes), so character and byte offsets agree.
-    let keep_from = old_path.len() as i32 + 1;
-    grid_unit::Entity::update_many()
-        .col_expr(
-            grid_unit::Column::Path,
-            Expr::cust_with_values(
-                "? || SUBSTR(path, ?)",
-                [sea_orm::Value::from(new_path.to_owned()), keep_from.into()],
-            ),
-        )
-        .col_expr(
-            grid_unit::Column::Depth,
-            Expr::col(grid_unit::Column::Depth).add(depth_change),
-        )
+    let descendants = grid_unit::Entity::find()
         .filter(grid_unit::Column::Path.starts_with(old_path))
         .filter(grid_unit::Column::Path.ne(old_path))
-        .exec(db)
+        .all(db)
         .await?;
+    for unit in descendants {
+        let path = format!("{new_path}{}", &unit.path[old_path.len()..]);
+        grid_unit::Entity::update_many()
+            .col_expr(grid_unit::Column::Path, Expr::val(path))
+            .col_expr(grid_unit::Column::Depth, Expr::val(unit.depth + depth_change))
+            .filter(grid_unit::Column::Id.eq(unit.id))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,278 @@
+//! The test harness: the real application on a random port, against a fresh database —
+//! a temporary SQLite file always, and a new PostgreSQL database too when
+//! TEST_DATABASE_URL is set (created per test, dropped afterwards).
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use gridwhistle::{
+    clock::ManualClock,
+    config::{Settings, SettingsSources},
+    context::AppContext,
+    domain::access::Caller,
+    service,
+    startup::Application,
+};
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const DEMO_PASSWORD: &str = "gridwhistle-demo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub ctx: AppContext,
+    _database: DatabaseGuard,
+}
+
+/// Runs `test` once on SQLite and, when TEST_DATABASE_URL is set, once more on PostgreSQL.
+pub async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    // Printed output shows with a failure: it tells which backend failed.
+    println!("-- on SQLite");
+    test(spawn_app(Backend::Sqlite).await).await;
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        println!("-- on PostgreSQL");
+        test(spawn_app(Backend::Postgres).await).await;
+    }
+}
+
+/// The variables a test server is configured with, database URL included.
+pub fn test_env(database_url: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("GRIDWHISTLE_DATABASE_URL".into(), database_url.into()),
+        ("GRIDWHISTLE_HTTP__PORT".into(), "0".into()),
+        ("GRIDWHISTLE_HTTP__WORKERS".into(), "1".into()),
+        ("GRIDWHISTLE_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
+        ("GRIDWHISTLE_HTTP__BODY_LIMIT".into(), "65536".into()),
+    ])
+}
+
+pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/gridwhistle.db?mode=rwc", dir.path().display());
+            (url, DatabaseGuard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+            let name = format!("gw_test_{}", Uuid::now_v7().simple());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(base, _)| base)
+                .to_owned();
+            (format!("{base}/{name}"), DatabaseGuard::Postgres { admin_url, name })
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    let settings = Settings::load(SettingsSources {
+        local_file: None,
+        env: test_env(&url),
+    })
+    .expect("test settings");
+    // TEST_LOG=<filter> shows the server's logs while debugging a test (with --nocapture).
+    if let Ok(level) = std::env::var("TEST_LOG") {
+        let format = gridwhistle::config::LogFormat::Pretty;
+        gridwhistle::telemetry::init(&gridwhistle::config::LogSettings { format, level });
+    }
+    let clock = ManualClock::new();
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        clock,
+        ctx,
+        _database: guard,
+    }
+}
+
+pub enum DatabaseGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        if let DatabaseGuard::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A response with its status and JSON body (Null when the body is empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts a problem-details error and returns its body.
+    #[track_caller]
+    pub fn problem(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(content_type, "application/problem+json", "problem content type");
+        assert_eq!(self.body["status"], status, "problem status field: {}", self.body);
+        for field in ["type", "title", "detail"] {
+            assert!(self.body[field].is_string(), "problem lacks `{field}`: {}", self.body);
+        }
+        self.body
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    /// Logs in and returns the bearer token.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let body = self.login(username, password).await.expect(200);
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// Loads the 忻州市 demo data set (the same code `seed-demo` runs).
+    pub async fn seed_demo(&self) {
+        service::demo::seed(&self.ctx).await.expect("demo data loads");
+    }
+
+    /// The demo data set plus a token for the demo user of `role`.
+    pub async fn demo_token(&self, username: &str) -> String {
+        self.token(username, DEMO_PASSWORD).await
+    }
+
+    /// An admin created directly through the service (the bootstrap step an operator does
+    /// with `gridwhistle user create`), and their token.
+    pub async fn admin_token(&self) -> String {
+        let system = Caller {
+            user_id: Uuid::nil(),
+            username: "test".into(),
+            role: entities::Role::Admin,
+            unit_id: None,
+            department_id: None,
+        };
+        let input = service::users::NewUser {
+            username: "root-admin".into(),
+            display_name: "测试管理员".into(),
+            role: entities::Role::Admin,
+            unit_id: None,
+            department_id: None,
+            password: "root-admin-password".into(),
+            active: true,
+        };
+        service::users::create(&self.ctx, &system, input)
+            .await
+            .expect("admin created");
+        self.token("root-admin", "root-admin-password").await
+    }
+
+    /// The id of the row with `code` in a list endpoint.
+    pub async fn id_by_code(&self, collection: &str, code: &str, token: &str) -> String {
+        let body = self
+            .get(&format!("/api/v1/{collection}?code={code}"), token)
+            .await
+            .expect(200);
+        body["items"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{collection} {code} exists"))
+            .to_owned()
+    }
+}

@@ -1,0 +1,11 @@
+//! API tests: one binary, one module per capability. Each test runs on SQLite and, when
+//! TEST_DATABASE_URL is set, on PostgreSQL.
+
+mod access;
+mod auth;
+mod errors;
+mod geography;
+mod helpers;
+mod operations;
+mod reference_data;
+mod users;
