@@ -5,7 +5,10 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::domain::duration::parse_duration;
+use crate::domain::{
+    calendar::{BusinessCalendar, SlaDuration, YearSchedule},
+    duration::parse_duration,
+};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const LOCAL_FILE: &str = "config/local.toml";
@@ -16,6 +19,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    pub calendar: CalendarSettings,
+    pub tickets: TicketSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
 }
@@ -39,6 +44,23 @@ pub struct HttpSettings {
 pub struct AuthSettings {
     #[serde(deserialize_with = "de_duration")]
     pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CalendarSettings {
+    pub utc_offset: String,
+    pub working_hours: Vec<String>,
+    pub holidays_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketSettings {
+    pub number_prefix: String,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub return_window: SlaDuration,
+    pub arbitration_after_returns: i32,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub rating_window: SlaDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +164,21 @@ impl Settings {
                 message: problem,
             });
         }
+        let prefix_ok = (1..=8).contains(&self.tickets.number_prefix.len())
+            && self.tickets.number_prefix.chars().all(|c| c.is_ascii_uppercase());
+        if !prefix_ok {
+            return Err(SettingsError::Invalid {
+                key: "tickets.number_prefix",
+                message: "must be 1–8 upper-case letters".into(),
+            });
+        }
+        if self.tickets.arbitration_after_returns < 1 {
+            return Err(SettingsError::Invalid {
+                key: "tickets.arbitration_after_returns",
+                message: "must be at least 1".into(),
+            });
+        }
+        self.business_calendar()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| SettingsError::Invalid {
             key: "log.level",
             message: e.to_string(),
@@ -150,7 +187,64 @@ impl Settings {
     }
 }
 
+fn de_sla_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SlaDuration, D::Error> {
+    let text = String::deserialize(d)?;
+    SlaDuration::parse(&text).map_err(serde::de::Error::custom)
+}
+
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+const BUILT_IN_SCHEDULES: [&str; 2] = [
+    include_str!("../config/holidays/2025.json"),
+    include_str!("../config/holidays/2026.json"),
+];
+
+impl Settings {
+    /// The business calendar: working hours and offset from `[calendar]`, the built-in holiday
+    /// schedules, then every `*.json` in `calendar.holidays_dir` (a missing folder is fine).
+    pub fn business_calendar(&self) -> Result<BusinessCalendar, SettingsError> {
+        let invalid = |key: &'static str| move |message: String| SettingsError::Invalid { key, message };
+        let offset: chrono::FixedOffset = self
+            .calendar
+            .utc_offset
+            .parse()
+            .map_err(|_| invalid("calendar.utc_offset")("must look like +08:00".into()))?;
+        let spans = self
+            .calendar
+            .working_hours
+            .iter()
+            .map(|span| parse_span(span))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid("calendar.working_hours"))?;
+        let mut calendar = BusinessCalendar::new(offset, spans).map_err(invalid("calendar.working_hours"))?;
+        for json in BUILT_IN_SCHEDULES {
+            calendar.load(&YearSchedule::parse(json).map_err(invalid("calendar.holidays_dir"))?);
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.calendar.holidays_dir) {
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("calendar.holidays_dir")(format!("{}: {e}", path.display())))?;
+                let schedule = YearSchedule::parse(&text)
+                    .map_err(|e| invalid("calendar.holidays_dir")(format!("{}: {e}", path.display())))?;
+                calendar.load(&schedule);
+            }
+        }
+        Ok(calendar)
+    }
+}
+
+/// `"08:30-12:00"` → (08:30, 12:00).
+fn parse_span(text: &str) -> Result<(chrono::NaiveTime, chrono::NaiveTime), String> {
+    let (from, to) = text
+        .split_once('-')
+        .ok_or_else(|| format!("`{text}` is not like 08:30-12:00"))?;
+    let time = |t: &str| {
+        chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| format!("`{text}` is not like 08:30-12:00"))
+    };
+    Ok((time(from)?, time(to)?))
 }

@@ -132,11 +132,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
 async fn context(settings: Settings) -> Result<AppContext> {
     let db = db::connect(&settings).await?;
     db::migrate(&db).await?;
-    Ok(AppContext {
-        db,
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings),
-    })
+    Ok(AppContext::new(db, Arc::new(SystemClock), settings)?)
 }
 
 /// The operator at the console acts with admin rights.

@@ -26,11 +26,7 @@ impl Application {
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow_like::Result<Self> {
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
-        let ctx = AppContext {
-            db,
-            clock,
-            settings: Arc::new(settings),
-        };
+        let ctx = AppContext::new(db, clock, settings)?;
         let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, ctx.clone())?;

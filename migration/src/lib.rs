@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_reference_data;
 mod m20261129_000002_identity;
+mod m20261129_000003_tickets;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_reference_data::Migration),
             Box::new(m20261129_000002_identity::Migration),
+            Box::new(m20261129_000003_tickets::Migration),
         ]
     }
 }

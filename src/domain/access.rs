@@ -1,5 +1,5 @@
-//! Who may do what: the one table of role permissions. Services ask it; handlers never
-//! check roles themselves. (Jurisdiction scoping of tickets will extend this module.)
+//! Who may do what: the one table of role permissions and the one definition of which tickets
+//! a caller's jurisdiction covers. Services ask it; handlers never check roles themselves.
 
 use entities::Role;
 use uuid::Uuid;
@@ -23,6 +23,15 @@ pub enum Permission {
     ReadRouting,
     ReadUsers,
     ManageUsers,
+    ReadTickets,
+    /// 接诉: grid workers from the street, dispatchers from the hotline or the window.
+    FileTicket,
+    /// The township hub: dispatch, 吹哨, refuse a return, cancel.
+    DispatchTicket,
+    /// A department's handler: report in, return, progress, resolve.
+    HandleDispatch,
+    /// 好差评 on the resident's behalf.
+    RateTicket,
 }
 
 pub fn role_may(role: Role, permission: Permission) -> bool {
@@ -33,6 +42,78 @@ pub fn role_may(role: Role, permission: Permission) -> bool {
         ReadRouting => matches!(role, Admin | Supervisor | Dispatcher),
         ReadUsers => matches!(role, Admin | Supervisor),
         ManageReferenceData | ManageUsers => role == Admin,
+        ReadTickets => true,
+        FileTicket | RateTicket => matches!(role, GridWorker | Dispatcher),
+        DispatchTicket => role == Dispatcher,
+        HandleDispatch => role == DepartmentStaff,
+    }
+}
+
+/// Which tickets a caller's jurisdiction covers. Subtrees are given by the home unit's id;
+/// the query layer turns them into a path prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketScope {
+    Everything,
+    /// Tickets filed in this unit's subtree (supervisor: county or city; dispatcher: township).
+    UnitSubtree(Uuid),
+    /// A grid worker: tickets in their grid, and any they filed themselves.
+    GridWorker {
+        user_id: Uuid,
+        grid_id: Uuid,
+    },
+    /// Department staff: tickets with a dispatch to their department.
+    Department(Uuid),
+    /// A user missing the home their role needs sees nothing.
+    Nothing,
+}
+
+pub fn ticket_scope(caller: &Caller) -> TicketScope {
+    match (caller.role, caller.unit_id, caller.department_id) {
+        (Role::Admin, _, _) => TicketScope::Everything,
+        (Role::Supervisor | Role::Dispatcher, Some(unit), _) => TicketScope::UnitSubtree(unit),
+        (Role::GridWorker, Some(grid_id), _) => TicketScope::GridWorker {
+            user_id: caller.user_id,
+            grid_id,
+        },
+        (Role::DepartmentStaff, _, Some(department)) => TicketScope::Department(department),
+        _ => TicketScope::Nothing,
+    }
+}
+
+/// What the access decision for one ticket needs to know about it.
+#[derive(Debug, Clone, Copy)]
+pub struct TicketFacts {
+    /// The ticket's unit lies in the caller's home-unit subtree.
+    pub in_home_subtree: bool,
+    pub filed_by: Uuid,
+    /// The caller's department holds a dispatch on it, and whether that one was acknowledged.
+    pub department_dispatch: Option<DepartmentDispatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepartmentDispatch {
+    NotYetAcknowledged,
+    Acknowledged,
+}
+
+pub fn may_see_ticket(caller: &Caller, facts: &TicketFacts) -> bool {
+    match ticket_scope(caller) {
+        TicketScope::Everything => true,
+        TicketScope::UnitSubtree(_) => facts.in_home_subtree,
+        TicketScope::GridWorker { user_id, .. } => facts.in_home_subtree || facts.filed_by == user_id,
+        TicketScope::Department(_) => facts.department_dispatch.is_some(),
+        TicketScope::Nothing => false,
+    }
+}
+
+/// Residents' names and phones, unmasked: only for the people who must call them back —
+/// the filing grid worker, the dispatcher in charge, a department that has reported in.
+pub fn may_see_contact(caller: &Caller, facts: &TicketFacts) -> bool {
+    match caller.role {
+        Role::GridWorker => facts.filed_by == caller.user_id,
+        Role::Dispatcher => facts.in_home_subtree,
+        Role::DepartmentStaff => facts.department_dispatch == Some(DepartmentDispatch::Acknowledged),
+        Role::Supervisor | Role::Admin => false,
     }
 }
 

@@ -1,8 +1,11 @@
 //! Pure domain types and rules. No database, HTTP or runtime in here.
 
 pub mod access;
+pub mod calendar;
 pub mod duration;
 pub mod geo;
 pub mod levels;
 pub mod password;
+pub mod privacy;
+pub mod ticket;
 pub mod validate;

@@ -210,3 +210,194 @@ impl From<user::Model> for User {
         }
     }
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ticket {
+    pub id: Uuid,
+    /// Human number, e.g. XZ-2026-000123.
+    pub number: String,
+    pub category_id: Uuid,
+    /// normal or urgent
+    #[schema(value_type = String)]
+    pub priority: entities::Priority,
+    pub title: String,
+    pub description: String,
+    pub location: Option<crate::service::tickets::Location>,
+    pub grid_unit_id: Uuid,
+    pub address: Option<String>,
+    /// Masked (`张*`, `138****5678`) unless the caller must call the resident back.
+    pub resident: Option<ResidentContact>,
+    pub contact_masked: bool,
+    pub channel: String,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Value,
+    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    pub status: String,
+    pub filed_by: Uuid,
+    pub version: i32,
+    /// How many times departments returned it (退单).
+    pub return_count: i32,
+    /// Flagged for supervisor arbitration after repeated returns.
+    pub needs_arbitration: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub first_dispatched_at: Option<DateTime<Utc>>,
+    pub first_contact_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// A resolved ticket with no rating closes itself at this time.
+    pub rating_due_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub dispatches: Vec<Dispatch>,
+    /// The latest rating.
+    pub rating: Option<Rating>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResidentContact {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl From<crate::service::tickets::TicketView> for Ticket {
+    fn from(view: crate::service::tickets::TicketView) -> Self {
+        use crate::domain::privacy::{mask_name, mask_phone};
+        let t = view.ticket;
+        let show = view.show_contact;
+        let resident = (t.resident_name.is_some() || t.resident_phone.is_some()).then(|| ResidentContact {
+            name: t.resident_name.map(|n| if show { n } else { mask_name(&n) }),
+            phone: t.resident_phone.map(|p| if show { p } else { mask_phone(&p) }),
+        });
+        Self {
+            id: t.id,
+            number: t.number,
+            category_id: t.category_id,
+            priority: t.priority,
+            title: t.title,
+            description: t.description,
+            location: t
+                .lat
+                .zip(t.lon)
+                .map(|(lat, lon)| crate::service::tickets::Location { lat, lon }),
+            grid_unit_id: t.unit_id,
+            address: t.address,
+            resident,
+            contact_masked: !show,
+            channel: t.channel,
+            attachments: t.attachments,
+            status: t.status,
+            filed_by: t.filed_by,
+            version: t.version,
+            return_count: t.return_count,
+            needs_arbitration: t.needs_arbitration,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            first_dispatched_at: t.first_dispatched_at,
+            first_contact_at: t.first_contact_at,
+            resolved_at: t.resolved_at,
+            rating_due_at: t.rating_due_at,
+            closed_at: t.closed_at,
+            dispatches: view.dispatches.into_iter().map(Dispatch::from).collect(),
+            rating: view.rating.map(Rating::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dispatch {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub department_id: Uuid,
+    /// primary or co_handler
+    pub role: String,
+    /// pending, acknowledged, returned, resolved or cancelled
+    pub status: String,
+    pub dispatched_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub returned_at: Option<DateTime<Utc>>,
+    pub return_reason: Option<String>,
+    /// The dispatcher refused a return: no further return is possible.
+    pub return_refused: bool,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub reply: Option<String>,
+}
+
+impl From<entities::dispatch::Model> for Dispatch {
+    fn from(d: entities::dispatch::Model) -> Self {
+        Self {
+            id: d.id,
+            ticket_id: d.ticket_id,
+            department_id: d.department_id,
+            role: d.role,
+            status: d.status,
+            dispatched_at: d.created_at,
+            acknowledged_at: d.acknowledged_at,
+            returned_at: d.returned_at,
+            return_reason: d.return_reason,
+            return_refused: d.return_refused,
+            resolved_at: d.resolved_at,
+            reply: d.reply,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rating {
+    /// 1 非常不满意 … 5 非常满意
+    pub score: i16,
+    pub comment: Option<String>,
+    pub rated_by: Uuid,
+    pub rated_at: DateTime<Utc>,
+}
+
+impl From<entities::rating::Model> for Rating {
+    fn from(r: entities::rating::Model) -> Self {
+        Self {
+            score: r.score,
+            comment: r.comment,
+            rated_by: r.rated_by,
+            rated_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketEvent {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub dispatch_id: Option<Uuid>,
+    pub kind: String,
+    /// `null` for the system (auto-dispatch, auto-close, timers).
+    pub actor_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+impl From<entities::ticket_event::Model> for TicketEvent {
+    fn from(e: entities::ticket_event::Model) -> Self {
+        Self {
+            id: e.id,
+            ticket_id: e.ticket_id,
+            dispatch_id: e.dispatch_id,
+            kind: e.kind,
+            actor_id: e.actor_id,
+            at: e.at,
+            payload: e.payload,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DispatchOutcome {
+    pub dispatch: Dispatch,
+    pub ticket: Ticket,
+}
+
+impl From<crate::service::dispatches::DispatchOutcome> for DispatchOutcome {
+    fn from(o: crate::service::dispatches::DispatchOutcome) -> Self {
+        Self {
+            dispatch: o.dispatch.into(),
+            ticket: o.ticket.into(),
+        }
+    }
+}

@@ -122,3 +122,48 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
+
+/// `If-Match: "<version>"` on ticket writes. Absent or `*`: no precondition.
+pub struct IfMatch(pub Option<i32>);
+
+impl FromRequest for IfMatch {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(value) => {
+                let text = value.to_str().unwrap_or_default().trim();
+                let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+                if text == "*" {
+                    Ok(IfMatch(None))
+                } else {
+                    tag.parse::<i32>()
+                        .map(|v| IfMatch(Some(v)))
+                        .map_err(|_| AppError::BadRequest("If-Match must be the ETag of the ticket, like \"3\"".into()))
+                }
+            }
+        };
+        std::future::ready(parsed)
+    }
+}
+
+/// The optional `Idempotency-Key` header of filing.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequest for IdempotencyKey {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = match req.headers().get("idempotency-key") {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(|v| Some(v.to_owned()))
+                .map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII")),
+        };
+        std::future::ready(key.map(IdempotencyKey))
+    }
+}

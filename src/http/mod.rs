@@ -2,6 +2,7 @@
 
 pub mod categories;
 pub mod departments;
+pub mod dispatches;
 pub mod dto;
 pub mod extract;
 pub mod grid_units;
@@ -11,6 +12,7 @@ pub mod problem;
 pub mod request_id;
 pub mod routing;
 pub mod session;
+pub mod tickets;
 pub mod users;
 
 use actix_web::web::{self, delete, get, patch, post, resource};
@@ -72,6 +74,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(delete().to(routing::delete)),
                 )
                 .service(resource("/routing/resolve").route(get().to(routing::resolve)))
+                .service(
+                    resource("/tickets")
+                        .route(get().to(tickets::list))
+                        .route(post().to(tickets::file)),
+                )
+                .service(resource("/tickets/{id}").route(get().to(tickets::get)))
+                .service(resource("/tickets/{id}/events").route(get().to(tickets::events)))
+                .service(resource("/tickets/{id}/dispatch").route(post().to(tickets::dispatch)))
+                .service(resource("/tickets/{id}/whistle").route(post().to(tickets::whistle)))
+                .service(resource("/tickets/{id}/rating").route(post().to(tickets::rate)))
+                .service(resource("/tickets/{id}/cancel").route(post().to(tickets::cancel)))
+                .service(resource("/dispatches").route(get().to(dispatches::list)))
+                .service(resource("/dispatches/{id}").route(get().to(dispatches::get)))
+                .service(resource("/dispatches/{id}/acknowledge").route(post().to(dispatches::acknowledge)))
+                .service(resource("/dispatches/{id}/return").route(post().to(dispatches::return_dispatch)))
+                .service(resource("/dispatches/{id}/reject-return").route(post().to(dispatches::reject_return)))
+                .service(resource("/dispatches/{id}/progress").route(post().to(dispatches::progress)))
+                .service(resource("/dispatches/{id}/resolve").route(post().to(dispatches::resolve)))
                 .service(
                     resource("/users")
                         .route(get().to(users::list))

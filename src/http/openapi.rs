@@ -6,7 +6,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{categories, departments, grid_units, health, routing, session, users};
+use super::{categories, departments, dispatches, grid_units, health, routing, session, tickets, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,10 @@ use super::{categories, departments, grid_units, health, routing, session, users
         categories::list, categories::create, categories::get, categories::update, categories::delete,
         routing::list, routing::create, routing::get, routing::update, routing::delete, routing::resolve,
         users::list, users::create, users::get, users::update, users::delete,
+        tickets::file, tickets::list, tickets::get, tickets::events, tickets::dispatch, tickets::whistle,
+        tickets::rate, tickets::cancel,
+        dispatches::list, dispatches::get, dispatches::acknowledge, dispatches::return_dispatch,
+        dispatches::reject_return, dispatches::progress, dispatches::resolve,
     ),
     modifiers(&BearerAuth)
 )]

@@ -4,4 +4,5 @@
 pub mod grid_units;
 pub mod page;
 pub mod routing_rules;
+pub mod tickets;
 pub mod tokens;

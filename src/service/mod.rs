@@ -4,8 +4,10 @@ pub mod auth;
 pub mod categories;
 pub mod demo;
 pub mod departments;
+pub mod dispatches;
 pub mod grid_units;
 pub mod routing;
+pub mod tickets;
 pub mod users;
 
 use sea_orm::{ConnectionTrait, EntityTrait};

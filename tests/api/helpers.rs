@@ -276,3 +276,98 @@ impl TestApp {
             .to_owned()
     }
 }
+
+/// Ticket fixtures: the demo data set's ids by code, a few extra users, and a ticket body.
+pub struct Demo {
+    pub admin: String,
+    pub grid: String,
+    pub dispatcher: String,
+    pub dept: String,
+    pub supervisor: String,
+}
+
+impl TestApp {
+    /// Seeds the demo data and logs every demo user in.
+    pub async fn demo(&self) -> Demo {
+        self.seed_demo().await;
+        Demo {
+            admin: self.demo_token("demo-admin").await,
+            grid: self.demo_token("demo-grid").await,
+            dispatcher: self.demo_token("demo-dispatcher").await,
+            dept: self.demo_token("demo-dept").await,
+            supervisor: self.demo_token("demo-supervisor").await,
+        }
+    }
+
+    /// A new user (through the admin API) and their token. `home` is a unit code for unit
+    /// roles and a department code for department staff.
+    pub async fn user_in(&self, admin: &str, username: &str, role: &str, home: &str) -> String {
+        let body = if role == "department_staff" {
+            let department = self.id_by_code("departments", home, admin).await;
+            json!({"username": username, "display_name": username, "role": role, "department_id": department, "password": "a long test password"})
+        } else {
+            let unit = self.id_by_code("grid-units", home, admin).await;
+            json!({"username": username, "display_name": username, "role": role, "unit_id": unit, "password": "a long test password"})
+        };
+        self.post("/api/v1/users", admin, body).await.expect(201);
+        self.token(username, "a long test password").await
+    }
+
+    pub async fn category(&self, code: &str, token: &str) -> String {
+        self.id_by_code("categories", code, token).await
+    }
+
+    /// Files a ticket of `category` at a point in 和平社区第一网格 and returns it.
+    pub async fn file(&self, token: &str, category_id: &str) -> Value {
+        self.post("/api/v1/tickets", token, ticket_body(category_id))
+            .await
+            .expect(201)
+    }
+
+    /// The first dispatch of `ticket` to the department with `code`.
+    pub async fn dispatch_of(&self, ticket: &Value, code: &str, admin: &str) -> String {
+        let department = self.id_by_code("departments", code, admin).await;
+        let found = ticket["dispatches"]
+            .as_array()
+            .expect("dispatches")
+            .iter()
+            .rev()
+            .find(|d| d["department_id"] == department.as_str())
+            .unwrap_or_else(|| panic!("a dispatch to {code} in {ticket}"));
+        found["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn ticket(&self, id: &str, token: &str) -> Value {
+        self.get(&format!("/api/v1/tickets/{id}"), token).await.expect(200)
+    }
+
+    /// The kinds of a ticket's timeline, in order.
+    pub async fn timeline(&self, id: &str, token: &str) -> Vec<String> {
+        let events = self
+            .get(&format!("/api/v1/tickets/{id}/events?limit=200"), token)
+            .await
+            .expect(200);
+        events["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    }
+}
+
+pub const RESIDENT_PHONE: &str = "13812345678";
+
+/// A ticket in 和平社区第一网格 (located from its coordinates), with a resident to call back.
+pub fn ticket_body(category_id: &str) -> Value {
+    json!({
+        "category_id": category_id,
+        "title": "楼道堆放杂物",
+        "description": "3号楼2单元楼道堆满杂物，存在消防隐患。",
+        "location": {"lat": 38.41, "lon": 112.705},
+        "address": "和平街12号3号楼",
+        "resident": {"name": "张三丰", "phone": RESIDENT_PHONE},
+        "channel": "grid_app",
+        "attachments": [{"file_name": "photo.jpg", "content_type": "image/jpeg", "size": 204800, "sha256": "a".repeat(64)}]
+    })
+}

@@ -8,4 +8,5 @@ mod geography;
 mod helpers;
 mod operations;
 mod reference_data;
+mod tickets;
 mod users;

@@ -1,0 +1,379 @@
+//! The ticket and dispatch state machines: one table each deciding which action is legal in
+//! which state, and where it leads.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketStatus {
+    /// Waiting for the township dispatcher (new, or back after a 退单).
+    Filed,
+    Dispatched,
+    InProgress,
+    Resolved,
+    Closed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketAction {
+    Dispatch,
+    Whistle,
+    /// Every primary dispatch has reported in (报到).
+    StartWork,
+    /// The primary dispatch came back (退单): the dispatcher decides again.
+    ReturnToDispatcher,
+    /// The dispatcher refused a 退单 and sent the work back to the department.
+    ForceBack,
+    Progress,
+    Resolve,
+    RateSatisfied,
+    /// 差评: rectification with the same departments.
+    Reopen,
+    AutoClose,
+    Cancel,
+}
+
+/// Where `action` takes a ticket in `from`, or `None` when it is not allowed there.
+pub fn ticket_transition(from: TicketStatus, action: TicketAction) -> Option<TicketStatus> {
+    use TicketAction as A;
+    use TicketStatus as S;
+    match (from, action) {
+        (S::Filed, A::Dispatch) => Some(S::Dispatched),
+        (S::Dispatched | S::InProgress, A::Whistle) => Some(from),
+        (S::Dispatched, A::StartWork) => Some(S::InProgress),
+        (S::Dispatched | S::InProgress, A::ReturnToDispatcher) => Some(S::Filed),
+        (S::Filed, A::ForceBack) => Some(S::Dispatched),
+        (S::Dispatched | S::InProgress | S::Resolved, A::Progress) => Some(from),
+        (S::InProgress, A::Resolve) => Some(S::Resolved),
+        (S::Resolved, A::RateSatisfied | A::AutoClose) => Some(S::Closed),
+        (S::Resolved, A::Reopen) => Some(S::InProgress),
+        (S::Filed | S::Dispatched | S::InProgress, A::Cancel) => Some(S::Cancelled),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DispatchStatus {
+    Pending,
+    Acknowledged,
+    Returned,
+    Resolved,
+    /// The ticket was cancelled or the dispatch superseded; nothing more to do.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DispatchAction {
+    Acknowledge,
+    Return,
+    /// The dispatcher refused the return: the department must handle it after all.
+    RefuseReturn,
+    Progress,
+    Resolve,
+    /// 差评: the resolved work is reopened for rectification.
+    Reopen,
+    Cancel,
+}
+
+pub fn dispatch_transition(from: DispatchStatus, action: DispatchAction) -> Option<DispatchStatus> {
+    use DispatchAction as A;
+    use DispatchStatus as S;
+    match (from, action) {
+        (S::Pending, A::Acknowledge) => Some(S::Acknowledged),
+        (S::Pending, A::Return) => Some(S::Returned),
+        (S::Returned, A::RefuseReturn) => Some(S::Pending),
+        (S::Acknowledged, A::Progress) => Some(S::Acknowledged),
+        (S::Acknowledged, A::Resolve) => Some(S::Resolved),
+        (S::Resolved, A::Reopen) => Some(S::Acknowledged),
+        (S::Pending | S::Acknowledged, A::Cancel) => Some(S::Cancelled),
+        _ => None,
+    }
+}
+
+impl DispatchStatus {
+    /// Still work to do for the department.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Acknowledged)
+    }
+}
+
+impl fmt::Display for TicketStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Filed => "filed",
+            Self::Dispatched => "dispatched",
+            Self::InProgress => "in_progress",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+            Self::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl fmt::Display for DispatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Acknowledged => "acknowledged",
+            Self::Returned => "returned",
+            Self::Resolved => "resolved",
+            Self::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl fmt::Display for TicketAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dispatch => "dispatch",
+            Self::Whistle => "whistle",
+            Self::StartWork => "start work",
+            Self::ReturnToDispatcher => "return to the dispatcher",
+            Self::ForceBack => "refuse the return",
+            Self::Progress => "post progress",
+            Self::Resolve => "resolve",
+            Self::RateSatisfied => "rate",
+            Self::Reopen => "rate",
+            Self::AutoClose => "auto-close",
+            Self::Cancel => "cancel",
+        })
+    }
+}
+
+impl fmt::Display for DispatchAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Acknowledge => "acknowledge",
+            Self::Return => "return",
+            Self::RefuseReturn => "refuse the return of",
+            Self::Progress => "post progress on",
+            Self::Resolve => "resolve",
+            Self::Reopen => "reopen",
+            Self::Cancel => "cancel",
+        })
+    }
+}
+
+/// 好差评: 非常满意 5 … 非常不满意 1; 2 or less is a 差评 that reopens the ticket.
+pub fn is_bad_rating(score: u8) -> bool {
+    score <= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUSES: [TicketStatus; 6] = [
+        TicketStatus::Filed,
+        TicketStatus::Dispatched,
+        TicketStatus::InProgress,
+        TicketStatus::Resolved,
+        TicketStatus::Closed,
+        TicketStatus::Cancelled,
+    ];
+    const ACTIONS: [TicketAction; 11] = [
+        TicketAction::Dispatch,
+        TicketAction::Whistle,
+        TicketAction::StartWork,
+        TicketAction::ReturnToDispatcher,
+        TicketAction::ForceBack,
+        TicketAction::Progress,
+        TicketAction::Resolve,
+        TicketAction::RateSatisfied,
+        TicketAction::Reopen,
+        TicketAction::AutoClose,
+        TicketAction::Cancel,
+    ];
+
+    /// The whole table, written out: every (state, action) pair and its outcome.
+    #[test]
+    fn ticket_table_is_exactly_the_lifecycle() {
+        use TicketAction as A;
+        use TicketStatus as S;
+        let legal = [
+            (S::Filed, A::Dispatch, S::Dispatched),
+            (S::Filed, A::ForceBack, S::Dispatched),
+            (S::Filed, A::Cancel, S::Cancelled),
+            (S::Dispatched, A::Whistle, S::Dispatched),
+            (S::Dispatched, A::StartWork, S::InProgress),
+            (S::Dispatched, A::ReturnToDispatcher, S::Filed),
+            (S::Dispatched, A::Progress, S::Dispatched),
+            (S::Dispatched, A::Cancel, S::Cancelled),
+            (S::InProgress, A::Whistle, S::InProgress),
+            (S::InProgress, A::ReturnToDispatcher, S::Filed),
+            (S::InProgress, A::Progress, S::InProgress),
+            (S::InProgress, A::Resolve, S::Resolved),
+            (S::InProgress, A::Cancel, S::Cancelled),
+            (S::Resolved, A::Progress, S::Resolved),
+            (S::Resolved, A::RateSatisfied, S::Closed),
+            (S::Resolved, A::Reopen, S::InProgress),
+            (S::Resolved, A::AutoClose, S::Closed),
+        ];
+        for from in STATUSES {
+            for action in ACTIONS {
+                let expected = legal
+                    .iter()
+                    .find(|(f, a, _)| *f == from && *a == action)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(ticket_transition(from, action), expected, "{from} + {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn closed_and_cancelled_are_final() {
+        for action in ACTIONS {
+            assert_eq!(ticket_transition(TicketStatus::Closed, action), None);
+            assert_eq!(ticket_transition(TicketStatus::Cancelled, action), None);
+        }
+    }
+
+    #[test]
+    fn dispatch_table() {
+        use DispatchAction as A;
+        use DispatchStatus as S;
+        let statuses = [S::Pending, S::Acknowledged, S::Returned, S::Resolved, S::Cancelled];
+        let actions = [
+            A::Acknowledge,
+            A::Return,
+            A::RefuseReturn,
+            A::Progress,
+            A::Resolve,
+            A::Reopen,
+            A::Cancel,
+        ];
+        let legal = [
+            (S::Pending, A::Acknowledge, S::Acknowledged),
+            (S::Pending, A::Return, S::Returned),
+            (S::Pending, A::Cancel, S::Cancelled),
+            (S::Returned, A::RefuseReturn, S::Pending),
+            (S::Acknowledged, A::Progress, S::Acknowledged),
+            (S::Acknowledged, A::Resolve, S::Resolved),
+            (S::Acknowledged, A::Cancel, S::Cancelled),
+            (S::Resolved, A::Reopen, S::Acknowledged),
+        ];
+        for from in statuses {
+            for action in actions {
+                let expected = legal
+                    .iter()
+                    .find(|(f, a, _)| *f == from && *a == action)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(dispatch_transition(from, action), expected, "{from} + {action:?}");
+            }
+        }
+        assert!(S::Pending.is_open() && S::Acknowledged.is_open());
+        assert!(!S::Returned.is_open() && !S::Resolved.is_open() && !S::Cancelled.is_open());
+    }
+
+    #[test]
+    fn bad_ratings() {
+        assert!(is_bad_rating(1) && is_bad_rating(2));
+        assert!(!is_bad_rating(3) && !is_bad_rating(4) && !is_bad_rating(5));
+    }
+}
+
+/// Parses a stored status; every variant's text is its `Display`.
+fn parse_from<T: fmt::Display + Copy>(all: &[T], text: &str) -> Option<T> {
+    all.iter().copied().find(|v| v.to_string() == text)
+}
+
+impl TicketStatus {
+    pub const ALL: [TicketStatus; 6] = [
+        Self::Filed,
+        Self::Dispatched,
+        Self::InProgress,
+        Self::Resolved,
+        Self::Closed,
+        Self::Cancelled,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        parse_from(&Self::ALL, text)
+    }
+}
+
+impl DispatchStatus {
+    pub const ALL: [DispatchStatus; 5] = [
+        Self::Pending,
+        Self::Acknowledged,
+        Self::Returned,
+        Self::Resolved,
+        Self::Cancelled,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        parse_from(&Self::ALL, text)
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for status in TicketStatus::ALL {
+            assert_eq!(TicketStatus::parse(&status.to_string()), Some(status));
+        }
+        for status in DispatchStatus::ALL {
+            assert_eq!(DispatchStatus::parse(&status.to_string()), Some(status));
+        }
+        assert_eq!(TicketStatus::parse("reopened"), None);
+    }
+}
+
+/// How a request reached the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    GridApp,
+    Hotline,
+    Web,
+    Open311,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GridApp => "grid_app",
+            Self::Hotline => "hotline",
+            Self::Web => "web",
+            Self::Open311 => "open311",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchRole {
+    Primary,
+    CoHandler,
+}
+
+impl DispatchRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::CoHandler => "co_handler",
+        }
+    }
+}
+
+/// The timeline's event kinds.
+pub mod event {
+    pub const FILED: &str = "filed";
+    pub const DISPATCHED: &str = "dispatched";
+    pub const WHISTLED: &str = "whistled";
+    pub const ACKNOWLEDGED: &str = "acknowledged";
+    pub const WORK_STARTED: &str = "work_started";
+    pub const RETURNED: &str = "returned";
+    pub const ARBITRATION_REQUESTED: &str = "arbitration_requested";
+    pub const RETURN_REJECTED: &str = "return_rejected";
+    pub const PROGRESS: &str = "progress";
+    pub const DISPATCH_RESOLVED: &str = "dispatch_resolved";
+    pub const RESOLVED: &str = "resolved";
+    pub const RATED: &str = "rated";
+    pub const REOPENED: &str = "reopened";
+    pub const CLOSED: &str = "closed";
+    pub const AUTO_CLOSED: &str = "auto_closed";
+    pub const CANCELLED: &str = "cancelled";
+}

@@ -1,0 +1,116 @@
+use actix_web::{HttpResponse, http::header, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    dto::{Dispatch, DispatchOutcome, List, page_request},
+    extract::{Json, PathId, Query},
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::{access::Caller, ticket::DispatchStatus},
+    error::{AppError, AppResult},
+    service::dispatches::{self, DispatchFilter, ProgressRequest, ResolveRequest, ReturnRequest},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DispatchQuery {
+    /// pending, acknowledged, returned, resolved or cancelled
+    status: Option<String>,
+    ticket: Option<uuid::Uuid>,
+    department: Option<uuid::Uuid>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+fn outcome(result: dispatches::DispatchOutcome) -> HttpResponse {
+    let etag = format!("\"{}\"", result.ticket.ticket.version);
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag))
+        .json(DispatchOutcome::from(result))
+}
+
+#[utoipa::path(get, path = "/api/v1/dispatches", tag = "dispatches", params(DispatchQuery),
+    responses((status = 200, body = List<Dispatch>, description = "department staff see their own department's only")), security(("bearer" = [])))]
+pub async fn list(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<DispatchQuery>,
+) -> AppResult<web::Json<List<Dispatch>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let status = q
+        .status
+        .map(|s| {
+            DispatchStatus::parse(&s).ok_or_else(|| {
+                AppError::invalid("status", "one of pending, acknowledged, returned, resolved, cancelled")
+            })
+        })
+        .transpose()?;
+    let filter = DispatchFilter {
+        status,
+        ticket: q.ticket,
+        department: q.department,
+    };
+    let found = dispatches::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, Dispatch::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}", tag = "dispatches",
+    responses((status = 200, body = Dispatch), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Dispatch>> {
+    Ok(web::Json(dispatches::get(&ctx, &caller, id).await?.into()))
+}
+
+/// 签收/报到. The body, if any, is ignored (`{}` is customary).
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/acknowledge", tag = "dispatches",
+    responses((status = 200, body = DispatchOutcome, description = "签收/报到"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn acknowledge(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
+    Ok(outcome(dispatches::acknowledge(&ctx, &caller, id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/return", tag = "dispatches", request_body = ReturnRequest,
+    responses((status = 200, body = DispatchOutcome, description = "退单: back to the dispatcher"), (status = 404, body = Problem), (status = 409, body = Problem, description = "not pending, window closed, or return already refused"), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn return_dispatch(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ReturnRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(outcome(dispatches::return_dispatch(&ctx, &caller, id, body).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/reject-return", tag = "dispatches", request_body = ReturnRequest,
+    responses((status = 200, body = DispatchOutcome, description = "the dispatcher refuses the 退单; the department must handle it"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn reject_return(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ReturnRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(outcome(dispatches::reject_return(&ctx, &caller, id, body).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/progress", tag = "dispatches", request_body = ProgressRequest,
+    responses((status = 200, body = DispatchOutcome), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn progress(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ProgressRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(outcome(dispatches::progress(&ctx, &caller, id, body).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/resolve", tag = "dispatches", request_body = ResolveRequest,
+    responses((status = 200, body = DispatchOutcome, description = "办结"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn resolve(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ResolveRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(outcome(dispatches::resolve(&ctx, &caller, id, body).await?))
+}

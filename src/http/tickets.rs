@@ -1,0 +1,204 @@
+use actix_web::{HttpResponse, http::header, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    dto::{List, Ticket, TicketEvent, page_request},
+    extract::{IdempotencyKey, IfMatch, Json, PathId, Query},
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::{access::Caller, ticket::TicketStatus},
+    error::{AppError, AppResult},
+    service::tickets::{
+        self, DispatchRequest, NewTicket, RatingRequest, ReasonRequest, TicketFilter, TicketView, WhistleRequest,
+    },
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TicketQuery {
+    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    status: Option<String>,
+    category: Option<uuid::Uuid>,
+    /// Tickets in this unit's subtree.
+    unit: Option<uuid::Uuid>,
+    /// Tickets with a dispatch to this department.
+    department: Option<uuid::Uuid>,
+    #[param(value_type = Option<String>)]
+    priority: Option<entities::Priority>,
+    created_from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    created_to: Option<DateTime<Utc>>,
+    needs_arbitration: Option<bool>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+/// A ticket with its version as ETag, for `If-Match` on the next write.
+pub fn with_etag(status: actix_web::http::StatusCode, view: TicketView) -> HttpResponse {
+    let etag = format!("\"{}\"", view.ticket.version);
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, etag))
+        .json(Ticket::from(view))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = NewTicket,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the original ticket (200)")),
+    responses((status = 201, body = Ticket, description = "filed"), (status = 200, body = Ticket, description = "an Idempotency-Key replay: the ticket filed before"),
+        (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn file(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(input): Json<NewTicket>,
+) -> AppResult<HttpResponse> {
+    let filed = tickets::file(&ctx, &caller, input, key).await?;
+    let location = format!("/api/v1/tickets/{}", filed.view.ticket.id);
+    let status = if filed.replayed {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::CREATED
+    };
+    let mut response = with_etag(status, filed.view);
+    if let Ok(value) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if filed.replayed {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
+    responses((status = 200, body = List<Ticket>, description = "newest first, in the caller's jurisdiction"), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<TicketQuery>,
+) -> AppResult<web::Json<List<Ticket>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let status = q
+        .status
+        .map(|s| {
+            TicketStatus::parse(&s).ok_or_else(|| {
+                AppError::invalid(
+                    "status",
+                    "one of filed, dispatched, in_progress, resolved, closed, cancelled",
+                )
+            })
+        })
+        .transpose()?;
+    let filter = TicketFilter {
+        status,
+        category: q.category,
+        unit: q.unit,
+        department: q.department,
+        priority: q.priority,
+        created_from: q.created_from,
+        created_to: q.created_to,
+        needs_arbitration: q.needs_arbitration,
+    };
+    let found = tickets::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, Ticket::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
+    responses((status = 200, body = Ticket, headers(("ETag" = String, description = "the version, for If-Match"))), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
+    Ok(with_etag(
+        actix_web::http::StatusCode::OK,
+        tickets::get(&ctx, &caller, id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", params(EventQuery),
+    responses((status = 200, body = List<TicketEvent>, description = "the timeline, oldest first"), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn events(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Query(q): Query<EventQuery>,
+) -> AppResult<web::Json<List<TicketEvent>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let found = tickets::events(&ctx, &caller, id, page).await?;
+    Ok(web::Json(List::from_page(found, TicketEvent::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/dispatch", tag = "tickets", request_body = DispatchRequest,
+    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn dispatch(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    IfMatch(version): IfMatch,
+    Json(body): Json<DispatchRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(with_etag(
+        actix_web::http::StatusCode::OK,
+        tickets::dispatch(&ctx, &caller, id, version, body).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/whistle", tag = "tickets", request_body = WhistleRequest,
+    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn whistle(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    IfMatch(version): IfMatch,
+    Json(body): Json<WhistleRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(with_etag(
+        actix_web::http::StatusCode::OK,
+        tickets::whistle(&ctx, &caller, id, version, body).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", tag = "tickets", request_body = RatingRequest,
+    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    responses((status = 200, body = Ticket, description = "closed (score ≥ 3) or reopened (差评)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn rate(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    IfMatch(version): IfMatch,
+    Json(body): Json<RatingRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(with_etag(
+        actix_web::http::StatusCode::OK,
+        tickets::rate(&ctx, &caller, id, version, body).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", request_body = ReasonRequest,
+    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn cancel(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    IfMatch(version): IfMatch,
+    Json(body): Json<ReasonRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(with_etag(
+        actix_web::http::StatusCode::OK,
+        tickets::cancel(&ctx, &caller, id, version, body).await?,
+    ))
+}
