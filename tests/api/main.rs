@@ -8,5 +8,7 @@ mod geography;
 mod helpers;
 mod operations;
 mod reference_data;
+mod ticket_access;
+mod ticket_rules;
 mod tickets;
 mod users;
