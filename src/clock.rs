@@ -26,6 +26,14 @@ impl ManualClock {
         Arc::new(Self(Mutex::new(Utc::now())))
     }
 
+    pub fn starting_at(at: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(at)))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+    }
+
     pub fn advance(&self, by: chrono::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *now += by;

@@ -287,7 +287,17 @@ fn system() -> Caller {
     }
 }
 
+/// The whole demo set: reference data, users and a few dozen tickets in every state.
 pub async fn seed(ctx: &AppContext) -> AppResult<SeedReport> {
+    let mut report = seed_reference(ctx).await?;
+    let (created, existing) = super::demo_tickets::seed(ctx).await?;
+    report.created += created;
+    report.existing += existing;
+    Ok(report)
+}
+
+/// Reference data and the demo users, without tickets (the tests' starting point).
+pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
     let caller = system();
     let mut report = SeedReport::default();
     let db = &ctx.db;

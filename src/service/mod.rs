@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod categories;
 pub mod demo;
+pub mod demo_tickets;
 pub mod departments;
 pub mod dispatches;
 pub mod grid_units;

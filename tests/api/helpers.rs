@@ -229,9 +229,9 @@ impl TestApp {
         body["access_token"].as_str().expect("access_token").to_owned()
     }
 
-    /// Loads the 忻州市 demo data set (the same code `seed-demo` runs).
+    /// Loads the 忻州市 demo reference data and users (what `seed-demo` loads, less its tickets).
     pub async fn seed_demo(&self) {
-        service::demo::seed(&self.ctx).await.expect("demo data loads");
+        service::demo::seed_reference(&self.ctx).await.expect("demo data loads");
     }
 
     /// The demo data set plus a token for the demo user of `role`.

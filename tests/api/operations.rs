@@ -149,15 +149,29 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, first, stderr) = cli(&["seed-demo"], None);
         assert!(ok, "seed-demo: {stderr}");
-        assert!(first.contains("75 rows created, 0 already present"), "{first}");
+        assert!(first.contains("111 rows created, 0 already present"), "{first}");
         assert!(
             first.contains("demo-supervisor") && first.contains("gridwhistle-demo"),
             "prints the logins: {first}"
         );
+        let statuses: std::collections::BTreeSet<String> = entities::ticket::Entity::find()
+            .all(&db)
+            .await
+            .expect("tickets")
+            .into_iter()
+            .map(|t| t.status)
+            .collect();
+        let every: std::collections::BTreeSet<String> =
+            ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        assert_eq!(statuses, every, "demo tickets in every state");
         let before = snapshot(&db).await;
+
         let (ok, second, _) = cli(&["seed-demo"], None);
         assert!(ok);
-        assert!(second.contains("0 rows created, 75 already present"), "{second}");
+        assert!(second.contains("0 rows created, 111 already present"), "{second}");
         assert_eq!(snapshot(&db).await, before, "a second seed changes nothing");
 
         let (ok, out, stderr) = cli(
@@ -263,6 +277,15 @@ async fn snapshot(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     {
         rows.push(format!("user {} {} {}", u.id, u.username, u.password_hash));
     }
+    let tickets = entities::ticket::Entity::find()
+        .order_by_asc(entities::ticket::Column::Id)
+        .all(db)
+        .await;
+    for t in tickets.expect("tickets") {
+        rows.push(format!("ticket {} {} {} v{}", t.id, t.number, t.status, t.version));
+    }
+    let events = entities::ticket_event::Entity::find().count(db).await.expect("events");
+    rows.push(format!("{events} events"));
     rows
 }
 
