@@ -21,6 +21,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub calendar: CalendarSettings,
     pub tickets: TicketSettings,
+    pub sla: SlaSettings,
+    pub extensions: ExtensionSettings,
+    pub escalation: EscalationSettings,
+    pub smtp: SmtpSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
 }
@@ -59,8 +63,88 @@ pub struct TicketSettings {
     #[serde(deserialize_with = "de_sla_duration")]
     pub return_window: SlaDuration,
     pub arbitration_after_returns: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaSettings {
+    #[serde(deserialize_with = "de_duration")]
+    pub sweep_interval: Duration,
+    pub sweep_batch: u64,
+    pub warn_at: f64,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub followup_after: SlaDuration,
+    pub normal: SlaDurationSettings,
+    pub urgent: SlaDurationSettings,
+}
+
+/// One priority's durations, as written in config and in the API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaDurationSettings {
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub acknowledge: SlaDuration,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub first_contact: SlaDuration,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub resolve: SlaDuration,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub rectify: SlaDuration,
     #[serde(deserialize_with = "de_sla_duration")]
     pub rating_window: SlaDuration,
+}
+
+impl SlaDurationSettings {
+    pub fn durations(&self) -> crate::domain::sla::SlaDurations {
+        crate::domain::sla::SlaDurations {
+            acknowledge: self.acknowledge,
+            first_contact: self.first_contact,
+            resolve: self.resolve,
+            rectify: self.rectify,
+            rating_window: self.rating_window,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtensionSettings {
+    pub max_per_dispatch: u64,
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub max_duration: SlaDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EscalationSettings {
+    #[serde(deserialize_with = "de_sla_duration")]
+    pub supervision_due: SlaDuration,
+    pub rules: Vec<EscalationRuleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EscalationRuleSettings {
+    pub trigger: String,
+    pub notify: Vec<String>,
+    pub supervision: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub username: String,
+    pub password: String,
+    #[serde(deserialize_with = "de_duration")]
+    pub poll_interval: Duration,
+    pub max_attempts: i32,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,14 +203,12 @@ impl Settings {
             .get("DATABASE_URL")
             .map(|url| HashMap::from([("DATABASE_URL".to_owned(), url.clone())]))
             .unwrap_or_default();
-        builder = builder
-            .add_source(Environment::default().source(Some(conventional)))
-            .add_source(
-                Environment::with_prefix("GRIDWHISTLE")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .source(Some(sources.env.clone())),
-            );
+        builder = builder.add_source(Environment::default().source(Some(conventional))).add_source(
+            Environment::with_prefix("GRIDWHISTLE")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(sources.env.clone())),
+        );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -159,10 +241,7 @@ impl Settings {
             });
         }
         if let Some(problem) = crate::domain::password::policy_violation("demo-admin", &self.demo.password) {
-            return Err(SettingsError::Invalid {
-                key: "demo.password",
-                message: problem,
-            });
+            return Err(SettingsError::Invalid { key: "demo.password", message: problem });
         }
         let prefix_ok = (1..=8).contains(&self.tickets.number_prefix.len())
             && self.tickets.number_prefix.chars().all(|c| c.is_ascii_uppercase());
@@ -178,11 +257,28 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        if !(0.0..1.0).contains(&self.sla.warn_at) || self.sla.warn_at <= 0.0 {
+            return Err(SettingsError::Invalid {
+                key: "sla.warn_at",
+                message: "must be a fraction between 0 and 1".into(),
+            });
+        }
+        if self.sla.sweep_batch == 0 {
+            return Err(SettingsError::Invalid { key: "sla.sweep_batch", message: "must be at least 1".into() });
+        }
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(SettingsError::Invalid {
+                key: "smtp.from",
+                message: "must be a mailbox like Name <a@b.example>".into(),
+            });
+        }
+        for rule in &self.escalation.rules {
+            crate::domain::escalation::Rule::parse(&rule.trigger, &rule.notify, rule.supervision.as_deref())
+                .map_err(|message| SettingsError::Invalid { key: "escalation.rules", message })?;
+        }
         self.business_calendar()?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| SettingsError::Invalid {
-            key: "log.level",
-            message: e.to_string(),
-        })?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;
         Ok(())
     }
 }
@@ -197,10 +293,8 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
-const BUILT_IN_SCHEDULES: [&str; 2] = [
-    include_str!("../config/holidays/2025.json"),
-    include_str!("../config/holidays/2026.json"),
-];
+const BUILT_IN_SCHEDULES: [&str; 2] =
+    [include_str!("../config/holidays/2025.json"), include_str!("../config/holidays/2026.json")];
 
 impl Settings {
     /// The business calendar: working hours and offset from `[calendar]`, the built-in holiday
@@ -240,9 +334,7 @@ impl Settings {
 
 /// `"08:30-12:00"` → (08:30, 12:00).
 fn parse_span(text: &str) -> Result<(chrono::NaiveTime, chrono::NaiveTime), String> {
-    let (from, to) = text
-        .split_once('-')
-        .ok_or_else(|| format!("`{text}` is not like 08:30-12:00"))?;
+    let (from, to) = text.split_once('-').ok_or_else(|| format!("`{text}` is not like 08:30-12:00"))?;
     let time = |t: &str| {
         chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| format!("`{text}` is not like 08:30-12:00"))
     };

@@ -7,7 +7,10 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
+
 pub mod repo;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
+pub mod workers;

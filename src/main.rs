@@ -97,7 +97,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Serve { demo } => {
-            let app = Application::build(settings).await?;
+            let mut app = Application::build(settings).await?;
+            app.start_workers();
             let ctx = app.context().clone();
             if demo && service::demo::database_is_empty(&ctx).await? {
                 let report = service::demo::seed(&ctx).await?;
@@ -115,10 +116,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::SeedDemo => {
             let ctx = context(settings).await?;
             let report = service::demo::seed(&ctx).await?;
-            println!(
-                "demo data: {} rows created, {} already present",
-                report.created, report.existing
-            );
+            println!("demo data: {} rows created, {} already present", report.created, report.existing);
             print_demo_logins(&ctx);
         }
         Command::User(command) => {
@@ -132,30 +130,20 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
 async fn context(settings: Settings) -> Result<AppContext> {
     let db = db::connect(&settings).await?;
     db::migrate(&db).await?;
-    Ok(AppContext::new(db, Arc::new(SystemClock), settings)?)
+    let ctx = AppContext::new(db, Arc::new(SystemClock), settings)?;
+    gridwhistle::startup::prepare(&ctx).await?;
+    Ok(ctx)
 }
 
 /// The operator at the console acts with admin rights.
 fn operator() -> Caller {
-    Caller {
-        user_id: Uuid::nil(),
-        username: "console".into(),
-        role: Role::Admin,
-        unit_id: None,
-        department_id: None,
-    }
+    Caller { user_id: Uuid::nil(), username: "console".into(), role: Role::Admin, unit_id: None, department_id: None }
 }
 
 async fn user_command(ctx: &AppContext, command: UserCommand) -> Result<()> {
     let caller = operator();
     match command {
-        UserCommand::Create {
-            username,
-            role,
-            display_name,
-            unit,
-            department,
-        } => {
+        UserCommand::Create { username, role, display_name, unit, department } => {
             let unit_id = match unit {
                 Some(code) => Some(
                     service::grid_units::by_code(&ctx.db, &code)
@@ -182,26 +170,20 @@ async fn user_command(ctx: &AppContext, command: UserCommand) -> Result<()> {
                 unit_id,
                 department_id,
                 password,
+                email: None,
                 active: true,
             };
             let user = users::create(ctx, &caller, input).await.map_err(describe)?;
             println!("created user {} ({})", user.username, user.id);
         }
         UserCommand::Passwd { username } => {
-            let user = users::by_username(&ctx.db, &username)
-                .await?
-                .ok_or(format!("no user {username}"))?;
-            let changes = users::UserChanges {
-                password: Some(read_password()?),
-                ..Default::default()
-            };
+            let user = users::by_username(&ctx.db, &username).await?.ok_or(format!("no user {username}"))?;
+            let changes = users::UserChanges { password: Some(read_password()?), ..Default::default() };
             users::update(ctx, &caller, user.id, changes).await.map_err(describe)?;
             println!("password of {username} changed; their sessions are ended");
         }
         UserCommand::Disable { username } => {
-            let user = users::by_username(&ctx.db, &username)
-                .await?
-                .ok_or(format!("no user {username}"))?;
+            let user = users::by_username(&ctx.db, &username).await?.ok_or(format!("no user {username}"))?;
             users::disable(ctx, &caller, user.id).await.map_err(describe)?;
             println!("{username} disabled; their sessions are ended");
         }

@@ -9,12 +9,14 @@ use crate::{
     config::Settings,
     context::AppContext,
     db, http,
+    workers::Workers,
 };
 
 pub struct Application {
     port: u16,
     server: Server,
     ctx: AppContext,
+    workers: Option<Workers>,
 }
 
 impl Application {
@@ -27,10 +29,16 @@ impl Application {
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
         let ctx = AppContext::new(db, clock, settings)?;
+        prepare(&ctx).await?;
         let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, ctx.clone())?;
-        Ok(Self { port, server, ctx })
+        Ok(Self { port, server, ctx, workers: None })
+    }
+
+    /// Starts the SLA sweeper and the mailer beside the HTTP server.
+    pub fn start_workers(&mut self) {
+        self.workers.get_or_insert_with(|| Workers::spawn(&self.ctx));
     }
 
     pub fn port(&self) -> u16 {
@@ -41,12 +49,23 @@ impl Application {
         &self.ctx
     }
 
-    /// Runs until SIGTERM / ctrl-c: in-flight requests finish, then the pool closes.
+    /// Runs until SIGTERM / ctrl-c: in-flight requests finish, the workers finish their tick,
+    /// then the pool closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
         let _ = self.ctx.db.close().await;
         result
     }
+}
+
+/// What a fresh or upgraded database needs before serving: the default escalation chain and
+/// the holiday schedules stored through the API.
+pub async fn prepare(ctx: &AppContext) -> Result<(), crate::error::AppError> {
+    crate::service::escalation::install_default_rules(ctx).await?;
+    crate::service::calendar::reload(ctx).await
 }
 
 fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {

@@ -9,9 +9,7 @@ pub fn init(settings: &LogSettings) {
     let registry = tracing_subscriber::registry().with(filter);
     // `try_init`: a second call (tests) keeps the first subscriber.
     let _ = match settings.format {
-        LogFormat::Json => registry
-            .with(fmt::layer().json().with_current_span(true).with_span_list(false))
-            .try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init(),
         LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
     };
 }

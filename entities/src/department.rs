@@ -10,6 +10,9 @@ pub struct Model {
     pub name: String,
     pub unit_id: Uuid,
     pub email: String,
+    /// The department head's address for escalations; the department's own when absent.
+    pub head_email: Option<String>,
+
     pub active: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -14,6 +14,9 @@ pub struct Model {
     pub unit_id: Option<Uuid>,
     pub department_id: Option<Uuid>,
     pub password_hash: String,
+    /// Where escalations for this user's role reach them.
+    pub email: Option<String>,
+
     pub active: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_reference_data;
 mod m20261129_000002_identity;
 mod m20261129_000003_tickets;
+mod m20261129_000004_sla;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_reference_data::Migration),
             Box::new(m20261129_000002_identity::Migration),
             Box::new(m20261129_000003_tickets::Migration),
+            Box::new(m20261129_000004_sla::Migration),
         ]
     }
 }

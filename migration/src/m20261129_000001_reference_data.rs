@@ -103,25 +103,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "idx_grid_units_parent",
-            GridUnits::Table,
-            &[GridUnits::ParentId],
-        )
-        .await?;
+        index(manager, "idx_grid_units_parent", GridUnits::Table, &[GridUnits::ParentId]).await?;
         index(manager, "idx_grid_units_path", GridUnits::Table, &[GridUnits::Path]).await?;
         index(manager, "idx_grid_units_level", GridUnits::Table, &[GridUnits::Level]).await?;
         index(
             manager,
             "idx_grid_units_bbox",
             GridUnits::Table,
-            &[
-                GridUnits::MinLat,
-                GridUnits::MaxLat,
-                GridUnits::MinLon,
-                GridUnits::MaxLon,
-            ],
+            &[GridUnits::MinLat, GridUnits::MaxLat, GridUnits::MinLon, GridUnits::MaxLon],
         )
         .await?;
 
@@ -146,13 +135,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "idx_departments_unit",
-            Departments::Table,
-            &[Departments::UnitId],
-        )
-        .await?;
+        index(manager, "idx_departments_unit", Departments::Table, &[Departments::UnitId]).await?;
 
         manager
             .create_table(
@@ -202,20 +185,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "idx_routing_rules_unit",
-            RoutingRules::Table,
-            &[RoutingRules::UnitId],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_routing_rules_primary",
-            RoutingRules::Table,
-            &[RoutingRules::PrimaryDepartmentId],
-        )
-        .await?;
+        index(manager, "idx_routing_rules_unit", RoutingRules::Table, &[RoutingRules::UnitId]).await?;
+        index(manager, "idx_routing_rules_primary", RoutingRules::Table, &[RoutingRules::PrimaryDepartmentId]).await?;
 
         manager
             .create_table(
@@ -224,9 +195,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(RoutingRuleCoHandlers::RuleId))
                     .col(uuid(RoutingRuleCoHandlers::DepartmentId))
                     .primary_key(
-                        Index::create()
-                            .col(RoutingRuleCoHandlers::RuleId)
-                            .col(RoutingRuleCoHandlers::DepartmentId),
+                        Index::create().col(RoutingRuleCoHandlers::RuleId).col(RoutingRuleCoHandlers::DepartmentId),
                     )
                     .foreign_key(
                         ForeignKey::create()
@@ -253,21 +222,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(RoutingRuleCoHandlers::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(RoutingRules::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Categories::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Departments::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(GridUnits::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(RoutingRuleCoHandlers::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(RoutingRules::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Categories::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Departments::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(GridUnits::Table).to_owned()).await
     }
 }
 

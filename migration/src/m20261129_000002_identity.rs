@@ -92,9 +92,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(ApiTokens::Table).to_owned())
-            .await?;
+        manager.drop_table(Table::drop().table(ApiTokens::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
     }
 }

@@ -153,14 +153,10 @@ impl MigrationTrait for Migration {
                             .to(Categories::Table, Categories::Id),
                     )
                     .foreign_key(
-                        ForeignKey::create()
-                            .from(Tickets::Table, Tickets::UnitId)
-                            .to(GridUnits::Table, GridUnits::Id),
+                        ForeignKey::create().from(Tickets::Table, Tickets::UnitId).to(GridUnits::Table, GridUnits::Id),
                     )
                     .foreign_key(
-                        ForeignKey::create()
-                            .from(Tickets::Table, Tickets::FiledBy)
-                            .to(Users::Table, Users::Id),
+                        ForeignKey::create().from(Tickets::Table, Tickets::FiledBy).to(Users::Table, Users::Id),
                     )
                     .to_owned(),
             )
@@ -170,13 +166,8 @@ impl MigrationTrait for Migration {
         index(manager, "idx_tickets_category", Tickets::Table, &[Tickets::CategoryId]).await?;
         index(manager, "idx_tickets_filed_by", Tickets::Table, &[Tickets::FiledBy]).await?;
         index(manager, "idx_tickets_created_at", Tickets::Table, &[Tickets::CreatedAt]).await?;
-        index(
-            manager,
-            "idx_tickets_status_rating_due",
-            Tickets::Table,
-            &[Tickets::Status, Tickets::RatingDueAt],
-        )
-        .await?;
+        index(manager, "idx_tickets_status_rating_due", Tickets::Table, &[Tickets::Status, Tickets::RatingDueAt])
+            .await?;
 
         manager
             .create_table(
@@ -209,13 +200,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "idx_dispatches_ticket",
-            Dispatches::Table,
-            &[Dispatches::TicketId],
-        )
-        .await?;
+        index(manager, "idx_dispatches_ticket", Dispatches::Table, &[Dispatches::TicketId]).await?;
         index(
             manager,
             "idx_dispatches_department_status",
@@ -243,13 +228,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "idx_ticket_events_ticket",
-            TicketEvents::Table,
-            &[TicketEvents::TicketId, TicketEvents::Id],
-        )
-        .await?;
+        index(manager, "idx_ticket_events_ticket", TicketEvents::Table, &[TicketEvents::TicketId, TicketEvents::Id])
+            .await?;
 
         manager
             .create_table(
@@ -262,9 +242,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(Ratings::RatedBy))
                     .col(timestamp_with_time_zone(Ratings::CreatedAt))
                     .foreign_key(
-                        ForeignKey::create()
-                            .from(Ratings::Table, Ratings::TicketId)
-                            .to(Tickets::Table, Tickets::Id),
+                        ForeignKey::create().from(Ratings::Table, Ratings::TicketId).to(Tickets::Table, Tickets::Id),
                     )
                     .to_owned(),
             )

@@ -32,6 +32,10 @@ pub enum Permission {
     HandleDispatch,
     /// 好差评 on the resident's behalf.
     RateTicket,
+    /// 督办: issue supervision orders.
+    Supervise,
+    /// The outbox and the escalation rules.
+    Operate,
 }
 
 pub fn role_may(role: Role, permission: Permission) -> bool {
@@ -46,6 +50,8 @@ pub fn role_may(role: Role, permission: Permission) -> bool {
         FileTicket | RateTicket => matches!(role, GridWorker | Dispatcher),
         DispatchTicket => role == Dispatcher,
         HandleDispatch => role == DepartmentStaff,
+        Supervise => role == Supervisor,
+        Operate => role == Admin,
     }
 }
 
@@ -71,10 +77,7 @@ pub fn ticket_scope(caller: &Caller) -> TicketScope {
     match (caller.role, caller.unit_id, caller.department_id) {
         (Role::Admin, _, _) => TicketScope::Everything,
         (Role::Supervisor | Role::Dispatcher, Some(unit), _) => TicketScope::UnitSubtree(unit),
-        (Role::GridWorker, Some(grid_id), _) => TicketScope::GridWorker {
-            user_id: caller.user_id,
-            grid_id,
-        },
+        (Role::GridWorker, Some(grid_id), _) => TicketScope::GridWorker { user_id: caller.user_id, grid_id },
         (Role::DepartmentStaff, _, Some(department)) => TicketScope::Department(department),
         _ => TicketScope::Nothing,
     }
@@ -123,12 +126,7 @@ mod tests {
 
     #[test]
     fn only_admin_manages() {
-        for role in [
-            Role::GridWorker,
-            Role::Dispatcher,
-            Role::DepartmentStaff,
-            Role::Supervisor,
-        ] {
+        for role in [Role::GridWorker, Role::Dispatcher, Role::DepartmentStaff, Role::Supervisor] {
             assert!(!role_may(role, Permission::ManageReferenceData), "{role:?}");
             assert!(!role_may(role, Permission::ManageUsers), "{role:?}");
             assert!(role_may(role, Permission::ReadReferenceData), "{role:?}");

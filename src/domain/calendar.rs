@@ -32,9 +32,9 @@ impl SlaDuration {
         }
         match (working, amount.ends_with('d')) {
             (false, _) => Ok(Self::Calendar(duration)),
-            (true, true) => u32::try_from(duration.num_days())
-                .map(Self::WorkingDays)
-                .map_err(|_| format!("`{text}` is too long")),
+            (true, true) => {
+                u32::try_from(duration.num_days()).map(Self::WorkingDays).map_err(|_| format!("`{text}` is too long"))
+            }
             (true, false) => Ok(Self::WorkingTime(duration)),
         }
     }
@@ -116,12 +116,7 @@ impl BusinessCalendar {
         if spans.iter().any(|(start, end)| start >= end) {
             return Err("a working span must end after it starts".into());
         }
-        Ok(Self {
-            offset,
-            spans,
-            overrides: HashMap::new(),
-            loaded_years: BTreeSet::new(),
-        })
+        Ok(Self { offset, spans, overrides: HashMap::new(), loaded_years: BTreeSet::new() })
     }
 
     /// 08:30–12:00 and 14:30–18:00, China Standard Time.
@@ -153,10 +148,7 @@ impl BusinessCalendar {
     }
 
     pub fn is_working_day(&self, date: NaiveDate) -> bool {
-        self.overrides
-            .get(&date)
-            .copied()
-            .unwrap_or(!matches!(date.weekday(), Weekday::Sat | Weekday::Sun))
+        self.overrides.get(&date).copied().unwrap_or(!matches!(date.weekday(), Weekday::Sat | Weekday::Sun))
     }
 
     fn knows(&self, date: NaiveDate) -> bool {
@@ -166,10 +158,7 @@ impl BusinessCalendar {
     /// `start + duration` in the calendar's terms.
     pub fn add(&self, start: DateTime<Utc>, duration: SlaDuration) -> Deadline {
         match duration {
-            SlaDuration::Calendar(d) => Deadline {
-                at: start + d,
-                estimated: false,
-            },
+            SlaDuration::Calendar(d) => Deadline { at: start + d, estimated: false },
             SlaDuration::WorkingTime(d) => self.add_working_time(start, d),
             SlaDuration::WorkingDays(n) => self.add_working_days(start, n),
         }
@@ -191,10 +180,7 @@ impl BusinessCalendar {
                     now = now.max(span_start);
                     let available = span_end - now;
                     if left <= available {
-                        return Deadline {
-                            at: self.utc(now + left),
-                            estimated,
-                        };
+                        return Deadline { at: self.utc(now + left), estimated };
                     }
                     left -= available;
                     now = span_end;
@@ -215,10 +201,7 @@ impl BusinessCalendar {
                 counted += 1;
             }
         }
-        Deadline {
-            at: self.utc(date.and_time(moment.time())),
-            estimated,
-        }
+        Deadline { at: self.utc(date.and_time(moment.time())), estimated }
     }
 
     /// The first instant at or after `t` that lies inside working hours.
@@ -281,10 +264,7 @@ mod tests {
 
     fn calendar() -> BusinessCalendar {
         let mut calendar = BusinessCalendar::china_default();
-        for json in [
-            include_str!("../../config/holidays/2025.json"),
-            include_str!("../../config/holidays/2026.json"),
-        ] {
+        for json in [include_str!("../../config/holidays/2025.json"), include_str!("../../config/holidays/2026.json")] {
             calendar.load(&YearSchedule::parse(json).expect("schedule parses"));
         }
         calendar
@@ -302,19 +282,10 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print() {
-        assert_eq!(
-            SlaDuration::parse("30m"),
-            Ok(SlaDuration::Calendar(Duration::minutes(30)))
-        );
-        assert_eq!(
-            SlaDuration::parse("2h working"),
-            Ok(SlaDuration::WorkingTime(Duration::hours(2)))
-        );
+        assert_eq!(SlaDuration::parse("30m"), Ok(SlaDuration::Calendar(Duration::minutes(30))));
+        assert_eq!(SlaDuration::parse("2h working"), Ok(SlaDuration::WorkingTime(Duration::hours(2))));
         assert_eq!(SlaDuration::parse("7d working"), Ok(SlaDuration::WorkingDays(7)));
-        assert_eq!(
-            SlaDuration::parse("15s"),
-            Ok(SlaDuration::Calendar(Duration::seconds(15)))
-        );
+        assert_eq!(SlaDuration::parse("15s"), Ok(SlaDuration::Calendar(Duration::seconds(15))));
         for bad in ["", "working", "0m", "2 hours", "7d workin", "-1h working"] {
             assert!(SlaDuration::parse(bad).is_err(), "{bad:?}");
         }
@@ -327,18 +298,9 @@ mod tests {
     fn spring_festival_2026_with_make_up_saturdays() {
         let c = calendar();
         let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
-        assert!(
-            c.is_working_day(date("2026-02-14")),
-            "Saturday 2026-02-14 is a 调休 workday"
-        );
-        assert!(
-            !c.is_working_day(date("2026-02-23")),
-            "Monday 2026-02-23 is still the holiday"
-        );
-        assert!(
-            c.is_working_day(date("2026-02-28")),
-            "Saturday 2026-02-28 is a 调休 workday"
-        );
+        assert!(c.is_working_day(date("2026-02-14")), "Saturday 2026-02-14 is a 调休 workday");
+        assert!(!c.is_working_day(date("2026-02-23")), "Monday 2026-02-23 is still the holiday");
+        assert!(c.is_working_day(date("2026-02-28")), "Saturday 2026-02-28 is a 调休 workday");
         assert!(c.is_working_day(date("2026-02-24")));
 
         // Friday 17:00 before the holiday: one working hour that day, the second on the
@@ -357,32 +319,16 @@ mod tests {
         // 2025: Oct 1–8 off, Sunday 28 Sep and Saturday 11 Oct are workdays.
         // Saturday 27 Sep is off: the clock starts at 08:30 on the make-up Sunday.
         assert_eq!(add("2025-09-27 10:00", "1d working").at, at("2025-09-29 08:30"));
-        assert_eq!(
-            add("2025-09-26 10:00", "1d working").at,
-            at("2025-09-28 10:00"),
-            "Fri → make-up Sun"
-        );
+        assert_eq!(add("2025-09-26 10:00", "1d working").at, at("2025-09-28 10:00"), "Fri → make-up Sun");
         assert_eq!(add("2025-09-30 10:00", "1d working").at, at("2025-10-09 10:00"));
-        assert_eq!(
-            add("2025-09-30 10:00", "3d working").at,
-            at("2025-10-11 10:00"),
-            "9, 10, 11 (Sat)"
-        );
+        assert_eq!(add("2025-09-30 10:00", "3d working").at, at("2025-10-11 10:00"), "9, 10, 11 (Sat)");
         assert_eq!(add("2025-09-30 17:30", "1h working").at, at("2025-10-09 09:00"));
         // 2026: Oct 1–7 off, Sunday 20 Sep and Saturday 10 Oct are workdays.
         // 15 working days from Wed 30 Sep (rectification after a 差评): Oct 8, 9, 10 (Sat),
         // 12–16, 19–23, 26, 27.
         assert_eq!(add("2026-09-30 16:00", "15d working").at, at("2026-10-27 16:00"));
-        assert_eq!(
-            add("2026-09-18 09:00", "1d working").at,
-            at("2026-09-20 09:00"),
-            "Fri → make-up Sun"
-        );
-        assert_eq!(
-            add("2026-10-09 09:00", "1d working").at,
-            at("2026-10-10 09:00"),
-            "Fri → make-up Sat"
-        );
+        assert_eq!(add("2026-09-18 09:00", "1d working").at, at("2026-09-20 09:00"), "Fri → make-up Sun");
+        assert_eq!(add("2026-10-09 09:00", "1d working").at, at("2026-10-10 09:00"), "Fri → make-up Sat");
     }
 
     #[test]
@@ -411,18 +357,12 @@ mod tests {
     #[test]
     fn elapsed_working_time() {
         let c = calendar();
-        assert_eq!(
-            c.working_time_between(at("2026-03-03 08:00"), at("2026-03-03 20:00")),
-            Duration::hours(7)
-        );
+        assert_eq!(c.working_time_between(at("2026-03-03 08:00"), at("2026-03-03 20:00")), Duration::hours(7));
         assert_eq!(
             c.working_time_between(at("2026-02-13 17:00"), at("2026-02-24 09:00")),
             Duration::minutes(60 + 420 + 30)
         );
-        assert_eq!(
-            c.working_time_between(at("2026-03-03 20:00"), at("2026-03-03 08:00")),
-            Duration::zero()
-        );
+        assert_eq!(c.working_time_between(at("2026-03-03 20:00"), at("2026-03-03 08:00")), Duration::zero());
     }
 
     /// Adding working time and then measuring it gives back what was added, from any start.
@@ -441,11 +381,7 @@ mod tests {
             let start = base + Duration::minutes((next() % (2 * 365 * 24 * 60)) as i64);
             let amount = Duration::minutes(1 + (next() % (40 * 7 * 60)) as i64);
             let deadline = c.add(start, SlaDuration::WorkingTime(amount)).at;
-            assert_eq!(
-                c.working_time_between(start, deadline),
-                amount,
-                "from {start} adding {amount}"
-            );
+            assert_eq!(c.working_time_between(start, deadline), amount, "from {start} adding {amount}");
             assert!(deadline > start);
         }
     }
@@ -467,21 +403,14 @@ mod cross_check {
     #[test]
     fn shipped_schedules_match_an_independent_table() {
         let mut calendar = BusinessCalendar::china_default();
-        for json in [
-            include_str!("../../config/holidays/2025.json"),
-            include_str!("../../config/holidays/2026.json"),
-        ] {
+        for json in [include_str!("../../config/holidays/2025.json"), include_str!("../../config/holidays/2026.json")] {
             calendar.load(&YearSchedule::parse(json).expect("schedule parses"));
         }
         let mut date = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
         let last = NaiveDate::from_ymd_opt(2026, 12, 25).expect("date");
         while date <= last {
             let ymd = chinese_holiday::Ymd::new(date.year() as u16, date.month() as u8, date.day() as u8);
-            assert_eq!(
-                calendar.is_working_day(date),
-                chinese_holiday::chinese_holiday(ymd).is_workday(),
-                "{date}"
-            );
+            assert_eq!(calendar.is_working_day(date), chinese_holiday::chinese_holiday(ymd).is_workday(), "{date}");
             date = date.succ_opt().expect("next day");
         }
     }

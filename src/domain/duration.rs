@@ -7,9 +7,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like \"30m\" or \"12h\""))?;
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like \"30m\" or \"12h\""))?;
     let seconds = match unit {
         "s" => Some(n),
         "m" => n.checked_mul(60),
@@ -17,9 +15,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400),
         _ => return Err(format!("`{text}` has no unit: use s, m, h or d")),
     };
-    seconds
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too long"))
+    seconds.map(Duration::from_secs).ok_or_else(|| format!("`{text}` is too long"))
 }
 
 #[cfg(test)]

@@ -40,9 +40,8 @@ const MAX_POSITIONS: usize = 10_000;
 impl Boundary {
     pub fn parse(value: &Value) -> Result<Self, String> {
         let kind = value.get("type").and_then(Value::as_str);
-        let coordinates = value
-            .get("coordinates")
-            .ok_or("must be a GeoJSON Polygon or MultiPolygon with `coordinates`")?;
+        let coordinates =
+            value.get("coordinates").ok_or("must be a GeoJSON Polygon or MultiPolygon with `coordinates`")?;
         let polygons = match kind {
             Some("Polygon") => vec![parse_polygon(coordinates)?],
             Some("MultiPolygon") => coordinates
@@ -95,9 +94,7 @@ impl Boundary {
 }
 
 fn parse_polygon(value: &Value) -> Result<Vec<Vec<(f64, f64)>>, String> {
-    let rings = value
-        .as_array()
-        .ok_or("Polygon coordinates must be an array of rings")?;
+    let rings = value.as_array().ok_or("Polygon coordinates must be an array of rings")?;
     if rings.is_empty() {
         return Err("Polygon must have an outer ring".into());
     }
@@ -105,16 +102,11 @@ fn parse_polygon(value: &Value) -> Result<Vec<Vec<(f64, f64)>>, String> {
 }
 
 fn parse_ring(value: &Value) -> Result<Vec<(f64, f64)>, String> {
-    let positions = value
-        .as_array()
-        .ok_or("a ring must be an array of [lon, lat] positions")?;
+    let positions = value.as_array().ok_or("a ring must be an array of [lon, lat] positions")?;
     let ring = positions
         .iter()
         .map(|position| {
-            let pair = position
-                .as_array()
-                .filter(|p| p.len() >= 2)
-                .ok_or("a position must be [lon, lat]")?;
+            let pair = position.as_array().filter(|p| p.len() >= 2).ok_or("a position must be [lon, lat]")?;
             let lon = pair[0].as_f64().ok_or("lon must be a number")?;
             let lat = pair[1].as_f64().ok_or("lat must be a number")?;
             Point::parse(lat, lon)?;
@@ -202,15 +194,7 @@ mod tests {
         .expect("valid multipolygon");
         assert!(b.contains(at(5.2, 5.8)));
         assert!(!b.contains(at(3.0, 3.0)));
-        assert_eq!(
-            b.bounding_box(),
-            BoundingBox {
-                min_lat: 0.0,
-                max_lat: 6.0,
-                min_lon: 0.0,
-                max_lon: 6.0
-            }
-        );
+        assert_eq!(b.bounding_box(), BoundingBox { min_lat: 0.0, max_lat: 6.0, min_lon: 0.0, max_lon: 6.0 });
     }
 
     #[test]

@@ -3,9 +3,11 @@
 pub mod access;
 pub mod calendar;
 pub mod duration;
+pub mod escalation;
 pub mod geo;
 pub mod levels;
 pub mod password;
 pub mod privacy;
+pub mod sla;
 pub mod ticket;
 pub mod validate;

@@ -9,19 +9,11 @@ const COMPOUND_SURNAMES: &[&str] = &[
 /// `张三` → `张*`, `欧阳娜娜` → `欧阳**`; a one-character name is masked whole.
 pub fn mask_name(name: &str) -> String {
     let chars: Vec<char> = name.trim().chars().collect();
-    let keep = if COMPOUND_SURNAMES.iter().any(|s| name.trim().starts_with(s)) && chars.len() > 2 {
-        2
-    } else {
-        1
-    };
+    let keep = if COMPOUND_SURNAMES.iter().any(|s| name.trim().starts_with(s)) && chars.len() > 2 { 2 } else { 1 };
     if chars.len() <= 1 {
         return "*".into();
     }
-    chars
-        .iter()
-        .take(keep)
-        .chain(std::iter::repeat_n(&'*', chars.len() - keep))
-        .collect()
+    chars.iter().take(keep).chain(std::iter::repeat_n(&'*', chars.len() - keep)).collect()
 }
 
 /// `13812345678` → `138****5678`: the first 3 and last 4 digits stay. Short numbers keep only
@@ -30,15 +22,9 @@ pub fn mask_phone(phone: &str) -> String {
     let chars: Vec<char> = phone.trim().chars().collect();
     let n = chars.len();
     if n >= 8 {
-        chars[..3]
-            .iter()
-            .chain(std::iter::repeat_n(&'*', n - 7))
-            .chain(&chars[n - 4..])
-            .collect()
+        chars[..3].iter().chain(std::iter::repeat_n(&'*', n - 7)).chain(&chars[n - 4..]).collect()
     } else {
-        std::iter::repeat_n('*', n.saturating_sub(2))
-            .chain(chars[n.saturating_sub(2)..].iter().copied())
-            .collect()
+        std::iter::repeat_n('*', n.saturating_sub(2)).chain(chars[n.saturating_sub(2)..].iter().copied()).collect()
     }
 }
 

@@ -211,10 +211,7 @@ mod tests {
         ];
         for from in STATUSES {
             for action in ACTIONS {
-                let expected = legal
-                    .iter()
-                    .find(|(f, a, _)| *f == from && *a == action)
-                    .map(|(_, _, to)| *to);
+                let expected = legal.iter().find(|(f, a, _)| *f == from && *a == action).map(|(_, _, to)| *to);
                 assert_eq!(ticket_transition(from, action), expected, "{from} + {action:?}");
             }
         }
@@ -233,15 +230,7 @@ mod tests {
         use DispatchAction as A;
         use DispatchStatus as S;
         let statuses = [S::Pending, S::Acknowledged, S::Returned, S::Resolved, S::Cancelled];
-        let actions = [
-            A::Acknowledge,
-            A::Return,
-            A::RefuseReturn,
-            A::Progress,
-            A::Resolve,
-            A::Reopen,
-            A::Cancel,
-        ];
+        let actions = [A::Acknowledge, A::Return, A::RefuseReturn, A::Progress, A::Resolve, A::Reopen, A::Cancel];
         let legal = [
             (S::Pending, A::Acknowledge, S::Acknowledged),
             (S::Pending, A::Return, S::Returned),
@@ -254,10 +243,7 @@ mod tests {
         ];
         for from in statuses {
             for action in actions {
-                let expected = legal
-                    .iter()
-                    .find(|(f, a, _)| *f == from && *a == action)
-                    .map(|(_, _, to)| *to);
+                let expected = legal.iter().find(|(f, a, _)| *f == from && *a == action).map(|(_, _, to)| *to);
                 assert_eq!(dispatch_transition(from, action), expected, "{from} + {action:?}");
             }
         }
@@ -278,14 +264,8 @@ fn parse_from<T: fmt::Display + Copy>(all: &[T], text: &str) -> Option<T> {
 }
 
 impl TicketStatus {
-    pub const ALL: [TicketStatus; 6] = [
-        Self::Filed,
-        Self::Dispatched,
-        Self::InProgress,
-        Self::Resolved,
-        Self::Closed,
-        Self::Cancelled,
-    ];
+    pub const ALL: [TicketStatus; 6] =
+        [Self::Filed, Self::Dispatched, Self::InProgress, Self::Resolved, Self::Closed, Self::Cancelled];
 
     pub fn parse(text: &str) -> Option<Self> {
         parse_from(&Self::ALL, text)
@@ -293,13 +273,8 @@ impl TicketStatus {
 }
 
 impl DispatchStatus {
-    pub const ALL: [DispatchStatus; 5] = [
-        Self::Pending,
-        Self::Acknowledged,
-        Self::Returned,
-        Self::Resolved,
-        Self::Cancelled,
-    ];
+    pub const ALL: [DispatchStatus; 5] =
+        [Self::Pending, Self::Acknowledged, Self::Returned, Self::Resolved, Self::Cancelled];
 
     pub fn parse(text: &str) -> Option<Self> {
         parse_from(&Self::ALL, text)
@@ -376,4 +351,11 @@ pub mod event {
     pub const CLOSED: &str = "closed";
     pub const AUTO_CLOSED: &str = "auto_closed";
     pub const CANCELLED: &str = "cancelled";
+    pub const SLA_WARNING: &str = "sla_warning";
+    pub const SLA_BREACHED: &str = "sla_breached";
+    pub const ESCALATED: &str = "escalated";
+    pub const SUPERVISION_ORDERED: &str = "supervision_ordered";
+    pub const SUPERVISION_REPLIED: &str = "supervision_replied";
+    pub const EXTENSION_REQUESTED: &str = "extension_requested";
+    pub const EXTENSION_DECIDED: &str = "extension_decided";
 }

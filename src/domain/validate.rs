@@ -53,9 +53,7 @@ impl FieldErrors {
     pub fn email(&mut self, field: &str, value: &str) -> String {
         let email = value.trim();
         let plausible = email.len() <= 254
-            && !email
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';')
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';')
             && email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
             });

@@ -33,10 +33,7 @@ pub async fn list(
     Query(q): Query<CategoryQuery>,
 ) -> AppResult<web::Json<List<Category>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let filter = CategoryFilter {
-        code: q.code,
-        active: q.active,
-    };
+    let filter = CategoryFilter { code: q.code, active: q.active };
     let found = categories::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, Category::from)))
 }
@@ -49,10 +46,7 @@ pub async fn create(
     Json(input): Json<NewCategory>,
 ) -> AppResult<HttpResponse> {
     let category = categories::create(&ctx, &caller, input).await?;
-    Ok(created(
-        format!("/api/v1/categories/{}", category.id),
-        Category::from(category),
-    ))
+    Ok(created(format!("/api/v1/categories/{}", category.id), Category::from(category)))
 }
 
 #[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories",

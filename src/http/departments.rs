@@ -34,11 +34,7 @@ pub async fn list(
     Query(q): Query<DepartmentQuery>,
 ) -> AppResult<web::Json<List<Department>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let filter = DepartmentFilter {
-        unit: q.unit,
-        code: q.code,
-        active: q.active,
-    };
+    let filter = DepartmentFilter { unit: q.unit, code: q.code, active: q.active };
     let found = departments::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, Department::from)))
 }
@@ -51,10 +47,7 @@ pub async fn create(
     Json(input): Json<NewDepartment>,
 ) -> AppResult<HttpResponse> {
     let department = departments::create(&ctx, &caller, input).await?;
-    Ok(created(
-        format!("/api/v1/departments/{}", department.id),
-        Department::from(department),
-    ))
+    Ok(created(format!("/api/v1/departments/{}", department.id), Department::from(department)))
 }
 
 #[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "departments",

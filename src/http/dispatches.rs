@@ -28,9 +28,7 @@ pub struct DispatchQuery {
 
 fn outcome(result: dispatches::DispatchOutcome) -> HttpResponse {
     let etag = format!("\"{}\"", result.ticket.ticket.version);
-    HttpResponse::Ok()
-        .insert_header((header::ETAG, etag))
-        .json(DispatchOutcome::from(result))
+    HttpResponse::Ok().insert_header((header::ETAG, etag)).json(DispatchOutcome::from(result))
 }
 
 #[utoipa::path(get, path = "/api/v1/dispatches", tag = "dispatches", params(DispatchQuery),
@@ -49,11 +47,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let filter = DispatchFilter {
-        status,
-        ticket: q.ticket,
-        department: q.department,
-    };
+    let filter = DispatchFilter { status, ticket: q.ticket, department: q.department };
     let found = dispatches::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, Dispatch::from)))
 }

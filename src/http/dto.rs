@@ -11,6 +11,7 @@ use crate::{
     error::AppError,
     repo::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest},
     service::routing::{Resolution, RoutingRule as RuleWithCoHandlers},
+    service::sla::ClockStatus,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,10 +24,7 @@ pub struct List<T: ToSchema> {
 impl<T: ToSchema> List<T> {
     pub fn from_page<M>(page: Page<M>, f: impl FnMut(M) -> T) -> Self {
         let page = page.map(f);
-        Self {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }
+        Self { items: page.items, next_cursor: page.next_cursor }
     }
 }
 
@@ -78,6 +76,8 @@ pub struct Department {
     pub name: String,
     pub unit_id: Uuid,
     pub email: String,
+    /// Escalations to the department head go here (the department's address when null).
+    pub head_email: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -91,6 +91,7 @@ impl From<department::Model> for Department {
             name: m.name,
             unit_id: m.unit_id,
             email: m.email,
+            head_email: m.head_email,
             active: m.active,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -190,6 +191,7 @@ pub struct User {
     pub role: String,
     pub unit_id: Option<Uuid>,
     pub department_id: Option<Uuid>,
+    pub email: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -204,7 +206,9 @@ impl From<user::Model> for User {
             role: crate::service::role_name(m.role).into(),
             unit_id: m.unit_id,
             department_id: m.department_id,
+            email: m.email,
             active: m.active,
+
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -250,6 +254,11 @@ pub struct Ticket {
     pub dispatches: Vec<Dispatch>,
     /// The latest rating.
     pub rating: Option<Rating>,
+    /// Every SLA clock of the ticket and its dispatches: deadline, state
+    /// (on_track | warning | breached, or met | missed once stopped) and time left.
+    pub sla: Vec<ClockStatus>,
+    /// The most pressing running clock's state; `null` when none runs.
+    pub sla_state: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -263,6 +272,22 @@ impl From<crate::service::tickets::TicketView> for Ticket {
         use crate::domain::privacy::{mask_name, mask_phone};
         let t = view.ticket;
         let show = view.show_contact;
+        let sla_state =
+            view.sla.iter().filter(|c| c.stopped_at.is_none()).map(|c| c.state.clone()).max_by_key(|state| match state
+                .as_str()
+            {
+                "breached" => 2,
+                "warning" => 1,
+                _ => 0,
+            });
+        let dispatches = view
+            .dispatches
+            .into_iter()
+            .map(|d| {
+                let clock = view.sla.iter().rev().find(|c| c.dispatch_id == Some(d.id)).cloned();
+                Dispatch { sla: clock, ..Dispatch::from(d) }
+            })
+            .collect();
         let resident = (t.resident_name.is_some() || t.resident_phone.is_some()).then(|| ResidentContact {
             name: t.resident_name.map(|n| if show { n } else { mask_name(&n) }),
             phone: t.resident_phone.map(|p| if show { p } else { mask_phone(&p) }),
@@ -274,10 +299,7 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             priority: t.priority,
             title: t.title,
             description: t.description,
-            location: t
-                .lat
-                .zip(t.lon)
-                .map(|(lat, lon)| crate::service::tickets::Location { lat, lon }),
+            location: t.lat.zip(t.lon).map(|(lat, lon)| crate::service::tickets::Location { lat, lon }),
             grid_unit_id: t.unit_id,
             address: t.address,
             resident,
@@ -296,8 +318,10 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             resolved_at: t.resolved_at,
             rating_due_at: t.rating_due_at,
             closed_at: t.closed_at,
-            dispatches: view.dispatches.into_iter().map(Dispatch::from).collect(),
+            dispatches,
             rating: view.rating.map(Rating::from),
+            sla: view.sla,
+            sla_state,
         }
     }
 }
@@ -319,6 +343,8 @@ pub struct Dispatch {
     pub return_refused: bool,
     pub resolved_at: Option<DateTime<Utc>>,
     pub reply: Option<String>,
+    /// The acknowledge clock (签收报到时限) of this dispatch, in ticket responses.
+    pub sla: Option<ClockStatus>,
 }
 
 impl From<entities::dispatch::Model> for Dispatch {
@@ -336,6 +362,7 @@ impl From<entities::dispatch::Model> for Dispatch {
             return_refused: d.return_refused,
             resolved_at: d.resolved_at,
             reply: d.reply,
+            sla: None,
         }
     }
 }
@@ -351,12 +378,7 @@ pub struct Rating {
 
 impl From<entities::rating::Model> for Rating {
     fn from(r: entities::rating::Model) -> Self {
-        Self {
-            score: r.score,
-            comment: r.comment,
-            rated_by: r.rated_by,
-            rated_at: r.created_at,
-        }
+        Self { score: r.score, comment: r.comment, rated_by: r.rated_by, rated_at: r.created_at }
     }
 }
 
@@ -395,9 +417,135 @@ pub struct DispatchOutcome {
 
 impl From<crate::service::dispatches::DispatchOutcome> for DispatchOutcome {
     fn from(o: crate::service::dispatches::DispatchOutcome) -> Self {
+        Self { dispatch: o.dispatch.into(), ticket: o.ticket.into() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupervisionOrder {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub department_id: Option<Uuid>,
+    /// supervise (督办) or listed (挂牌督办)
+    pub level: String,
+    pub instruction: String,
+    pub due_at: DateTime<Utc>,
+    /// open or replied
+    pub status: String,
+    /// `null` when the escalation chain opened it.
+    pub issued_by: Option<Uuid>,
+    pub reply: Option<String>,
+    pub replied_by: Option<Uuid>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entities::supervision_order::Model> for SupervisionOrder {
+    fn from(o: entities::supervision_order::Model) -> Self {
         Self {
-            dispatch: o.dispatch.into(),
-            ticket: o.ticket.into(),
+            id: o.id,
+            ticket_id: o.ticket_id,
+            department_id: o.department_id,
+            level: o.level,
+            instruction: o.instruction,
+            due_at: o.due_at,
+            status: o.status,
+            issued_by: o.issued_by,
+            reply: o.reply,
+            replied_by: o.replied_by,
+            replied_at: o.replied_at,
+            created_at: o.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExtensionRequest {
+    pub id: Uuid,
+    pub dispatch_id: Uuid,
+    pub ticket_id: Uuid,
+    pub duration: String,
+    pub reason: String,
+    /// pending, approved or rejected
+    pub status: String,
+    pub requested_by: Uuid,
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entities::extension_request::Model> for ExtensionRequest {
+    fn from(e: entities::extension_request::Model) -> Self {
+        Self {
+            id: e.id,
+            dispatch_id: e.dispatch_id,
+            ticket_id: e.ticket_id,
+            duration: e.duration,
+            reason: e.reason,
+            status: e.status,
+            requested_by: e.requested_by,
+            decided_by: e.decided_by,
+            decided_at: e.decided_at,
+            note: e.note,
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationRule {
+    pub id: Uuid,
+    pub trigger: String,
+    pub notify: Vec<String>,
+    pub supervision_level: Option<String>,
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<entities::escalation_rule::Model> for EscalationRule {
+    fn from(r: entities::escalation_rule::Model) -> Self {
+        Self {
+            id: r.id,
+            trigger: r.trigger,
+            notify: serde_json::from_value(r.notify).unwrap_or_default(),
+            supervision_level: r.supervision_level,
+            active: r.active,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Notification {
+    pub id: Uuid,
+    pub ticket_id: Option<Uuid>,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    /// pending, sent or failed
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<entities::notification::Model> for Notification {
+    fn from(n: entities::notification::Model) -> Self {
+        Self {
+            id: n.id,
+            ticket_id: n.ticket_id,
+            kind: n.kind,
+            recipient: n.recipient,
+            subject: n.subject,
+            status: n.status,
+            attempts: n.attempts,
+            next_attempt_at: n.next_attempt_at,
+            last_error: n.last_error,
+            created_at: n.created_at,
+            sent_at: n.sent_at,
         }
     }
 }

@@ -26,9 +26,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
-                return Err(AppError::UnsupportedMediaType(
-                    "send the body as Content-Type: application/json".into(),
-                ));
+                return Err(AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
             }
             let bytes = bytes.await.map_err(|e| {
                 if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -46,9 +44,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     _ => AppError::BadRequest(format!("the body is not valid JSON: {inner}")),
                 }
             })?;
-            deserializer
-                .end()
-                .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+            deserializer.end().map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
             Ok(Json(value))
         })
     }

@@ -54,12 +54,7 @@ pub async fn list(
     Query(q): Query<GridUnitQuery>,
 ) -> AppResult<web::Json<List<GridUnit>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let filter = GridUnitFilter {
-        level: q.level,
-        parent: q.parent,
-        code: q.code,
-        under: q.under,
-    };
+    let filter = GridUnitFilter { level: q.level, parent: q.parent, code: q.code, under: q.under };
     let found = grid_units::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, GridUnit::from)))
 }
@@ -124,7 +119,5 @@ pub async fn locate(
 }
 
 pub fn created<T: serde::Serialize>(location: String, body: T) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(body)
+    HttpResponse::Created().insert_header((header::LOCATION, location)).json(body)
 }

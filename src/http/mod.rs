@@ -12,26 +12,24 @@ pub mod problem;
 pub mod request_id;
 pub mod routing;
 pub mod session;
+pub mod sla;
 pub mod tickets;
 pub mod users;
 
-use actix_web::web::{self, delete, get, patch, post, resource};
+use actix_web::web::{self, delete, get, patch, post, put, resource};
 
 /// Every route. Registered as resources so a wrong method answers 405, not 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/openapi.json").route(get().to(openapi::document)))
+        .service(resource("/metrics").route(get().to(sla::prometheus)))
         .service(
             web::scope("/api/v1")
                 .service(resource("/auth/token").route(post().to(session::token)))
                 .service(resource("/auth/logout").route(post().to(session::logout)))
                 .service(resource("/me").route(get().to(session::me)))
-                .service(
-                    resource("/grid-units")
-                        .route(get().to(grid_units::list))
-                        .route(post().to(grid_units::create)),
-                )
+                .service(resource("/grid-units").route(get().to(grid_units::list)).route(post().to(grid_units::create)))
                 .service(resource("/grid-units/locate").route(get().to(grid_units::locate)))
                 .service(
                     resource("/grid-units/{id}")
@@ -41,9 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/grid-units/{id}/children").route(get().to(grid_units::children)))
                 .service(
-                    resource("/departments")
-                        .route(get().to(departments::list))
-                        .route(post().to(departments::create)),
+                    resource("/departments").route(get().to(departments::list)).route(post().to(departments::create)),
                 )
                 .service(
                     resource("/departments/{id}")
@@ -51,22 +47,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(patch().to(departments::update))
                         .route(delete().to(departments::delete)),
                 )
-                .service(
-                    resource("/categories")
-                        .route(get().to(categories::list))
-                        .route(post().to(categories::create)),
-                )
+                .service(resource("/categories").route(get().to(categories::list)).route(post().to(categories::create)))
                 .service(
                     resource("/categories/{id}")
                         .route(get().to(categories::get))
                         .route(patch().to(categories::update))
                         .route(delete().to(categories::delete)),
                 )
-                .service(
-                    resource("/routing-rules")
-                        .route(get().to(routing::list))
-                        .route(post().to(routing::create)),
-                )
+                .service(resource("/routing-rules").route(get().to(routing::list)).route(post().to(routing::create)))
                 .service(
                     resource("/routing-rules/{id}")
                         .route(get().to(routing::get))
@@ -74,11 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(delete().to(routing::delete)),
                 )
                 .service(resource("/routing/resolve").route(get().to(routing::resolve)))
-                .service(
-                    resource("/tickets")
-                        .route(get().to(tickets::list))
-                        .route(post().to(tickets::file)),
-                )
+                .service(resource("/tickets").route(get().to(tickets::list)).route(post().to(tickets::file)))
                 .service(resource("/tickets/{id}").route(get().to(tickets::get)))
                 .service(resource("/tickets/{id}/events").route(get().to(tickets::events)))
                 .service(resource("/tickets/{id}/dispatch").route(post().to(tickets::dispatch)))
@@ -92,11 +76,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/dispatches/{id}/reject-return").route(post().to(dispatches::reject_return)))
                 .service(resource("/dispatches/{id}/progress").route(post().to(dispatches::progress)))
                 .service(resource("/dispatches/{id}/resolve").route(post().to(dispatches::resolve)))
+                .service(resource("/dispatches/{id}/extension-requests").route(post().to(sla::request_extension)))
+                .service(resource("/extension-requests/{id}/approve").route(post().to(sla::approve_extension)))
+                .service(resource("/extension-requests/{id}/reject").route(post().to(sla::reject_extension)))
+                .service(resource("/tickets/{id}/supervise").route(post().to(sla::supervise)))
+                .service(resource("/supervision-orders").route(get().to(sla::orders)))
+                .service(resource("/supervision-orders/{id}/reply").route(post().to(sla::reply)))
+                .service(resource("/sla-policies").route(get().to(sla::policies)))
+                .service(resource("/sla-policies/{id}").route(get().to(sla::policy)).route(put().to(sla::put_policy)))
+                .service(resource("/calendar").route(get().to(sla::years)).route(post().to(sla::add_year)))
+                .service(resource("/calendar/deadline").route(get().to(sla::deadline)))
+                .service(resource("/escalation-rules").route(get().to(sla::rules)).route(post().to(sla::create_rule)))
                 .service(
-                    resource("/users")
-                        .route(get().to(users::list))
-                        .route(post().to(users::create)),
+                    resource("/escalation-rules/{id}")
+                        .route(put().to(sla::replace_rule))
+                        .route(delete().to(sla::delete_rule)),
                 )
+                .service(resource("/notifications").route(get().to(sla::notifications)))
+                .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")
                         .route(get().to(users::get))

@@ -91,23 +91,11 @@ impl ResponseError for AppError {
             AppError::Internal(_) | AppError::Database(_) => {
                 // Logged once, with the cause chain; the client learns nothing internal.
                 tracing::error!(error = %error_chain(self), "request failed");
-                (
-                    "the server could not complete the request; it has been logged".to_owned(),
-                    None,
-                )
+                ("the server could not complete the request; it has been logged".to_owned(), None)
             }
             other => (other.to_string(), None),
         };
-        respond(
-            status,
-            Problem {
-                kind: type_uri(slug),
-                title: title.into(),
-                status: status.as_u16(),
-                detail,
-                errors,
-            },
-        )
+        respond(status, Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors })
     }
 }
 
@@ -131,16 +119,9 @@ pub fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         "Method not allowed",
         format!("{} is not supported on {}", req.method(), req.path()),
     );
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_body(|_, body| EitherBody::right(body)),
-    ))
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_body(|_, body| EitherBody::right(body))))
 }
 
 pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
-    problem_response(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        "Not found",
-        format!("no resource at {}", req.path()),
-    )
+    problem_response(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no resource at {}", req.path()))
 }

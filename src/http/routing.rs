@@ -45,11 +45,7 @@ pub async fn list(
     Query(q): Query<RoutingRuleQuery>,
 ) -> AppResult<web::Json<List<RoutingRule>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let filter = RoutingRuleFilter {
-        category: q.category,
-        unit: q.unit,
-        department: q.department,
-    };
+    let filter = RoutingRuleFilter { category: q.category, unit: q.unit, department: q.department };
     let found = routing::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, RoutingRule::from)))
 }
@@ -62,10 +58,7 @@ pub async fn create(
     Json(input): Json<NewRoutingRule>,
 ) -> AppResult<HttpResponse> {
     let rule = routing::create(&ctx, &caller, input).await?;
-    Ok(created(
-        format!("/api/v1/routing-rules/{}", rule.rule.id),
-        RoutingRule::from(rule),
-    ))
+    Ok(created(format!("/api/v1/routing-rules/{}", rule.rule.id), RoutingRule::from(rule)))
 }
 
 #[utoipa::path(get, path = "/api/v1/routing-rules/{id}", tag = "routing",
@@ -99,7 +92,5 @@ pub async fn resolve(
     caller: Caller,
     Query(q): Query<ResolveQuery>,
 ) -> AppResult<web::Json<RoutingResolution>> {
-    Ok(web::Json(
-        routing::resolve(&ctx, &caller, &q.category, &q.unit).await?.into(),
-    ))
+    Ok(web::Json(routing::resolve(&ctx, &caller, &q.category, &q.unit).await?.into()))
 }

@@ -34,6 +34,8 @@ pub struct TicketQuery {
     /// Exclusive.
     created_to: Option<DateTime<Utc>>,
     needs_arbitration: Option<bool>,
+    /// Only tickets with a running SLA clock past its deadline.
+    overdue: Option<bool>,
     limit: Option<u64>,
     cursor: Option<String>,
 }
@@ -49,9 +51,7 @@ pub struct EventQuery {
 /// A ticket with its version as ETag, for `If-Match` on the next write.
 pub fn with_etag(status: actix_web::http::StatusCode, view: TicketView) -> HttpResponse {
     let etag = format!("\"{}\"", view.ticket.version);
-    HttpResponse::build(status)
-        .insert_header((header::ETAG, etag))
-        .json(Ticket::from(view))
+    HttpResponse::build(status).insert_header((header::ETAG, etag)).json(Ticket::from(view))
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = NewTicket,
@@ -66,20 +66,15 @@ pub async fn file(
 ) -> AppResult<HttpResponse> {
     let filed = tickets::file(&ctx, &caller, input, key).await?;
     let location = format!("/api/v1/tickets/{}", filed.view.ticket.id);
-    let status = if filed.replayed {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::CREATED
-    };
+    let status = if filed.replayed { actix_web::http::StatusCode::OK } else { actix_web::http::StatusCode::CREATED };
     let mut response = with_etag(status, filed.view);
     if let Ok(value) = header::HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
     if filed.replayed {
-        response.headers_mut().insert(
-            header::HeaderName::from_static("idempotent-replayed"),
-            header::HeaderValue::from_static("true"),
-        );
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("idempotent-replayed"), header::HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -96,10 +91,7 @@ pub async fn list(
         .status
         .map(|s| {
             TicketStatus::parse(&s).ok_or_else(|| {
-                AppError::invalid(
-                    "status",
-                    "one of filed, dispatched, in_progress, resolved, closed, cancelled",
-                )
+                AppError::invalid("status", "one of filed, dispatched, in_progress, resolved, closed, cancelled")
             })
         })
         .transpose()?;
@@ -112,6 +104,7 @@ pub async fn list(
         created_from: q.created_from,
         created_to: q.created_to,
         needs_arbitration: q.needs_arbitration,
+        overdue: q.overdue,
     };
     let found = tickets::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, Ticket::from)))
@@ -120,10 +113,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
     responses((status = 200, body = Ticket, headers(("ETag" = String, description = "the version, for If-Match"))), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
-    Ok(with_etag(
-        actix_web::http::StatusCode::OK,
-        tickets::get(&ctx, &caller, id).await?,
-    ))
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::get(&ctx, &caller, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", params(EventQuery),
@@ -149,10 +139,7 @@ pub async fn dispatch(
     IfMatch(version): IfMatch,
     Json(body): Json<DispatchRequest>,
 ) -> AppResult<HttpResponse> {
-    Ok(with_etag(
-        actix_web::http::StatusCode::OK,
-        tickets::dispatch(&ctx, &caller, id, version, body).await?,
-    ))
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::dispatch(&ctx, &caller, id, version, body).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/whistle", tag = "tickets", request_body = WhistleRequest,
@@ -165,10 +152,7 @@ pub async fn whistle(
     IfMatch(version): IfMatch,
     Json(body): Json<WhistleRequest>,
 ) -> AppResult<HttpResponse> {
-    Ok(with_etag(
-        actix_web::http::StatusCode::OK,
-        tickets::whistle(&ctx, &caller, id, version, body).await?,
-    ))
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::whistle(&ctx, &caller, id, version, body).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", tag = "tickets", request_body = RatingRequest,
@@ -181,10 +165,7 @@ pub async fn rate(
     IfMatch(version): IfMatch,
     Json(body): Json<RatingRequest>,
 ) -> AppResult<HttpResponse> {
-    Ok(with_etag(
-        actix_web::http::StatusCode::OK,
-        tickets::rate(&ctx, &caller, id, version, body).await?,
-    ))
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::rate(&ctx, &caller, id, version, body).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", request_body = ReasonRequest,
@@ -197,8 +178,5 @@ pub async fn cancel(
     IfMatch(version): IfMatch,
     Json(body): Json<ReasonRequest>,
 ) -> AppResult<HttpResponse> {
-    Ok(with_etag(
-        actix_web::http::StatusCode::OK,
-        tickets::cancel(&ctx, &caller, id, version, body).await?,
-    ))
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::cancel(&ctx, &caller, id, version, body).await?))
 }

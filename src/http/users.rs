@@ -37,13 +37,8 @@ pub async fn list(
     Query(q): Query<UserQuery>,
 ) -> AppResult<web::Json<List<User>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let filter = UserFilter {
-        role: q.role,
-        unit: q.unit,
-        department: q.department,
-        active: q.active,
-        username: q.username,
-    };
+    let filter =
+        UserFilter { role: q.role, unit: q.unit, department: q.department, active: q.active, username: q.username };
     let found = users::list(&ctx, &caller, filter, page).await?;
     Ok(web::Json(List::from_page(found, User::from)))
 }

@@ -44,11 +44,7 @@ pub async fn move_subtree(
 }
 
 pub async fn has_children(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
-    Ok(grid_unit::Entity::find()
-        .filter(grid_unit::Column::ParentId.eq(id))
-        .one(db)
-        .await?
-        .is_some())
+    Ok(grid_unit::Entity::find().filter(grid_unit::Column::ParentId.eq(id)).one(db).await?.is_some())
 }
 
 /// The ids on a unit's stored path, root first.

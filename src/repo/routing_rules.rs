@@ -37,12 +37,10 @@ pub async fn replace_co_handlers(db: &impl ConnectionTrait, rule_id: Uuid, depar
         .filter(routing_rule_co_handler::Column::RuleId.eq(rule_id))
         .exec(db)
         .await?;
-    let rows = departments
-        .iter()
-        .map(|&department_id| routing_rule_co_handler::ActiveModel {
-            rule_id: Set(rule_id),
-            department_id: Set(department_id),
-        });
+    let rows = departments.iter().map(|&department_id| routing_rule_co_handler::ActiveModel {
+        rule_id: Set(rule_id),
+        department_id: Set(department_id),
+    });
     if !departments.is_empty() {
         routing_rule_co_handler::Entity::insert_many(rows).exec(db).await?;
     }

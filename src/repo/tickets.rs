@@ -27,18 +27,12 @@ pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<ticket::
 /// The next number of `year`. The counter row's lock serialises concurrent filings, and a
 /// rolled-back filing gives its number back, so numbers stay unique and nearly gap-free.
 pub async fn next_number(db: &impl ConnectionTrait, year: i32) -> Result<i64, DbErr> {
-    ticket_counter::Entity::insert(ticket_counter::ActiveModel {
-        year: Set(year),
-        last: Set(0),
-    })
-    .on_conflict(OnConflict::column(ticket_counter::Column::Year).do_nothing().to_owned())
-    .exec_without_returning(db)
-    .await?;
+    ticket_counter::Entity::insert(ticket_counter::ActiveModel { year: Set(year), last: Set(0) })
+        .on_conflict(OnConflict::column(ticket_counter::Column::Year).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
     ticket_counter::Entity::update_many()
-        .col_expr(
-            ticket_counter::Column::Last,
-            Expr::col(ticket_counter::Column::Last).add(1),
-        )
+        .col_expr(ticket_counter::Column::Last, Expr::col(ticket_counter::Column::Last).add(1))
         .filter(ticket_counter::Column::Year.eq(year))
         .exec(db)
         .await?;
@@ -63,9 +57,9 @@ pub fn scope_condition(scope: &Scope) -> Condition {
     match scope {
         Scope::Everything => Condition::all(),
         Scope::UnitPath(path) => Condition::all().add(in_unit_subtree(path)),
-        Scope::FiledByOrUnitPath { user_id, path } => Condition::any()
-            .add(ticket::Column::FiledBy.eq(*user_id))
-            .add(in_unit_subtree(path)),
+        Scope::FiledByOrUnitPath { user_id, path } => {
+            Condition::any().add(ticket::Column::FiledBy.eq(*user_id)).add(in_unit_subtree(path))
+        }
         Scope::Department(department) => Condition::all().add(
             ticket::Column::Id.in_subquery(
                 Query::select()

@@ -18,10 +18,7 @@ pub async fn live_user(
     else {
         return Ok(None);
     };
-    user::Entity::find_by_id(token.user_id)
-        .filter(user::Column::Active.eq(true))
-        .one(db)
-        .await
+    user::Entity::find_by_id(token.user_id).filter(user::Column::Active.eq(true)).one(db).await
 }
 
 pub async fn revoke(db: &impl ConnectionTrait, token_hash: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {

@@ -25,9 +25,7 @@ const WRONG_CREDENTIALS: &str = "wrong user name or password";
 pub async fn login(ctx: &AppContext, username: &str, password_text: &str) -> AppResult<IssuedToken> {
     let found = super::users::by_username(&ctx.db, username.trim()).await?;
     // Verify against a decoy when the user is unknown, so timing does not reveal accounts.
-    let stored_hash = found
-        .as_ref()
-        .map_or(password::decoy_hash(), |u| u.password_hash.as_str());
+    let stored_hash = found.as_ref().map_or(password::decoy_hash(), |u| u.password_hash.as_str());
     let password_ok = password::verify(password_text, stored_hash);
     let user = match found {
         Some(user) if password_ok && user.active => user,
@@ -51,10 +49,7 @@ pub async fn login(ctx: &AppContext, username: &str, password_text: &str) -> App
     .await?;
     txn.commit().await?;
     tracing::info!(user_id = %user.id, "login");
-    Ok(IssuedToken {
-        access_token: token,
-        expires_in: ttl.as_secs(),
-    })
+    Ok(IssuedToken { access_token: token, expires_in: ttl.as_secs() })
 }
 
 pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {

@@ -66,15 +66,8 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewCategory) -> Ap
     errors.into_result()?;
 
     let txn = begin_write(&ctx.db).await?;
-    ensure_unique::<category::Entity>(
-        &txn,
-        category::Column::Code,
-        &code,
-        None,
-        |m| m.id,
-        "a category with code",
-    )
-    .await?;
+    ensure_unique::<category::Entity>(&txn, category::Column::Code, &code, None, |m| m.id, "a category with code")
+        .await?;
     let now = ctx.clock.now();
     let created = category::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -168,8 +161,5 @@ pub async fn list(
 }
 
 pub async fn by_code(db: &impl ConnectionTrait, code: &str) -> AppResult<Option<category::Model>> {
-    Ok(category::Entity::find()
-        .filter(category::Column::Code.eq(code))
-        .one(db)
-        .await?)
+    Ok(category::Entity::find().filter(category::Column::Code.eq(code)).one(db).await?)
 }

@@ -14,29 +14,11 @@ use crate::{
 };
 
 /// (code, name, level, parent code, bounding box as [min_lon, min_lat, max_lon, max_lat]).
-type UnitRow = (
-    &'static str,
-    &'static str,
-    UnitLevel,
-    Option<&'static str>,
-    Option<[f64; 4]>,
-);
+type UnitRow = (&'static str, &'static str, UnitLevel, Option<&'static str>, Option<[f64; 4]>);
 
 const UNITS: &[UnitRow] = &[
-    (
-        "140900",
-        "忻州市",
-        UnitLevel::City,
-        None,
-        Some([111.0, 38.1, 114.0, 39.7]),
-    ),
-    (
-        "140902",
-        "忻府区",
-        UnitLevel::County,
-        Some("140900"),
-        Some([112.30, 38.20, 113.00, 38.70]),
-    ),
+    ("140900", "忻州市", UnitLevel::City, None, Some([111.0, 38.1, 114.0, 39.7])),
+    ("140902", "忻府区", UnitLevel::County, Some("140900"), Some([112.30, 38.20, 113.00, 38.70])),
     ("140921", "定襄县", UnitLevel::County, Some("140900"), None),
     ("140922", "五台县", UnitLevel::County, Some("140900"), None),
     ("140923", "代县", UnitLevel::County, Some("140900"), None),
@@ -49,63 +31,15 @@ const UNITS: &[UnitRow] = &[
     ("140930", "河曲县", UnitLevel::County, Some("140900"), None),
     ("140931", "保德县", UnitLevel::County, Some("140900"), None),
     ("140932", "偏关县", UnitLevel::County, Some("140900"), None),
-    (
-        "140981",
-        "原平市",
-        UnitLevel::County,
-        Some("140900"),
-        Some([112.40, 38.70, 113.10, 39.10]),
-    ),
-    (
-        "140902001000",
-        "新建路街道",
-        UnitLevel::Township,
-        Some("140902"),
-        Some([112.700, 38.400, 112.750, 38.430]),
-    ),
-    (
-        "140902002000",
-        "长征街街道",
-        UnitLevel::Township,
-        Some("140902"),
-        Some([112.750, 38.400, 112.800, 38.430]),
-    ),
+    ("140981", "原平市", UnitLevel::County, Some("140900"), Some([112.40, 38.70, 113.10, 39.10])),
+    ("140902001000", "新建路街道", UnitLevel::Township, Some("140902"), Some([112.700, 38.400, 112.750, 38.430])),
+    ("140902002000", "长征街街道", UnitLevel::Township, Some("140902"), Some([112.750, 38.400, 112.800, 38.430])),
     ("140902003000", "秀容街道", UnitLevel::Township, Some("140902"), None),
-    (
-        "140981001000",
-        "北城街道",
-        UnitLevel::Township,
-        Some("140981"),
-        Some([112.700, 38.720, 112.720, 38.740]),
-    ),
-    (
-        "140902001001",
-        "和平社区",
-        UnitLevel::Community,
-        Some("140902001000"),
-        Some([112.700, 38.400, 112.725, 38.430]),
-    ),
-    (
-        "140902001002",
-        "建设社区",
-        UnitLevel::Community,
-        Some("140902001000"),
-        Some([112.725, 38.400, 112.750, 38.430]),
-    ),
-    (
-        "140902002001",
-        "长征社区",
-        UnitLevel::Community,
-        Some("140902002000"),
-        Some([112.750, 38.400, 112.800, 38.430]),
-    ),
-    (
-        "140981001001",
-        "北关社区",
-        UnitLevel::Community,
-        Some("140981001000"),
-        Some([112.700, 38.720, 112.720, 38.740]),
-    ),
+    ("140981001000", "北城街道", UnitLevel::Township, Some("140981"), Some([112.700, 38.720, 112.720, 38.740])),
+    ("140902001001", "和平社区", UnitLevel::Community, Some("140902001000"), Some([112.700, 38.400, 112.725, 38.430])),
+    ("140902001002", "建设社区", UnitLevel::Community, Some("140902001000"), Some([112.725, 38.400, 112.750, 38.430])),
+    ("140902002001", "长征社区", UnitLevel::Community, Some("140902002000"), Some([112.750, 38.400, 112.800, 38.430])),
+    ("140981001001", "北关社区", UnitLevel::Community, Some("140981001000"), Some([112.700, 38.720, 112.720, 38.740])),
     (
         "140902001001-G01",
         "和平社区第一网格",
@@ -154,40 +88,15 @@ const UNITS: &[UnitRow] = &[
 const DEPARTMENTS: &[(&str, &str, &str, &str)] = &[
     ("XF-MZJ", "忻府区民政局", "140902", "mzj.xinfu@gridwhistle.example"),
     ("XF-WJJ", "忻府区卫生健康局", "140902", "wjj.xinfu@gridwhistle.example"),
-    (
-        "XF-RSJ",
-        "忻府区人力资源和社会保障局",
-        "140902",
-        "rsj.xinfu@gridwhistle.example",
-    ),
-    (
-        "XF-GAJ",
-        "忻州市公安局忻府分局",
-        "140902",
-        "gaj.xinfu@gridwhistle.example",
-    ),
+    ("XF-RSJ", "忻府区人力资源和社会保障局", "140902", "rsj.xinfu@gridwhistle.example"),
+    ("XF-GAJ", "忻州市公安局忻府分局", "140902", "gaj.xinfu@gridwhistle.example"),
     ("XF-SFJ", "忻府区司法局", "140902", "sfj.xinfu@gridwhistle.example"),
     ("XF-YJJ", "忻府区应急管理局", "140902", "yjj.xinfu@gridwhistle.example"),
-    (
-        "XF-ZJJ",
-        "忻府区住房和城乡建设局",
-        "140902",
-        "zjj.xinfu@gridwhistle.example",
-    ),
+    ("XF-ZJJ", "忻府区住房和城乡建设局", "140902", "zjj.xinfu@gridwhistle.example"),
     ("XF-CGJ", "忻府区城市管理局", "140902", "cgj.xinfu@gridwhistle.example"),
     ("XF-JYJ", "忻府区教育局", "140902", "jyj.xinfu@gridwhistle.example"),
-    (
-        "XJL-ZZZX",
-        "新建路街道综治中心",
-        "140902001000",
-        "zzzx.xinjianlu@gridwhistle.example",
-    ),
-    (
-        "YP-CGJ",
-        "原平市城市管理局",
-        "140981",
-        "cgj.yuanping@gridwhistle.example",
-    ),
+    ("XJL-ZZZX", "新建路街道综治中心", "140902001000", "zzzx.xinjianlu@gridwhistle.example"),
+    ("YP-CGJ", "原平市城市管理局", "140981", "cgj.yuanping@gridwhistle.example"),
 ];
 
 /// (code, name, default priority, auto-dispatch).
@@ -230,43 +139,13 @@ const RULES: &[(&str, &str, &str, &[&str])] = &[
 ];
 
 /// (user name, display name, role, unit code, department code).
-type UserRow = (
-    &'static str,
-    &'static str,
-    Role,
-    Option<&'static str>,
-    Option<&'static str>,
-);
+type UserRow = (&'static str, &'static str, Role, Option<&'static str>, Option<&'static str>);
 
 pub const USERS: &[UserRow] = &[
-    (
-        "demo-grid",
-        "网格员 李娜",
-        Role::GridWorker,
-        Some("140902001001-G01"),
-        None,
-    ),
-    (
-        "demo-dispatcher",
-        "新建路街道 调度员 王强",
-        Role::Dispatcher,
-        Some("140902001000"),
-        None,
-    ),
-    (
-        "demo-dept",
-        "城市管理局 办事员 赵敏",
-        Role::DepartmentStaff,
-        None,
-        Some("XF-CGJ"),
-    ),
-    (
-        "demo-supervisor",
-        "忻州市 督办员 陈刚",
-        Role::Supervisor,
-        Some("140900"),
-        None,
-    ),
+    ("demo-grid", "网格员 李娜", Role::GridWorker, Some("140902001001-G01"), None),
+    ("demo-dispatcher", "新建路街道 调度员 王强", Role::Dispatcher, Some("140902001000"), None),
+    ("demo-dept", "城市管理局 办事员 赵敏", Role::DepartmentStaff, None, Some("XF-CGJ")),
+    ("demo-supervisor", "忻州市 督办员 陈刚", Role::Supervisor, Some("140900"), None),
     ("demo-admin", "系统管理员", Role::Admin, None, None),
 ];
 
@@ -278,13 +157,7 @@ pub struct SeedReport {
 
 /// The seed acts as the system itself, not as any user.
 fn system() -> Caller {
-    Caller {
-        user_id: Uuid::nil(),
-        username: "system".into(),
-        role: Role::Admin,
-        unit_id: None,
-        department_id: None,
-    }
+    Caller { user_id: Uuid::nil(), username: "system".into(), role: Role::Admin, unit_id: None, department_id: None }
 }
 
 /// The whole demo set: reference data, users and a few dozen tickets in every state.
@@ -313,13 +186,7 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
         };
         let boundary = bbox
             .map(|[w, s, e, n]| json!({"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}));
-        let input = grid_units::NewGridUnit {
-            code: code.into(),
-            name: name.into(),
-            level,
-            parent_id,
-            boundary,
-        };
+        let input = grid_units::NewGridUnit { code: code.into(), name: name.into(), level, parent_id, boundary };
         grid_units::create(ctx, &caller, input).await?;
         report.created += 1;
     }
@@ -334,6 +201,7 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
             name: name.into(),
             unit_id: unit_id(ctx, unit_code).await?,
             email: email.into(),
+            head_email: Some(format!("head.{email}")),
             active: true,
         };
         departments::create(ctx, &caller, input).await?;
@@ -386,6 +254,7 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
             unit_id,
             department_id,
             password: ctx.settings.demo.password.clone(),
+            email: Some(format!("{username}@gridwhistle.example")),
             active: true,
         };
         count(users::create(ctx, &caller, input).await, &mut report)?;

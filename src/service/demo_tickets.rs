@@ -39,79 +39,24 @@ enum Fate {
 
 /// (category, title, description, filed by the dispatcher from the hotline).
 const REQUESTS: &[(&str, &str, &str, bool)] = &[
-    (
-        "environment",
-        "小区门口垃圾清运不及时",
-        "和平街北口垃圾桶满溢三天，气味很大。",
-        false,
-    ),
-    (
-        "environment",
-        "人行道共享单车乱停放",
-        "建设路人行道被单车占满，老人通行困难。",
-        true,
-    ),
+    ("environment", "小区门口垃圾清运不及时", "和平街北口垃圾桶满溢三天，气味很大。", false),
+    ("environment", "人行道共享单车乱停放", "建设路人行道被单车占满，老人通行困难。", true),
     ("utilities", "单元楼停水", "5号楼自昨晚起停水，未见通知。", true),
     ("utilities", "路灯不亮", "和平街东段三盏路灯夜间不亮。", false),
-    (
-        "property",
-        "电梯经常故障",
-        "7号楼电梯一周内停运两次，物业未及时维修。",
-        false,
-    ),
-    (
-        "property",
-        "物业费收支不公开",
-        "居民要求公开上年度物业费收支明细。",
-        true,
-    ),
+    ("property", "电梯经常故障", "7号楼电梯一周内停运两次，物业未及时维修。", false),
+    ("property", "物业费收支不公开", "居民要求公开上年度物业费收支明细。", true),
     ("dispute", "邻里噪音纠纷", "楼上住户夜间装修噪音扰民，协商未果。", false),
     ("dispute", "停车位占用纠纷", "私家车位长期被他人占用。", true),
-    (
-        "elderly_care",
-        "独居老人需要助餐服务",
-        "82岁独居老人行动不便，希望安排社区助餐。",
-        false,
-    ),
-    (
-        "elderly_care",
-        "申请居家养老上门服务",
-        "失能老人家属咨询上门护理服务。",
-        true,
-    ),
-    (
-        "safety_hazard",
-        "楼道电动车充电",
-        "楼道内私拉电线为电动车充电，存在火灾隐患。",
-        false,
-    ),
-    (
-        "safety_hazard",
-        "广告牌松动",
-        "临街商铺广告牌松动，大风天有坠落风险。",
-        false,
-    ),
-    (
-        "public_security",
-        "夜间有人撬车门",
-        "小区停车场近期多次发生车辆被撬。",
-        true,
-    ),
-    (
-        "employment",
-        "失业人员求职登记",
-        "居民咨询失业登记和技能培训报名。",
-        true,
-    ),
+    ("elderly_care", "独居老人需要助餐服务", "82岁独居老人行动不便，希望安排社区助餐。", false),
+    ("elderly_care", "申请居家养老上门服务", "失能老人家属咨询上门护理服务。", true),
+    ("safety_hazard", "楼道电动车充电", "楼道内私拉电线为电动车充电，存在火灾隐患。", false),
+    ("safety_hazard", "广告牌松动", "临街商铺广告牌松动，大风天有坠落风险。", false),
+    ("public_security", "夜间有人撬车门", "小区停车场近期多次发生车辆被撬。", true),
+    ("employment", "失业人员求职登记", "居民咨询失业登记和技能培训报名。", true),
     ("childcare", "咨询普惠托育名额", "双职工家庭咨询社区托育点入托。", false),
     ("health", "家庭医生签约咨询", "慢病老人希望签约家庭医生。", true),
     ("other", "建议增设休闲座椅", "社区广场缺少座椅，居民建议增设。", false),
-    (
-        "disability",
-        "残疾人无障碍通道损坏",
-        "单元门口坡道破损，轮椅无法通行。",
-        false,
-    ),
+    ("disability", "残疾人无障碍通道损坏", "单元门口坡道破损，轮椅无法通行。", false),
 ];
 
 const FATES: &[Fate] = &[
@@ -146,10 +91,7 @@ const GRIDS: &[(&str, f64, f64)] = &[
 /// Plays the demo tickets; returns how many were created and how many were there already.
 pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
     let clock = ManualClock::starting_at(ctx.clock.now() - Duration::days(21));
-    let played = AppContext {
-        clock: clock.clone(),
-        ..ctx.clone()
-    };
+    let played = ctx.with_clock(clock.clone());
     let grid_worker = demo_user(ctx, "demo-grid").await?;
     let dispatcher = demo_user(ctx, "demo-dispatcher").await?;
     let clerk = demo_user(ctx, "demo-dept").await?;
@@ -162,11 +104,7 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
             let n = round * REQUESTS.len() + i;
             clock.set(start + Duration::hours(10 * n as i64));
             // The grid worker walks grid 1; the hotline reaches the dispatcher from anywhere in the street.
-            let (grid, lat, lon) = if by_phone {
-                GRIDS[1 + n % (GRIDS.len() - 1)]
-            } else {
-                GRIDS[0]
-            };
+            let (grid, lat, lon) = if by_phone { GRIDS[1 + n % (GRIDS.len() - 1)] } else { GRIDS[0] };
             let filer = if by_phone { &dispatcher } else { &grid_worker };
             let category = categories::by_code(&ctx.db, category_code)
                 .await?
@@ -201,13 +139,7 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
                 &clock,
                 filed.view.ticket.id,
                 FATES[n % FATES.len()],
-                &Actors {
-                    grid_worker: &grid_worker,
-                    filer,
-                    dispatcher: &dispatcher,
-                    clerk: &clerk,
-                    cgj,
-                },
+                &Actors { grid_worker: &grid_worker, filer, dispatcher: &dispatcher, clerk: &clerk, cgj },
             )
             .await?;
         }
@@ -215,17 +147,8 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
     Ok((created, existing))
 }
 
-const RESIDENT_NAMES: &[&str] = &[
-    "王秀英",
-    "李建国",
-    "张桂兰",
-    "刘志强",
-    "陈美华",
-    "杨德明",
-    "赵淑珍",
-    "欧阳明",
-    "周海燕",
-];
+const RESIDENT_NAMES: &[&str] =
+    &["王秀英", "李建国", "张桂兰", "刘志强", "陈美华", "杨德明", "赵淑珍", "欧阳明", "周海燕"];
 
 struct Actors<'a> {
     grid_worker: &'a Caller,
@@ -245,10 +168,7 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
     // Tickets that did not auto-dispatch go to 城市管理局, so demo-dept can work them.
     if filed.ticket.status == "filed" {
         later(1);
-        let to_cgj = DispatchRequest {
-            primary_department_id: Some(who.cgj),
-            co_handler_department_ids: vec![],
-        };
+        let to_cgj = DispatchRequest { primary_department_id: Some(who.cgj), co_handler_department_ids: vec![] };
         tickets::dispatch(ctx, who.dispatcher, ticket_id, None, to_cgj).await?;
     }
     let primary = |view: &tickets::TicketView| view.dispatches.iter().rev().find(|d| d.role == "primary").map(|d| d.id);
@@ -256,34 +176,24 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
     let Some(mut dispatch_id) = primary(&current) else {
         return Ok(());
     };
-    let handled_by_clerk = current
-        .dispatches
-        .iter()
-        .any(|d| d.id == dispatch_id && d.department_id == who.cgj);
+    let handled_by_clerk = current.dispatches.iter().any(|d| d.id == dispatch_id && d.department_id == who.cgj);
     if matches!(fate, Fate::Dispatched) || !handled_by_clerk {
         return Ok(());
     }
     if let Fate::Cancelled = fate {
         later(2);
-        let reason = ReasonRequest {
-            reason: "与已有工单重复，合并办理".into(),
-        };
+        let reason = ReasonRequest { reason: "与已有工单重复，合并办理".into() };
         tickets::cancel(ctx, who.dispatcher, ticket_id, None, reason).await?;
         return Ok(());
     }
     if let Fate::Arbitration = fate {
         for round in 1..=3 {
             later(2);
-            let reason = ReturnRequest {
-                reason: format!("第{round}次退单：该事项不属于城管职责"),
-            };
+            let reason = ReturnRequest { reason: format!("第{round}次退单：该事项不属于城管职责") };
             dispatches::return_dispatch(ctx, who.clerk, dispatch_id, reason).await?;
             if round < 3 {
                 later(1);
-                let again = DispatchRequest {
-                    primary_department_id: Some(who.cgj),
-                    co_handler_department_ids: vec![],
-                };
+                let again = DispatchRequest { primary_department_id: Some(who.cgj), co_handler_department_ids: vec![] };
                 let view = tickets::dispatch(ctx, who.dispatcher, ticket_id, None, again).await?;
                 dispatch_id = primary(&view).unwrap_or(dispatch_id);
             }
@@ -296,49 +206,26 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
         later(1);
         let summoned = vec![department(ctx, "XF-ZJJ").await?, department(ctx, "XF-YJJ").await?];
         let whistle = WhistleRequest {
-            department_ids: summoned,
-            reason: "涉及房屋安全和消防，吹哨联合处置".into(),
+            department_ids: summoned, reason: "涉及房屋安全和消防，吹哨联合处置".into()
         };
         tickets::whistle(ctx, who.dispatcher, ticket_id, None, whistle).await?;
     }
     later(3);
-    let note = ProgressRequest {
-        note: "已电话联系居民，约定上门时间".into(),
-        contacted_resident: Some(true),
-    };
+    let note =
+        ProgressRequest { note: "已电话联系居民，约定上门时间".into(), contacted_resident: Some(true) };
     dispatches::progress(ctx, who.clerk, dispatch_id, note).await?;
     if matches!(fate, Fate::InProgress | Fate::Whistled) {
         return Ok(());
     }
     later(20);
-    dispatches::resolve(
-        ctx,
-        who.clerk,
-        dispatch_id,
-        ResolveRequest {
-            reply: "已现场处理完毕，并向居民反馈。".into(),
-        },
-    )
-    .await?;
-    let rater = if who.filer.role == entities::Role::GridWorker {
-        who.grid_worker
-    } else {
-        who.dispatcher
-    };
+    dispatches::resolve(ctx, who.clerk, dispatch_id, ResolveRequest { reply: "已现场处理完毕，并向居民反馈。".into() })
+        .await?;
+    let rater = if who.filer.role == entities::Role::GridWorker { who.grid_worker } else { who.dispatcher };
     match fate {
         Fate::Closed(score) => {
             later(5);
-            tickets::rate(
-                ctx,
-                rater,
-                ticket_id,
-                None,
-                RatingRequest {
-                    score,
-                    comment: Some("处理及时".into()),
-                },
-            )
-            .await?;
+            tickets::rate(ctx, rater, ticket_id, None, RatingRequest { score, comment: Some("处理及时".into()) })
+                .await?;
         }
         Fate::Rectified => {
             later(5);
@@ -347,10 +234,7 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
                 rater,
                 ticket_id,
                 None,
-                RatingRequest {
-                    score: 2,
-                    comment: Some("问题没有彻底解决".into()),
-                },
+                RatingRequest { score: 2, comment: Some("问题没有彻底解决".into()) },
             )
             .await?;
             later(24);
@@ -358,23 +242,12 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
                 ctx,
                 who.clerk,
                 dispatch_id,
-                ResolveRequest {
-                    reply: "已整改到位，加装防护设施。".into(),
-                },
+                ResolveRequest { reply: "已整改到位，加装防护设施。".into() },
             )
             .await?;
             later(5);
-            tickets::rate(
-                ctx,
-                rater,
-                ticket_id,
-                None,
-                RatingRequest {
-                    score: 4,
-                    comment: Some("整改后满意".into()),
-                },
-            )
-            .await?;
+            tickets::rate(ctx, rater, ticket_id, None, RatingRequest { score: 4, comment: Some("整改后满意".into()) })
+                .await?;
         }
         _ => {}
     }

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ensure_unique, found, referenced, require};
+use super::{ensure_unique, found, nullable, referenced, require};
+
 use crate::{
     context::AppContext,
     db::begin_write,
@@ -27,6 +28,8 @@ pub struct NewDepartment {
     pub unit_id: Uuid,
     /// Where dispatch and SLA notices are mailed.
     pub email: String,
+    /// The head's address for escalations; the department's own is used when absent.
+    pub head_email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -38,6 +41,9 @@ pub struct DepartmentChanges {
     pub name: Option<String>,
     pub unit_id: Option<Uuid>,
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub head_email: Option<Option<String>>,
     pub active: Option<bool>,
 }
 
@@ -58,6 +64,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewDepartment) -> 
     let code = errors.code("code", &input.code);
     let name = errors.text("name", &input.name, 100);
     let email = errors.email("email", &input.email);
+    let head_email = input.head_email.as_deref().map(|e| errors.email("head_email", e));
     errors.into_result()?;
 
     let txn = begin_write(&ctx.db).await?;
@@ -78,6 +85,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewDepartment) -> 
         name: Set(name),
         unit_id: Set(input.unit_id),
         email: Set(email),
+        head_email: Set(head_email),
         active: Set(input.active),
         created_at: Set(now),
         updated_at: Set(now),
@@ -99,6 +107,7 @@ pub async fn update(
     let code = changes.code.as_deref().map(|c| errors.code("code", c));
     let name = changes.name.as_deref().map(|n| errors.text("name", n, 100));
     let email = changes.email.as_deref().map(|e| errors.email("email", e));
+    let head_email = changes.head_email.map(|h| h.map(|e| errors.email("head_email", &e)));
     errors.into_result()?;
 
     let txn = begin_write(&ctx.db).await?;
@@ -124,6 +133,9 @@ pub async fn update(
     }
     if let Some(email) = email {
         row.email = Set(email);
+    }
+    if let Some(head_email) = head_email {
+        row.head_email = Set(head_email);
     }
     if let Some(active) = changes.active {
         row.active = Set(active);
@@ -169,8 +181,5 @@ pub async fn list(
 }
 
 pub async fn by_code(db: &impl ConnectionTrait, code: &str) -> AppResult<Option<department::Model>> {
-    Ok(department::Entity::find()
-        .filter(department::Column::Code.eq(code))
-        .one(db)
-        .await?)
+    Ok(department::Entity::find().filter(department::Column::Code.eq(code)).one(db).await?)
 }

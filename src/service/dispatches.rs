@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
+    escalation::Cause,
     require,
     tickets::{
         Locked, TicketView, Viewer, dispatch_is_open, lock_in_scope, long_text, next_dispatch_status, next_status,
@@ -19,6 +20,8 @@ use crate::{
     context::AppContext,
     domain::{
         access::{Caller, Permission},
+        escalation::Trigger,
+        sla::ClockKind,
         ticket::{DispatchAction, DispatchRole, DispatchStatus, TicketAction, TicketStatus, event},
         validate::FieldErrors,
     },
@@ -97,16 +100,12 @@ pub async fn list(
 
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<dispatch::Model> {
     require(caller, Permission::ReadTickets)?;
-    let dispatch = dispatch::Entity::find_by_id(id)
-        .one(&ctx.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("dispatch"))?;
+    let dispatch =
+        dispatch::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(|| AppError::not_found("dispatch"))?;
     if caller.role == Role::DepartmentStaff && caller.department_id != Some(dispatch.department_id) {
         return Err(AppError::not_found("dispatch"));
     }
-    super::tickets::get(ctx, caller, dispatch.ticket_id)
-        .await
-        .map_err(|_| AppError::not_found("dispatch"))?;
+    super::tickets::get(ctx, caller, dispatch.ticket_id).await.map_err(|_| AppError::not_found("dispatch"))?;
     Ok(dispatch)
 }
 
@@ -118,26 +117,16 @@ async fn lock_own<'a>(
     dispatch_id: Uuid,
 ) -> AppResult<(Locked, dispatch::Model)> {
     let not_found = || AppError::not_found("dispatch");
-    let dispatch = dispatch::Entity::find_by_id(dispatch_id)
-        .one(&ctx.db)
-        .await?
-        .ok_or_else(not_found)?;
+    let dispatch = dispatch::Entity::find_by_id(dispatch_id).one(&ctx.db).await?.ok_or_else(not_found)?;
     if viewer.caller.department_id != Some(dispatch.department_id) {
         return Err(not_found());
     }
-    let locked = lock_in_scope(ctx, viewer, dispatch.ticket_id, None)
-        .await
-        .map_err(|e| match e {
-            AppError::NotFound(_) => not_found(),
-            other => other,
-        })?;
+    let locked = lock_in_scope(ctx, viewer, dispatch.ticket_id, None).await.map_err(|e| match e {
+        AppError::NotFound(_) => not_found(),
+        other => other,
+    })?;
     // Re-read under the lock: the status may have moved since.
-    let fresh = locked
-        .dispatches
-        .iter()
-        .find(|d| d.id == dispatch_id)
-        .cloned()
-        .ok_or_else(not_found)?;
+    let fresh = locked.dispatches.iter().find(|d| d.id == dispatch_id).cloned().ok_or_else(not_found)?;
     Ok((locked, fresh))
 }
 
@@ -153,13 +142,14 @@ async fn set_dispatch(
 }
 
 async fn finish(
+    ctx: &AppContext,
     locked: Locked,
     viewer: &Viewer<'_>,
     row: ticket::ActiveModel,
     dispatch: dispatch::Model,
 ) -> AppResult<DispatchOutcome> {
     let ticket = save(&locked.txn, row, &locked.ticket, locked.now).await?;
-    let view = view_in(&locked.txn, viewer, ticket).await?;
+    let view = view_in(ctx, &locked.txn, viewer, ticket).await?;
     locked.txn.commit().await?;
     Ok(DispatchOutcome { dispatch, ticket: view })
 }
@@ -180,18 +170,11 @@ pub async fn acknowledge(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResu
         row.acknowledged_at = Set(Some(now));
     })
     .await?;
+    super::sla::stop(&locked.txn, dispatch.ticket_id, &[ClockKind::Acknowledge], Some(id), now).await?;
     let actor = Some(caller.user_id);
     let payload = json!({"department_id": dispatch.department_id, "role": dispatch.role});
-    repo::tickets::record_event(
-        &locked.txn,
-        dispatch.ticket_id,
-        Some(id),
-        event::ACKNOWLEDGED,
-        actor,
-        now,
-        payload,
-    )
-    .await?;
+    repo::tickets::record_event(&locked.txn, dispatch.ticket_id, Some(id), event::ACKNOWLEDGED, actor, now, payload)
+        .await?;
 
     let mut row = locked.ticket.clone().into_active_model();
     let primaries_waiting = locked
@@ -201,18 +184,10 @@ pub async fn acknowledge(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResu
     if locked.ticket.status == TicketStatus::Dispatched.to_string() && !primaries_waiting {
         let started = next_status(&locked.ticket, TicketAction::StartWork)?;
         row.status = Set(started.to_string());
-        repo::tickets::record_event(
-            &locked.txn,
-            dispatch.ticket_id,
-            None,
-            event::WORK_STARTED,
-            actor,
-            now,
-            json!({}),
-        )
-        .await?;
+        repo::tickets::record_event(&locked.txn, dispatch.ticket_id, None, event::WORK_STARTED, actor, now, json!({}))
+            .await?;
     }
-    finish(locked, &viewer, row, dispatch).await
+    finish(ctx, locked, &viewer, row, dispatch).await
 }
 
 /// 退单: only within the return window after dispatch, and never after a refused return —
@@ -235,10 +210,7 @@ pub async fn return_dispatch(
             "the dispatcher refused this return: the department is responsible (首办负责)".into(),
         ));
     }
-    let closes = ctx
-        .calendar
-        .add(current.created_at, ctx.settings.tickets.return_window)
-        .at;
+    let closes = ctx.calendar().add(current.created_at, ctx.settings.tickets.return_window).at;
     if locked.now > closes {
         return Err(AppError::Conflict(format!(
             "returns were possible until {closes}; the department is now the responsible unit (首办负责)"
@@ -257,32 +229,30 @@ pub async fn return_dispatch(
     let payload =
         json!({"department_id": dispatch.department_id, "role": dispatch.role, "reason": reason, "returns": returns});
     repo::tickets::record_event(&locked.txn, ticket_id, Some(id), event::RETURNED, actor, now, payload).await?;
+    super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Acknowledge], Some(id), now).await?;
 
     let mut row = locked.ticket.clone().into_active_model();
     row.return_count = Set(returns);
     if returns >= ctx.settings.tickets.arbitration_after_returns && !locked.ticket.needs_arbitration {
         row.needs_arbitration = Set(true);
         let payload = json!({"returns": returns, "note": "多次退单，提请督办部门裁定"});
-        repo::tickets::record_event(
-            &locked.txn,
-            ticket_id,
-            None,
-            event::ARBITRATION_REQUESTED,
-            None,
-            now,
-            payload,
-        )
-        .await?;
+        repo::tickets::record_event(&locked.txn, ticket_id, None, event::ARBITRATION_REQUESTED, None, now, payload)
+            .await?;
+        let cause = Cause {
+            trigger: Trigger::ThirdReturn,
+            ticket: &locked.ticket,
+            clock_id: None,
+            dispatch: Some(&dispatch),
+            deadline: None,
+        };
+        super::escalation::fire(ctx, &locked.txn, &cause, now).await?;
     }
     // The ticket goes back to the dispatcher once no primary dispatch is left open.
-    let primary_left = locked
-        .dispatches
-        .iter()
-        .any(|d| is_primary(d) && d.id != id && dispatch_is_open(d));
+    let primary_left = locked.dispatches.iter().any(|d| is_primary(d) && d.id != id && dispatch_is_open(d));
     if is_primary(&dispatch) && !primary_left {
         row.status = Set(next_status(&locked.ticket, TicketAction::ReturnToDispatcher)?.to_string());
     }
-    finish(locked, &viewer, row, dispatch).await
+    finish(ctx, locked, &viewer, row, dispatch).await
 }
 
 /// The dispatcher refuses a 退单: the department must handle the ticket after all.
@@ -298,23 +268,12 @@ pub async fn reject_return(
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let not_found = || AppError::not_found("dispatch");
-    let ticket_id = dispatch::Entity::find_by_id(id)
-        .one(&ctx.db)
-        .await?
-        .ok_or_else(not_found)?
-        .ticket_id;
-    let locked = lock_in_scope(ctx, &viewer, ticket_id, None)
-        .await
-        .map_err(|e| match e {
-            AppError::NotFound(_) => not_found(),
-            other => other,
-        })?;
-    let current = locked
-        .dispatches
-        .iter()
-        .find(|d| d.id == id)
-        .cloned()
-        .ok_or_else(not_found)?;
+    let ticket_id = dispatch::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?.ticket_id;
+    let locked = lock_in_scope(ctx, &viewer, ticket_id, None).await.map_err(|e| match e {
+        AppError::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    let current = locked.dispatches.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;
     let status = next_dispatch_status(&current, DispatchAction::RefuseReturn)?;
     let mut row = locked.ticket.clone().into_active_model();
     if is_primary(&current) {
@@ -325,6 +284,8 @@ pub async fn reject_return(
         row.return_refused = Set(true);
     })
     .await?;
+    // Back to pending: reporting in is due again.
+    super::sla::start(ctx, &locked.txn, &locked.ticket, Some(id), ClockKind::Acknowledge, locked.now).await?;
     let payload = json!({"department_id": dispatch.department_id, "reason": reason});
     repo::tickets::record_event(
         &locked.txn,
@@ -336,7 +297,7 @@ pub async fn reject_return(
         payload,
     )
     .await?;
-    finish(locked, &viewer, row, dispatch).await
+    finish(ctx, locked, &viewer, row, dispatch).await
 }
 
 pub async fn progress(
@@ -358,6 +319,7 @@ pub async fn progress(
     let first_contact = contacted && locked.ticket.first_contact_at.is_none();
     if first_contact {
         row.first_contact_at = Set(Some(locked.now));
+        super::sla::stop(&locked.txn, current.ticket_id, &[ClockKind::FirstContact], None, locked.now).await?;
     }
     let payload = json!({"department_id": current.department_id, "note": note, "contacted_resident": contacted, "first_contact": first_contact});
     repo::tickets::record_event(
@@ -370,7 +332,7 @@ pub async fn progress(
         payload,
     )
     .await?;
-    finish(locked, &viewer, row, current).await
+    finish(ctx, locked, &viewer, row, current).await
 }
 
 /// 办结. The ticket is resolved once its primary work is resolved; the rating window starts.
@@ -397,26 +359,17 @@ pub async fn resolve(
     let actor = Some(caller.user_id);
     let ticket_id = dispatch.ticket_id;
     let payload = json!({"department_id": dispatch.department_id, "role": dispatch.role, "reply": reply});
-    repo::tickets::record_event(
-        &locked.txn,
-        ticket_id,
-        Some(id),
-        event::DISPATCH_RESOLVED,
-        actor,
-        now,
-        payload,
-    )
-    .await?;
+    repo::tickets::record_event(&locked.txn, ticket_id, Some(id), event::DISPATCH_RESOLVED, actor, now, payload)
+        .await?;
 
     let mut row = locked.ticket.clone().into_active_model();
-    let primary_open = locked
-        .dispatches
-        .iter()
-        .any(|d| is_primary(d) && d.id != id && dispatch_is_open(d));
+    let primary_open = locked.dispatches.iter().any(|d| is_primary(d) && d.id != id && dispatch_is_open(d));
     if is_primary(&dispatch) && !primary_open {
         row.status = Set(next_status(&locked.ticket, TicketAction::Resolve)?.to_string());
         row.resolved_at = Set(Some(now));
-        row.rating_due_at = Set(Some(ctx.calendar.add(now, ctx.settings.tickets.rating_window).at));
+        let policy = super::sla::durations(ctx, &locked.txn, locked.ticket.category_id, locked.ticket.priority).await?;
+        row.rating_due_at = Set(Some(ctx.calendar().add(now, policy.rating_window).at));
+        super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Resolve, ClockKind::Rectify], None, now).await?;
         repo::tickets::record_event(
             &locked.txn,
             ticket_id,
@@ -428,5 +381,5 @@ pub async fn resolve(
         )
         .await?;
     }
-    finish(locked, &viewer, row, dispatch).await
+    finish(ctx, locked, &viewer, row, dispatch).await
 }

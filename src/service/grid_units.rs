@@ -69,15 +69,8 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewGridUnit) -> Ap
     errors.into_result()?;
 
     let txn = begin_write(&ctx.db).await?;
-    ensure_unique::<grid_unit::Entity>(
-        &txn,
-        grid_unit::Column::Code,
-        &code,
-        None,
-        |m| m.id,
-        "a grid unit with code",
-    )
-    .await?;
+    ensure_unique::<grid_unit::Entity>(&txn, grid_unit::Column::Code, &code, None, |m| m.id, "a grid unit with code")
+        .await?;
     let id = Uuid::now_v7();
     let (path, depth) = match input.parent_id {
         Some(parent_id) => {
@@ -152,10 +145,7 @@ pub async fn update(
                 let parent: grid_unit::Model =
                     referenced::<grid_unit::Entity>(&txn, "parent_id", parent_id, "grid unit").await?;
                 if parent.path.starts_with(&unit.path) {
-                    return Err(AppError::invalid(
-                        "parent_id",
-                        "a unit cannot move under itself or its own subtree",
-                    ));
+                    return Err(AppError::invalid("parent_id", "a unit cannot move under itself or its own subtree"));
                 }
                 check_level(unit.level, parent.level)?;
                 (format!("{}{id}/", parent.path), parent.depth + 1)
@@ -178,9 +168,7 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()
     let txn = begin_write(&ctx.db).await?;
     found::<grid_unit::Entity>(&txn, id, "grid unit").await?;
     if repo::grid_units::has_children(&txn, id).await? {
-        return Err(AppError::Conflict(
-            "the grid unit still has child units; delete or move them first".into(),
-        ));
+        return Err(AppError::Conflict("the grid unit still has child units; delete or move them first".into()));
     }
     grid_unit::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
@@ -224,10 +212,7 @@ pub async fn children(
 ) -> AppResult<Page<grid_unit::Model>> {
     require(caller, Permission::ReadReferenceData)?;
     found::<grid_unit::Entity>(&ctx.db, id, "grid unit").await?;
-    let filter = GridUnitFilter {
-        parent: Some(id),
-        ..Default::default()
-    };
+    let filter = GridUnitFilter { parent: Some(id), ..Default::default() };
     list(ctx, caller, filter, page).await
 }
 
@@ -241,24 +226,14 @@ pub async fn locate(ctx: &AppContext, caller: &Caller, lat: f64, lon: f64) -> Ap
     let candidates = repo::grid_units::locate_candidates(&ctx.db, point).await?;
     candidates
         .into_iter()
-        .find(|unit| {
-            unit.boundary
-                .as_ref()
-                .and_then(|b| Boundary::parse(b).ok())
-                .is_some_and(|b| b.contains(point))
-        })
+        .find(|unit| unit.boundary.as_ref().and_then(|b| Boundary::parse(b).ok()).is_some_and(|b| b.contains(point)))
         .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "the point lat={lat}, lon={lon} lies outside every grid unit with a boundary"
-            ))
+            AppError::NotFound(format!("the point lat={lat}, lon={lon} lies outside every grid unit with a boundary"))
         })
 }
 
 pub async fn by_code(db: &impl sea_orm::ConnectionTrait, code: &str) -> AppResult<Option<grid_unit::Model>> {
-    Ok(grid_unit::Entity::find()
-        .filter(grid_unit::Column::Code.eq(code))
-        .one(db)
-        .await?)
+    Ok(grid_unit::Entity::find().filter(grid_unit::Column::Code.eq(code)).one(db).await?)
 }
 
 fn check_level(child: UnitLevel, parent: UnitLevel) -> AppResult<()> {
@@ -267,11 +242,7 @@ fn check_level(child: UnitLevel, parent: UnitLevel) -> AppResult<()> {
     } else {
         Err(AppError::invalid(
             "parent_id",
-            format!(
-                "a {} cannot sit directly under a {}",
-                level_name(child),
-                level_name(parent)
-            ),
+            format!("a {} cannot sit directly under a {}", level_name(child), level_name(parent)),
         ))
     }
 }

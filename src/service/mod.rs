@@ -1,11 +1,19 @@
 //! Use cases. The only layer that opens and commits transactions.
 
 pub mod auth;
+pub mod calendar;
 pub mod categories;
 pub mod demo;
 pub mod demo_tickets;
 pub mod departments;
 pub mod dispatches;
+pub mod escalation;
+pub mod extensions;
+pub mod notify;
+pub mod operations;
+pub mod sla;
+pub mod supervision;
+
 pub mod grid_units;
 pub mod routing;
 pub mod tickets;
@@ -24,10 +32,7 @@ pub fn require(caller: &Caller, permission: Permission) -> AppResult<()> {
     if role_may(caller.role, permission) {
         Ok(())
     } else {
-        Err(AppError::Forbidden(format!(
-            "role {} may not do this",
-            role_name(caller.role)
-        )))
+        Err(AppError::Forbidden(format!("role {} may not do this", role_name(caller.role))))
     }
 }
 
@@ -58,10 +63,7 @@ where
     E: EntityTrait,
     E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
 {
-    E::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::invalid(field, format!("no {what} with id {id}")))
+    E::find_by_id(id).one(db).await?.ok_or_else(|| AppError::invalid(field, format!("no {what} with id {id}")))
 }
 
 /// Loads the row a URL names; missing is 404.
@@ -70,10 +72,7 @@ where
     E: EntityTrait,
     E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
 {
-    E::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found(what))
+    E::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found(what))
 }
 
 /// Refuses a value already taken by another row in a unique column, with a message naming it.

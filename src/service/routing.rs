@@ -104,10 +104,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewRoutingRule) ->
     .await?;
     repo::routing_rules::replace_co_handlers(&txn, rule.id, &co_handlers).await?;
     txn.commit().await?;
-    Ok(RoutingRule {
-        rule,
-        co_handler_department_ids: co_handlers,
-    })
+    Ok(RoutingRule { rule, co_handler_department_ids: co_handlers })
 }
 
 pub async fn update(
@@ -118,20 +115,12 @@ pub async fn update(
 ) -> AppResult<RoutingRule> {
     require(caller, Permission::ManageReferenceData)?;
     let txn = begin_write(&ctx.db).await?;
-    let current = with_co_handlers(
-        &txn,
-        vec![found::<routing_rule::Entity>(&txn, id, "routing rule").await?],
-    )
-    .await?
-    .remove(0);
+    let current =
+        with_co_handlers(&txn, vec![found::<routing_rule::Entity>(&txn, id, "routing rule").await?]).await?.remove(0);
     let category_id = changes.category_id.unwrap_or(current.rule.category_id);
     let unit_id = changes.unit_id.unwrap_or(current.rule.unit_id);
-    let primary = changes
-        .primary_department_id
-        .unwrap_or(current.rule.primary_department_id);
-    let co_handlers = changes
-        .co_handler_department_ids
-        .unwrap_or(current.co_handler_department_ids);
+    let primary = changes.primary_department_id.unwrap_or(current.rule.primary_department_id);
+    let co_handlers = changes.co_handler_department_ids.unwrap_or(current.co_handler_department_ids);
     let co_handlers = check_rule(&txn, category_id, unit_id, primary, &co_handlers).await?;
     let scope_key = scope_key(category_id, unit_id);
     ensure_scope_free(&txn, &scope_key, Some(id)).await?;
@@ -144,10 +133,7 @@ pub async fn update(
     let rule = row.update(&txn).await?;
     repo::routing_rules::replace_co_handlers(&txn, id, &co_handlers).await?;
     txn.commit().await?;
-    Ok(RoutingRule {
-        rule,
-        co_handler_department_ids: co_handlers,
-    })
+    Ok(RoutingRule { rule, co_handler_department_ids: co_handlers })
 }
 
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()> {
@@ -184,10 +170,7 @@ pub async fn list(
     }
     let found = page::fetch(&ctx.db, select, routing_rule::Column::Id, |m| m.id, request).await?;
     let items = with_co_handlers(&ctx.db, found.items).await?;
-    Ok(Page {
-        items,
-        next_cursor: found.next_cursor,
-    })
+    Ok(Page { items, next_cursor: found.next_cursor })
 }
 
 /// Resolves `category` and `unit`, each given as an id or a code.
@@ -248,13 +231,7 @@ pub async fn resolve_for(
         rule_id: winner.map(|w| w.rule.id),
         primary_department_id: winner.map(|w| w.rule.primary_department_id),
         co_handler_department_ids: winner
-            .map(|w| {
-                w.co_handler_department_ids
-                    .iter()
-                    .copied()
-                    .filter(|id| is_active(id))
-                    .collect()
-            })
+            .map(|w| w.co_handler_department_ids.iter().copied().filter(|id| is_active(id)).collect())
             .unwrap_or_default(),
         dispatcher_unit_id: township.map(|t| t.id),
         candidates,
@@ -269,10 +246,7 @@ async fn with_co_handlers(db: &impl ConnectionTrait, rules: Vec<routing_rule::Mo
     }
     Ok(rules
         .into_iter()
-        .map(|rule| RoutingRule {
-            co_handler_department_ids: by_rule.remove(&rule.id).unwrap_or_default(),
-            rule,
-        })
+        .map(|rule| RoutingRule { co_handler_department_ids: by_rule.remove(&rule.id).unwrap_or_default(), rule })
         .collect())
 }
 
@@ -321,11 +295,7 @@ fn scope_key(category_id: Option<Uuid>, unit_id: Uuid) -> String {
 }
 
 async fn ensure_scope_free(db: &impl ConnectionTrait, scope_key: &str, except: Option<Uuid>) -> AppResult<()> {
-    match routing_rule::Entity::find()
-        .filter(routing_rule::Column::ScopeKey.eq(scope_key))
-        .one(db)
-        .await?
-    {
+    match routing_rule::Entity::find().filter(routing_rule::Column::ScopeKey.eq(scope_key)).one(db).await? {
         Some(existing) if Some(existing.id) != except => Err(AppError::Conflict(format!(
             "routing rule {} already covers this category and unit; change that one instead",
             existing.id

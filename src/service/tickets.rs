@@ -25,7 +25,9 @@ use crate::{
             Caller, DepartmentDispatch, Permission, TicketFacts, TicketScope, may_see_contact, may_see_ticket,
             ticket_scope,
         },
+        escalation::Trigger,
         geo::Point,
+        sla::ClockKind,
         ticket::{
             Channel, DispatchAction, DispatchRole, DispatchStatus, TicketAction, TicketStatus, dispatch_transition,
             event, is_bad_rating, ticket_transition,
@@ -131,6 +133,8 @@ pub struct TicketFilter {
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
     pub needs_arbitration: Option<bool>,
+    /// Only tickets with a running clock past its deadline.
+    pub overdue: Option<bool>,
 }
 
 /// A ticket as one caller may see it.
@@ -141,6 +145,8 @@ pub struct TicketView {
     pub rating: Option<rating::Model>,
     /// Resident name and phone unmasked.
     pub show_contact: bool,
+    /// Every SLA clock of the ticket and its dispatches, oldest first.
+    pub sla: Vec<super::sla::ClockStatus>,
 }
 
 pub struct Filed {
@@ -168,19 +174,16 @@ impl<'a> Viewer<'a> {
         match (ticket_scope(self.caller), &self.home_path) {
             (TicketScope::Everything, _) => Scope::Everything,
             (TicketScope::UnitSubtree(_), Some(path)) => Scope::UnitPath(path.clone()),
-            (TicketScope::GridWorker { user_id, .. }, Some(path)) => Scope::FiledByOrUnitPath {
-                user_id,
-                path: path.clone(),
-            },
+            (TicketScope::GridWorker { user_id, .. }, Some(path)) => {
+                Scope::FiledByOrUnitPath { user_id, path: path.clone() }
+            }
             (TicketScope::Department(department), _) => Scope::Department(department),
             _ => Scope::Nothing,
         }
     }
 
     pub fn in_home_subtree(&self, unit_path: &str) -> bool {
-        self.home_path
-            .as_deref()
-            .is_some_and(|home| unit_path.starts_with(home))
+        self.home_path.as_deref().is_some_and(|home| unit_path.starts_with(home))
     }
 
     pub fn facts(&self, ticket: &ticket::Model, unit_path: &str, dispatches: &[dispatch::Model]) -> TicketFacts {
@@ -194,11 +197,7 @@ impl<'a> Viewer<'a> {
                 Some(DepartmentDispatch::NotYetAcknowledged)
             }
         });
-        TicketFacts {
-            in_home_subtree: self.in_home_subtree(unit_path),
-            filed_by: ticket.filed_by,
-            department_dispatch,
-        }
+        TicketFacts { in_home_subtree: self.in_home_subtree(unit_path), filed_by: ticket.filed_by, department_dispatch }
     }
 }
 
@@ -212,15 +211,14 @@ pub async fn file(
 ) -> AppResult<Filed> {
     require(caller, Permission::FileTicket)?;
     let checked = check_new_ticket(&input, idempotency_key.as_deref())?;
-    let request_hash = hex::encode(Sha256::digest(
-        serde_json::to_vec(&input).map_err(|e| AppError::Internal(e.to_string()))?,
-    ));
+    let request_hash =
+        hex::encode(Sha256::digest(serde_json::to_vec(&input).map_err(|e| AppError::Internal(e.to_string()))?));
 
     match file_in_transaction(ctx, caller, &input, checked, idempotency_key.as_deref(), &request_hash).await {
         // Another request with the same key committed first (PostgreSQL lets both start):
         // answer with its ticket, exactly as a later retry would get.
         Err(FileError::KeyTaken) => match idempotency_key.as_deref() {
-            Some(key) => replay(&ctx.db, caller, key, &request_hash)
+            Some(key) => replay(ctx, &ctx.db, caller, key, &request_hash)
                 .await?
                 .ok_or_else(|| AppError::Internal("idempotency key vanished".into())),
             None => Err(AppError::Internal("idempotency conflict without a key".into())),
@@ -255,18 +253,13 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
     let title = errors.text("title", &input.title, 100);
     let description = long_text(&mut errors, "description", &input.description, 2000);
     let address = input.address.as_deref().map(|a| errors.text("address", a, 200));
-    let resident_name = input
-        .resident
-        .as_ref()
-        .and_then(|r| r.name.as_deref())
-        .map(|n| errors.text("resident.name", n, 50));
+    let resident_name =
+        input.resident.as_ref().and_then(|r| r.name.as_deref()).map(|n| errors.text("resident.name", n, 50));
     let resident_phone = input.resident.as_ref().and_then(|r| r.phone.as_deref()).map(|p| {
         let phone = p.trim().to_owned();
         let digits = phone.chars().filter(char::is_ascii_digit).count();
-        let plausible = phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '))
-            && (5..=20).contains(&digits);
+        let plausible =
+            phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ')) && (5..=20).contains(&digits);
         if !plausible {
             errors.add("resident.phone", "must be a phone number of 5–20 digits");
         }
@@ -304,14 +297,7 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         errors.add("Idempotency-Key", "must be 1–128 visible ASCII characters");
     }
     errors.into_result()?;
-    Ok(CheckedTicket {
-        title,
-        description,
-        address,
-        resident_name,
-        resident_phone,
-        point,
-    })
+    Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point })
 }
 
 async fn file_in_transaction(
@@ -324,7 +310,7 @@ async fn file_in_transaction(
 ) -> Result<Filed, FileError> {
     let txn = begin_write(&ctx.db).await?;
     if let Some(key) = idempotency_key
-        && let Some(filed) = replay(&txn, caller, key, request_hash).await?
+        && let Some(filed) = replay(ctx, &txn, caller, key, request_hash).await?
     {
         return Ok(filed);
     }
@@ -344,7 +330,7 @@ async fn file_in_transaction(
     }
 
     let now = ctx.clock.now();
-    let year = now.with_timezone(&ctx.calendar.offset()).year();
+    let year = now.with_timezone(&ctx.calendar().offset()).year();
     let serial = repo::tickets::next_number(&txn, year).await?;
     let number = format!("{}-{year}-{serial:06}", ctx.settings.tickets.number_prefix);
     let id = Uuid::now_v7();
@@ -411,16 +397,22 @@ async fn file_in_transaction(
                 rule_id: routing.rule_id,
                 auto: true,
             };
-            ticket = send_dispatches(&txn, ticket, &plan, None, now).await?;
+            ticket = send_dispatches(ctx, &txn, ticket, &plan, None, now).await?;
         }
     }
-    let view = view_in(&txn, &viewer, ticket).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(Filed { view, replayed: false })
 }
 
 /// The ticket an earlier request with this key filed, if any; a different body is a 422.
-async fn replay(db: &impl ConnectionTrait, caller: &Caller, key: &str, request_hash: &str) -> AppResult<Option<Filed>> {
+async fn replay(
+    ctx: &AppContext,
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    key: &str,
+    request_hash: &str,
+) -> AppResult<Option<Filed>> {
     let Some(earlier) = idempotency_key::Entity::find()
         .filter(idempotency_key::Column::UserId.eq(caller.user_id))
         .filter(idempotency_key::Column::Key.eq(key))
@@ -437,10 +429,7 @@ async fn replay(db: &impl ConnectionTrait, caller: &Caller, key: &str, request_h
     }
     let ticket = super::found::<ticket::Entity>(db, earlier.ticket_id, "ticket").await?;
     let viewer = Viewer::of(db, caller).await?;
-    Ok(Some(Filed {
-        view: view_in(db, &viewer, ticket).await?,
-        replayed: true,
-    }))
+    Ok(Some(Filed { view: view_in(ctx, db, &viewer, ticket).await?, replayed: true }))
 }
 
 async fn locate(db: &impl ConnectionTrait, point: Point) -> AppResult<grid_unit::Model> {
@@ -461,11 +450,8 @@ async fn locate(db: &impl ConnectionTrait, point: Point) -> AppResult<grid_unit:
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<TicketView> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let ticket = ticket::Entity::find_by_id(id)
-        .one(&ctx.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("ticket"))?;
-    let view = view_in(&ctx.db, &viewer, ticket).await?;
+    let ticket = ticket::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(|| AppError::not_found("ticket"))?;
+    let view = view_in(ctx, &ctx.db, &viewer, ticket).await?;
     visible(&ctx.db, &viewer, view).await
 }
 
@@ -511,23 +497,26 @@ pub async fn list(
     if let Some(to) = filter.created_to {
         select = select.filter(ticket::Column::CreatedAt.lt(to));
     }
+    if let Some(overdue) = filter.overdue {
+        let late = sea_orm::sea_query::Query::select()
+            .column(entities::sla_clock::Column::TicketId)
+            .from(entities::sla_clock::Entity)
+            .and_where(entities::sla_clock::Column::StoppedAt.is_null())
+            .and_where(entities::sla_clock::Column::DueAt.lte(ctx.clock.now()))
+            .to_owned();
+        select = if overdue {
+            select.filter(ticket::Column::Id.in_subquery(late))
+        } else {
+            select.filter(ticket::Column::Id.not_in_subquery(late))
+        };
+    }
     if let Some(flag) = filter.needs_arbitration {
         select = select.filter(ticket::Column::NeedsArbitration.eq(flag));
     }
-    let page = repo::page::fetch_ordered(
-        &ctx.db,
-        select,
-        ticket::Column::Id,
-        |t| t.id,
-        request,
-        Order::NewestFirst,
-    )
-    .await?;
-    let items = views_in(&ctx.db, &viewer, page.items).await?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    let page =
+        repo::page::fetch_ordered(&ctx.db, select, ticket::Column::Id, |t| t.id, request, Order::NewestFirst).await?;
+    let items = views_in(ctx, &ctx.db, &viewer, page.items).await?;
+    Ok(Page { items, next_cursor: page.next_cursor })
 }
 
 pub async fn events(
@@ -543,15 +532,17 @@ pub async fn events(
 }
 
 pub(crate) async fn view_in(
+    ctx: &AppContext,
     db: &impl ConnectionTrait,
     viewer: &Viewer<'_>,
     ticket: ticket::Model,
 ) -> AppResult<TicketView> {
-    Ok(views_in(db, viewer, vec![ticket]).await?.remove(0))
+    Ok(views_in(ctx, db, viewer, vec![ticket]).await?.remove(0))
 }
 
 /// Views of several tickets with three queries, whatever their number.
 async fn views_in(
+    ctx: &AppContext,
     db: &impl ConnectionTrait,
     viewer: &Viewer<'_>,
     tickets: Vec<ticket::Model>,
@@ -563,6 +554,8 @@ async fn views_in(
         dispatches.entry(d.ticket_id).or_default().push(d);
     }
     let mut ratings = repo::tickets::latest_ratings(db, &ids).await?;
+    let mut clocks = super::sla::clocks_of(db, &ids).await?;
+    let now = ctx.clock.now();
     let paths = repo::tickets::unit_paths(db, &unit_ids).await?;
     Ok(tickets
         .into_iter()
@@ -570,12 +563,9 @@ async fn views_in(
             let dispatches = dispatches.remove(&ticket.id).unwrap_or_default();
             let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
             let show_contact = may_see_contact(viewer.caller, &viewer.facts(&ticket, path, &dispatches));
-            TicketView {
-                rating: ratings.remove(&ticket.id),
-                ticket,
-                dispatches,
-                show_contact,
-            }
+            let sla =
+                clocks.remove(&ticket.id).unwrap_or_default().iter().map(|c| super::sla::status(ctx, c, now)).collect();
+            TicketView { rating: ratings.remove(&ticket.id), ticket, dispatches, show_contact, sla }
         })
         .collect())
 }
@@ -598,9 +588,7 @@ pub(crate) async fn lock_in_scope(
     if_match: Option<i32>,
 ) -> AppResult<Locked> {
     let txn = begin_write(&ctx.db).await?;
-    let ticket = repo::tickets::lock(&txn, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("ticket"))?;
+    let ticket = repo::tickets::lock(&txn, id).await?.ok_or_else(|| AppError::not_found("ticket"))?;
     let dispatches = repo::tickets::dispatches_of(&txn, &[id]).await?;
     let paths = repo::tickets::unit_paths(&txn, &[ticket.unit_id]).await?;
     let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
@@ -615,12 +603,7 @@ pub(crate) async fn lock_in_scope(
             ticket.version
         )));
     }
-    Ok(Locked {
-        txn,
-        ticket,
-        dispatches,
-        now: ctx.clock.now(),
-    })
+    Ok(Locked { txn, ticket, dispatches, now: ctx.clock.now() })
 }
 
 pub(crate) fn next_status(ticket: &ticket::Model, action: TicketAction) -> AppResult<TicketStatus> {
@@ -646,17 +629,14 @@ pub(crate) async fn save(
 ) -> AppResult<ticket::Model> {
     row.version = Set(current.version + 1);
     row.updated_at = Set(now);
-    ticket::Entity::update(row)
-        .validate()?
-        .filter(ticket::Column::Version.eq(current.version))
-        .exec(txn)
-        .await
-        .map_err(|err| match err {
+    ticket::Entity::update(row).validate()?.filter(ticket::Column::Version.eq(current.version)).exec(txn).await.map_err(
+        |err| match err {
             sea_orm::DbErr::RecordNotUpdated => {
                 AppError::Conflict("the ticket changed at the same moment; retry".into())
             }
             other => other.into(),
-        })
+        },
+    )
 }
 
 struct DispatchPlan {
@@ -668,6 +648,7 @@ struct DispatchPlan {
 
 /// Creates the dispatches of a plan and moves the ticket to `dispatched`.
 async fn send_dispatches(
+    ctx: &AppContext,
     txn: &DatabaseTransaction,
     ticket: ticket::Model,
     plan: &DispatchPlan,
@@ -679,7 +660,13 @@ async fn send_dispatches(
     for (department, role) in std::iter::once((plan.primary, DispatchRole::Primary))
         .chain(plan.co_handlers.iter().map(|d| (*d, DispatchRole::CoHandler)))
     {
-        created.push(new_dispatch(txn, ticket.id, department, role, actor, now).await?);
+        created.push(new_dispatch(ctx, txn, &ticket, department, role, actor, now).await?);
+    }
+    // The ticket's own clocks start with its first dispatch and never restart: a return or
+    // a re-dispatch buys no time.
+    if ticket.first_dispatched_at.is_none() {
+        super::sla::start(ctx, txn, &ticket, None, ClockKind::FirstContact, now).await?;
+        super::sla::start(ctx, txn, &ticket, None, ClockKind::Resolve, now).await?;
     }
     let payload = json!({
         "primary_department_id": plan.primary,
@@ -697,9 +684,11 @@ async fn send_dispatches(
     save(txn, row, &ticket, now).await
 }
 
+/// A new dispatch with its acknowledge clock, and a mail to the department.
 async fn new_dispatch(
+    ctx: &AppContext,
     txn: &DatabaseTransaction,
-    ticket_id: Uuid,
+    ticket: &ticket::Model,
     department_id: Uuid,
     role: DispatchRole,
     actor: Option<Uuid>,
@@ -708,7 +697,7 @@ async fn new_dispatch(
     let id = Uuid::now_v7();
     dispatch::ActiveModel {
         id: Set(id),
-        ticket_id: Set(ticket_id),
+        ticket_id: Set(ticket.id),
         department_id: Set(department_id),
         role: Set(role.as_str().to_owned()),
         status: Set(DispatchStatus::Pending.to_string()),
@@ -724,16 +713,23 @@ async fn new_dispatch(
     }
     .insert(txn)
     .await?;
+    let clock = super::sla::start(ctx, txn, ticket, Some(id), ClockKind::Acknowledge, now).await?;
+    if let Some(department) = department::Entity::find_by_id(department_id).one(txn).await? {
+        let headline = match role {
+            DispatchRole::Primary => "新派单，请及时签收报到".to_owned(),
+            DispatchRole::CoHandler => "吹哨：请协同办理并签收报到".to_owned(),
+        };
+        let mail =
+            super::notify::Mail { kind: "dispatched", ticket, headline, deadline: Some(clock.due_at), note: None };
+        super::notify::enqueue(ctx, txn, &mail, &[department.email], now).await?;
+    }
     Ok(id)
 }
 
 /// Every department named must exist and be active; none twice.
 async fn check_departments(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> AppResult<()> {
     if ids.len() > MAX_DEPARTMENTS {
-        return Err(AppError::invalid(
-            field,
-            format!("at most {MAX_DEPARTMENTS} departments"),
-        ));
+        return Err(AppError::invalid(field, format!("at most {MAX_DEPARTMENTS} departments")));
     }
     for (i, id) in ids.iter().enumerate() {
         if ids[..i].contains(id) {
@@ -741,10 +737,7 @@ async fn check_departments(db: &impl ConnectionTrait, field: &str, ids: &[Uuid])
         }
         let department: department::Model = referenced::<department::Entity>(db, field, *id, "department").await?;
         if !department.active {
-            return Err(AppError::invalid(
-                field,
-                format!("department {} is not active", department.name),
-            ));
+            return Err(AppError::invalid(field, format!("department {} is not active", department.name)));
         }
     }
     Ok(())
@@ -772,12 +765,7 @@ pub async fn dispatch(
                     "the primary department cannot also co-handle",
                 ));
             }
-            DispatchPlan {
-                primary,
-                co_handlers: request.co_handler_department_ids,
-                rule_id: None,
-                auto: false,
-            }
+            DispatchPlan { primary, co_handlers: request.co_handler_department_ids, rule_id: None, auto: false }
         }
         None if !request.co_handler_department_ids.is_empty() => {
             return Err(AppError::invalid(
@@ -789,10 +777,7 @@ pub async fn dispatch(
             let unit = super::found::<grid_unit::Entity>(&txn, ticket.unit_id, "grid unit").await?;
             let routing = super::routing::resolve_for(&txn, ticket.category_id, &unit).await?;
             let primary = routing.primary_department_id.ok_or_else(|| {
-                AppError::invalid(
-                    "primary_department_id",
-                    "no routing rule covers this ticket; name the departments",
-                )
+                AppError::invalid("primary_department_id", "no routing rule covers this ticket; name the departments")
             })?;
             DispatchPlan {
                 primary,
@@ -802,8 +787,8 @@ pub async fn dispatch(
             }
         }
     };
-    let ticket = send_dispatches(&txn, ticket, &plan, Some(caller.user_id), now).await?;
-    let view = view_in(&txn, &viewer, ticket).await?;
+    let ticket = send_dispatches(ctx, &txn, ticket, &plan, Some(caller.user_id), now).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -824,18 +809,11 @@ pub async fn whistle(
     }
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let Locked {
-        txn,
-        ticket,
-        dispatches,
-        now,
-    } = lock_in_scope(ctx, &viewer, id, if_match).await?;
+    let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
     next_status(&ticket, TicketAction::Whistle)?;
     check_departments(&txn, "department_ids", &request.department_ids).await?;
     for department in &request.department_ids {
-        let already = dispatches
-            .iter()
-            .any(|d| d.department_id == *department && dispatch_is_open(d));
+        let already = dispatches.iter().any(|d| d.department_id == *department && dispatch_is_open(d));
         if already {
             return Err(AppError::Conflict(format!(
                 "department {department} already holds an open dispatch on this ticket"
@@ -845,21 +823,13 @@ pub async fn whistle(
     let mut created = Vec::new();
     for department in &request.department_ids {
         created.push(
-            new_dispatch(
-                &txn,
-                id,
-                *department,
-                DispatchRole::CoHandler,
-                Some(caller.user_id),
-                now,
-            )
-            .await?,
+            new_dispatch(ctx, &txn, &ticket, *department, DispatchRole::CoHandler, Some(caller.user_id), now).await?,
         );
     }
     let payload = json!({"department_ids": request.department_ids, "reason": reason, "dispatch_ids": created});
     repo::tickets::record_event(&txn, id, None, event::WHISTLED, Some(caller.user_id), now, payload).await?;
     let ticket = save(&txn, ticket.clone().into_active_model(), &ticket, now).await?;
-    let view = view_in(&txn, &viewer, ticket).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -881,12 +851,7 @@ pub async fn cancel(
     let reason = long_text(&mut errors, "reason", &request.reason, 500);
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let Locked {
-        txn,
-        ticket,
-        dispatches,
-        now,
-    } = lock_in_scope(ctx, &viewer, id, if_match).await?;
+    let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
     let status = next_status(&ticket, TicketAction::Cancel)?;
     for open in dispatches.iter().filter(|d| dispatch_is_open(d)) {
         let mut row = open.clone().into_active_model();
@@ -894,21 +859,14 @@ pub async fn cancel(
         row.updated_at = Set(now);
         row.update(&txn).await?;
     }
-    repo::tickets::record_event(
-        &txn,
-        id,
-        None,
-        event::CANCELLED,
-        Some(caller.user_id),
-        now,
-        json!({"reason": reason}),
-    )
-    .await?;
+    super::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
+    repo::tickets::record_event(&txn, id, None, event::CANCELLED, Some(caller.user_id), now, json!({"reason": reason}))
+        .await?;
     let mut row = ticket.clone().into_active_model();
     row.status = Set(status.to_string());
     row.closed_at = Set(Some(now));
     let ticket = save(&txn, row, &ticket, now).await?;
-    let view = view_in(&txn, &viewer, ticket).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -929,32 +887,15 @@ pub async fn rate(
     if !(1..=5).contains(&request.score) {
         errors.add("score", "must be 1 (非常不满意) to 5 (非常满意)");
     }
-    let comment = request
-        .comment
-        .as_deref()
-        .map(|c| long_text(&mut errors, "comment", c, 500));
+    let comment = request.comment.as_deref().map(|c| long_text(&mut errors, "comment", c, 500));
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let Locked {
-        txn,
-        ticket,
-        dispatches,
-        now,
-    } = lock_in_scope(ctx, &viewer, id, if_match).await?;
+    let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
     if caller.role == entities::Role::GridWorker && ticket.filed_by != caller.user_id {
-        return Err(AppError::Forbidden(
-            "a grid worker rates only the tickets they filed".into(),
-        ));
+        return Err(AppError::Forbidden("a grid worker rates only the tickets they filed".into()));
     }
     let bad = is_bad_rating(request.score);
-    let status = next_status(
-        &ticket,
-        if bad {
-            TicketAction::Reopen
-        } else {
-            TicketAction::RateSatisfied
-        },
-    )?;
+    let status = next_status(&ticket, if bad { TicketAction::Reopen } else { TicketAction::RateSatisfied })?;
     rating::ActiveModel {
         id: Set(Uuid::now_v7()),
         ticket_id: Set(id),
@@ -997,21 +938,22 @@ pub async fn rate(
             json!({"score": request.score, "note": "差评整改：请原承办部门重新办理", "dispatch_ids": reopened});
         repo::tickets::record_event(&txn, id, None, event::REOPENED, actor, now, payload).await?;
         row.resolved_at = Set(None);
+        super::sla::start(ctx, &txn, &ticket, None, ClockKind::Rectify, now).await?;
+        let cause = super::escalation::Cause {
+            trigger: Trigger::BadRating,
+            ticket: &ticket,
+            clock_id: None,
+            dispatch: None,
+            deadline: None,
+        };
+        super::escalation::fire(ctx, &txn, &cause, now).await?;
     } else {
-        repo::tickets::record_event(
-            &txn,
-            id,
-            None,
-            event::CLOSED,
-            actor,
-            now,
-            json!({"score": request.score}),
-        )
-        .await?;
+        repo::tickets::record_event(&txn, id, None, event::CLOSED, actor, now, json!({"score": request.score})).await?;
         row.closed_at = Set(Some(now));
+        super::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
     }
     let ticket = save(&txn, row, &ticket, now).await?;
-    let view = view_in(&txn, &viewer, ticket).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -1045,6 +987,7 @@ pub async fn auto_close_due(ctx: &AppContext, limit: u64) -> AppResult<usize> {
         let status = next_status(&ticket, TicketAction::AutoClose)?;
         let payload = json!({"clock": "rating_window", "due_at": ticket.rating_due_at});
         repo::tickets::record_event(&txn, id, None, event::AUTO_CLOSED, None, now, payload).await?;
+        super::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
         let mut row = ticket.clone().into_active_model();
         row.status = Set(status.to_string());
         row.closed_at = Set(Some(now));
@@ -1063,10 +1006,7 @@ pub(crate) fn long_text(errors: &mut FieldErrors, field: &str, value: &str, max:
         errors.add(field, "must not be empty");
     } else if trimmed.chars().count() > max {
         errors.add(field, format!("must be at most {max} characters"));
-    } else if trimmed
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
+    } else if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
         errors.add(field, "must not contain control characters");
     }
     trimmed.to_owned()

@@ -34,6 +34,8 @@ pub struct NewUser {
     /// The department of department staff.
     pub department_id: Option<Uuid>,
     pub password: String,
+    /// Where escalations for this user's role reach them.
+    pub email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -54,6 +56,9 @@ pub struct UserChanges {
     pub password: Option<String>,
     /// `false` disables the account and ends its sessions.
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -74,6 +79,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppRes
     let mut errors = FieldErrors::new();
     let username = username(&mut errors, &input.username);
     let display_name = errors.text("display_name", &input.display_name, 100);
+    let email = input.email.as_deref().map(|e| errors.email("email", e));
     if let Some(problem) = password::policy_violation(&username, &input.password) {
         errors.add("password", problem);
     }
@@ -92,6 +98,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppRes
         unit_id: Set(input.unit_id),
         department_id: Set(input.department_id),
         password_hash: Set(password_hash),
+        email: Set(email),
         active: Set(input.active),
         created_at: Set(now),
         updated_at: Set(now),
@@ -107,10 +114,8 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     let txn = begin_write(&ctx.db).await?;
     let current = found::<user::Entity>(&txn, id, "user").await?;
     let mut errors = FieldErrors::new();
-    let display_name = changes
-        .display_name
-        .as_deref()
-        .map(|n| errors.text("display_name", n, 100));
+    let display_name = changes.display_name.as_deref().map(|n| errors.text("display_name", n, 100));
+    let email = changes.email.clone().map(|e| e.map(|e| errors.email("email", &e)));
     if let Some(new_password) = &changes.password
         && let Some(problem) = password::policy_violation(&current.username, new_password)
     {
@@ -137,6 +142,10 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     if let Some(active) = changes.active {
         row.active = Set(active);
     }
+    if let Some(email) = email {
+        row.email = Set(email);
+    }
+
     let now = ctx.clock.now();
     row.updated_at = Set(now);
     let updated = row.update(&txn).await?;
@@ -149,10 +158,7 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
 
 /// Users are never deleted — tickets and timelines name them — so DELETE disables.
 pub async fn disable(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<user::Model> {
-    let changes = UserChanges {
-        active: Some(false),
-        ..Default::default()
-    };
+    let changes = UserChanges { active: Some(false), ..Default::default() };
     update(ctx, caller, id, changes).await
 }
 
@@ -188,23 +194,15 @@ pub async fn list(
 }
 
 pub async fn by_username(db: &impl ConnectionTrait, username: &str) -> AppResult<Option<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Username.eq(username))
-        .one(db)
-        .await?)
+    Ok(user::Entity::find().filter(user::Column::Username.eq(username)).one(db).await?)
 }
 
 fn username(errors: &mut FieldErrors, value: &str) -> String {
     let name = value.trim().to_owned();
     let valid = (3..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
     if !valid {
-        errors.add(
-            "username",
-            "must be 3–64 of lower-case letters, digits, '.', '-' or '_'",
-        );
+        errors.add("username", "must be 3–64 of lower-case letters, digits, '.', '-' or '_'");
     }
     name
 }
@@ -233,10 +231,7 @@ async fn check_home(
         (false, Some(unit_id)) => {
             let unit: grid_unit::Model = referenced::<grid_unit::Entity>(db, "unit_id", unit_id, "grid unit").await?;
             if !allowed_levels.contains(&unit.level) {
-                let names: Vec<&str> = allowed_levels
-                    .iter()
-                    .map(|l| super::grid_units::level_name(*l))
-                    .collect();
+                let names: Vec<&str> = allowed_levels.iter().map(|l| super::grid_units::level_name(*l)).collect();
                 return Err(AppError::invalid(
                     "unit_id",
                     format!("a {role_name}'s home unit must be a {}", names.join(" or ")),
@@ -247,13 +242,10 @@ async fn check_home(
     }
     match (role, department_id) {
         (Role::DepartmentStaff, None) => Err(AppError::invalid("department_id", "department staff need a department")),
-        (Role::DepartmentStaff, Some(id)) => referenced::<department::Entity>(db, "department_id", id, "department")
-            .await
-            .map(|_| ()),
-        (_, Some(_)) => Err(AppError::invalid(
-            "department_id",
-            format!("a {role_name} belongs to no department"),
-        )),
+        (Role::DepartmentStaff, Some(id)) => {
+            referenced::<department::Entity>(db, "department_id", id, "department").await.map(|_| ())
+        }
+        (_, Some(_)) => Err(AppError::invalid("department_id", format!("a {role_name} belongs to no department"))),
         (_, None) => Ok(()),
     }
 }

@@ -5,13 +5,7 @@ use serde_json::json;
 
 use crate::helpers::each_backend;
 
-const ROLES: [&str; 5] = [
-    "demo-grid",
-    "demo-dispatcher",
-    "demo-dept",
-    "demo-supervisor",
-    "demo-admin",
-];
+const ROLES: [&str; 5] = ["demo-grid", "demo-dispatcher", "demo-dept", "demo-supervisor", "demo-admin"];
 
 #[tokio::test]
 async fn permission_matrix_of_the_admin_api() {

@@ -34,10 +34,7 @@ async fn wrong_credentials_get_the_same_401() {
         app.seed_demo().await;
         let wrong_password = app.login("demo-admin", "not-the-password").await.problem(401);
         let unknown_user = app.login("nobody-here", DEMO_PASSWORD).await.problem(401);
-        assert_eq!(
-            wrong_password["detail"], unknown_user["detail"],
-            "do not reveal which accounts exist"
-        );
+        assert_eq!(wrong_password["detail"], unknown_user["detail"], "do not reveal which accounts exist");
     })
     .await;
 }
@@ -56,9 +53,7 @@ async fn tokens_expire_and_logout_revokes() {
 
         let token = app.demo_token("demo-dispatcher").await;
         let other_session = app.demo_token("demo-dispatcher").await;
-        app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None)
-            .await
-            .expect(204);
+        app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None).await.expect(204);
         app.get("/api/v1/me", &token).await.problem(401);
         app.get("/api/v1/me", &other_session).await.expect(200);
     })
@@ -69,23 +64,13 @@ async fn tokens_expire_and_logout_revokes() {
 async fn api_requires_a_bearer_token() {
     each_backend(|app| async move {
         let reply = app.request(Method::GET, "/api/v1/grid-units", None, None).await;
-        assert_eq!(
-            reply.headers.get("www-authenticate").and_then(|v| v.to_str().ok()),
-            Some("Bearer")
-        );
+        assert_eq!(reply.headers.get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
         reply.problem(401);
         app.get("/api/v1/me", "gw_not-a-real-token").await.problem(401);
-        let basic = app
-            .client
-            .get(app.url("/api/v1/me"))
-            .basic_auth("demo-admin", Some(DEMO_PASSWORD))
-            .send()
-            .await;
+        let basic = app.client.get(app.url("/api/v1/me")).basic_auth("demo-admin", Some(DEMO_PASSWORD)).send().await;
         assert_eq!(basic.expect("sent").status().as_u16(), 401);
         // Logging in itself needs no token, and malformed credentials are a 422, not a 500.
-        app.request(Method::POST, "/api/v1/auth/token", None, Some(json!({"username": "x"})))
-            .await
-            .problem(422);
+        app.request(Method::POST, "/api/v1/auth/token", None, Some(json!({"username": "x"}))).await.problem(422);
     })
     .await;
 }

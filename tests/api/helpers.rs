@@ -69,18 +69,10 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
         Backend::Postgres => {
             let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
             let name = format!("gw_test_{}", Uuid::now_v7().simple());
-            let admin = Database::connect(&admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
+            let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
             admin.close().await.ok();
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base)
-                .to_owned();
+            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base).to_owned();
             (format!("{base}/{name}"), DatabaseGuard::Postgres { admin_url, name })
         }
     }
@@ -88,30 +80,18 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let (url, guard) = fresh_database(backend).await;
-    let settings = Settings::load(SettingsSources {
-        local_file: None,
-        env: test_env(&url),
-    })
-    .expect("test settings");
+    let settings = Settings::load(SettingsSources { local_file: None, env: test_env(&url) }).expect("test settings");
     // TEST_LOG=<filter> shows the server's logs while debugging a test (with --nocapture).
     if let Ok(level) = std::env::var("TEST_LOG") {
         let format = gridwhistle::config::LogFormat::Pretty;
         gridwhistle::telemetry::init(&gridwhistle::config::LogSettings { format, level });
     }
     let clock = ManualClock::new();
-    let app = Application::build_with_clock(settings, clock.clone())
-        .await
-        .expect("application starts");
+    let app = Application::build_with_clock(settings, clock.clone()).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        clock,
-        ctx,
-        _database: guard,
-    }
+    TestApp { address, client: reqwest::Client::new(), clock, ctx, _database: guard }
 }
 
 pub enum DatabaseGuard {
@@ -125,15 +105,10 @@ impl Drop for DatabaseGuard {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async {
                     if let Ok(admin) = Database::connect(&admin_url).await {
-                        let _ = admin
-                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .await;
+                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                         let _ = admin.close().await;
                     }
                 });
@@ -162,11 +137,7 @@ impl Reply {
     #[track_caller]
     pub fn problem(self, status: u16) -> Value {
         assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        let content_type = self
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert_eq!(content_type, "application/problem+json", "problem content type");
         assert_eq!(self.body["status"], status, "problem status field: {}", self.body);
         for field in ["type", "title", "detail"] {
@@ -256,24 +227,17 @@ impl TestApp {
             unit_id: None,
             department_id: None,
             password: "root-admin-password".into(),
+            email: None,
             active: true,
         };
-        service::users::create(&self.ctx, &system, input)
-            .await
-            .expect("admin created");
+        service::users::create(&self.ctx, &system, input).await.expect("admin created");
         self.token("root-admin", "root-admin-password").await
     }
 
     /// The id of the row with `code` in a list endpoint.
     pub async fn id_by_code(&self, collection: &str, code: &str, token: &str) -> String {
-        let body = self
-            .get(&format!("/api/v1/{collection}?code={code}"), token)
-            .await
-            .expect(200);
-        body["items"][0]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{collection} {code} exists"))
-            .to_owned()
+        let body = self.get(&format!("/api/v1/{collection}?code={code}"), token).await.expect(200);
+        body["items"][0]["id"].as_str().unwrap_or_else(|| panic!("{collection} {code} exists")).to_owned()
     }
 }
 
@@ -319,9 +283,7 @@ impl TestApp {
 
     /// Files a ticket of `category` at a point in 和平社区第一网格 and returns it.
     pub async fn file(&self, token: &str, category_id: &str) -> Value {
-        self.post("/api/v1/tickets", token, ticket_body(category_id))
-            .await
-            .expect(201)
+        self.post("/api/v1/tickets", token, ticket_body(category_id)).await.expect(201)
     }
 
     /// The first dispatch of `ticket` to the department with `code`.
@@ -343,10 +305,7 @@ impl TestApp {
 
     /// The kinds of a ticket's timeline, in order.
     pub async fn timeline(&self, id: &str, token: &str) -> Vec<String> {
-        let events = self
-            .get(&format!("/api/v1/tickets/{id}/events?limit=200"), token)
-            .await
-            .expect(200);
+        let events = self.get(&format!("/api/v1/tickets/{id}/events?limit=200"), token).await.expect(200);
         events["items"]
             .as_array()
             .expect("items")

@@ -16,11 +16,7 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 fn load(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-    Settings::load(SettingsSources {
-        local_file: None,
-        env: env(pairs),
-    })
-    .map_err(|e| e.to_string())
+    Settings::load(SettingsSources { local_file: None, env: env(pairs) }).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -45,15 +41,9 @@ fn configuration_layers_and_names_bad_keys() {
 
     let conventional = load(&[("DATABASE_URL", "postgres://a@h/db1")]).expect("DATABASE_URL honoured");
     assert_eq!(conventional.database_url, "postgres://a@h/db1");
-    let specific = load(&[
-        ("DATABASE_URL", "postgres://a@h/db1"),
-        ("GRIDWHISTLE_DATABASE_URL", "postgres://a@h/db2"),
-    ])
-    .expect("both set");
-    assert_eq!(
-        specific.database_url, "postgres://a@h/db2",
-        "the GRIDWHISTLE_ variable wins"
-    );
+    let specific = load(&[("DATABASE_URL", "postgres://a@h/db1"), ("GRIDWHISTLE_DATABASE_URL", "postgres://a@h/db2")])
+        .expect("both set");
+    assert_eq!(specific.database_url, "postgres://a@h/db2", "the GRIDWHISTLE_ variable wins");
 
     for (key, value, named) in [
         ("GRIDWHISTLE_HTTP__PORT", "eighty", "http.port"),
@@ -64,10 +54,7 @@ fn configuration_layers_and_names_bad_keys() {
         ("GRIDWHISTLE_DEMO__PASSWORD", "short", "demo.password"),
     ] {
         let message = load(&[(key, value)]).expect_err("a bad value fails start-up");
-        assert!(
-            message.contains(named),
-            "{key}={value}: `{message}` should name {named}"
-        );
+        assert!(message.contains(named), "{key}={value}: `{message}` should name {named}");
     }
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -79,16 +66,10 @@ fn configuration_layers_and_names_bad_keys() {
         env: env(&[("GRIDWHISTLE_HTTP__PORT", "7001")]),
     })
     .expect("local file loads");
-    assert_eq!(
-        local.log.format,
-        LogFormat::Json,
-        "the local file overrides the defaults"
-    );
+    assert_eq!(local.log.format, LogFormat::Json, "the local file overrides the defaults");
     assert_eq!(local.http.port, 7001, "the environment overrides the local file");
-    let missing = Settings::load(SettingsSources {
-        local_file: Some(dir.path().join("nope.toml")),
-        env: HashMap::new(),
-    });
+    let missing =
+        Settings::load(SettingsSources { local_file: Some(dir.path().join("nope.toml")), env: HashMap::new() });
     assert!(missing.is_err(), "a named local file must exist");
 }
 
@@ -115,22 +96,14 @@ async fn cli_seeds_idempotently_and_manages_users() {
         let (url, _guard) = fresh_database(backend).await;
         let cli = |args: &[&str], stdin: Option<&str>| {
             let mut command = Command::new(env!("CARGO_BIN_EXE_gridwhistle"));
-            command
-                .args(args)
-                .envs(test_env(&url))
-                .env("GRIDWHISTLE_LOG__LEVEL", "warn");
+            command.args(args).envs(test_env(&url)).env("GRIDWHISTLE_LOG__LEVEL", "warn");
             command
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
             let mut child = command.spawn().expect("binary runs");
             if let Some(input) = stdin {
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(input.as_bytes())
-                    .expect("write stdin");
+                child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
             }
             let output = child.wait_with_output().expect("binary finishes");
             let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -141,26 +114,14 @@ async fn cli_seeds_idempotently_and_manages_users() {
         let (ok, _, stderr) = cli(&["migrate"], None);
         assert!(ok, "migrate: {stderr}");
         let db = Database::connect(&url).await.expect("connect");
-        assert_eq!(
-            count_users(&db).await,
-            0,
-            "migrate alone creates no users (no known passwords)"
-        );
+        assert_eq!(count_users(&db).await, 0, "migrate alone creates no users (no known passwords)");
 
         let (ok, first, stderr) = cli(&["seed-demo"], None);
         assert!(ok, "seed-demo: {stderr}");
         assert!(first.contains("111 rows created, 0 already present"), "{first}");
-        assert!(
-            first.contains("demo-supervisor") && first.contains("gridwhistle-demo"),
-            "prints the logins: {first}"
-        );
-        let statuses: std::collections::BTreeSet<String> = entities::ticket::Entity::find()
-            .all(&db)
-            .await
-            .expect("tickets")
-            .into_iter()
-            .map(|t| t.status)
-            .collect();
+        assert!(first.contains("demo-supervisor") && first.contains("gridwhistle-demo"), "prints the logins: {first}");
+        let statuses: std::collections::BTreeSet<String> =
+            entities::ticket::Entity::find().all(&db).await.expect("tickets").into_iter().map(|t| t.status).collect();
         let every: std::collections::BTreeSet<String> =
             ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
                 .iter()
@@ -192,16 +153,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
         assert!(ok, "user create: {stderr}");
         assert!(out.contains("created user ops.li"));
         let (ok, _, stderr) = cli(
-            &[
-                "user",
-                "create",
-                "--username",
-                "bad",
-                "--role",
-                "grid_worker",
-                "--display-name",
-                "x",
-            ],
+            &["user", "create", "--username", "bad", "--role", "grid_worker", "--display-name", "x"],
             Some("long enough pw\n"),
         );
         assert!(!ok, "a grid worker without a grid is refused");
@@ -217,10 +169,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
             .expect("query")
             .expect("user exists");
         assert!(!row.active);
-        assert!(gridwhistle::domain::password::verify(
-            "ops-password-2027",
-            &row.password_hash
-        ));
+        assert!(gridwhistle::domain::password::verify("ops-password-2027", &row.password_hash));
         db.close().await.ok();
     }
 }
@@ -234,16 +183,10 @@ async fn count_users(db: &sea_orm::DatabaseConnection) -> u64 {
 /// Every reference row's identity and content, to compare two states of the database.
 async fn snapshot(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     let mut rows = Vec::new();
-    for unit in entities::grid_unit::Entity::find()
-        .order_by_asc(entities::grid_unit::Column::Id)
-        .all(db)
-        .await
-        .expect("units")
+    for unit in
+        entities::grid_unit::Entity::find().order_by_asc(entities::grid_unit::Column::Id).all(db).await.expect("units")
     {
-        rows.push(format!(
-            "unit {} {} {} {:?}",
-            unit.id, unit.code, unit.path, unit.boundary
-        ));
+        rows.push(format!("unit {} {} {} {:?}", unit.id, unit.code, unit.path, unit.boundary));
     }
     for d in entities::department::Entity::find()
         .order_by_asc(entities::department::Column::Id)
@@ -269,18 +212,10 @@ async fn snapshot(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     {
         rows.push(format!("rule {} {}", r.id, r.scope_key));
     }
-    for u in entities::user::Entity::find()
-        .order_by_asc(entities::user::Column::Id)
-        .all(db)
-        .await
-        .expect("users")
-    {
+    for u in entities::user::Entity::find().order_by_asc(entities::user::Column::Id).all(db).await.expect("users") {
         rows.push(format!("user {} {} {}", u.id, u.username, u.password_hash));
     }
-    let tickets = entities::ticket::Entity::find()
-        .order_by_asc(entities::ticket::Column::Id)
-        .all(db)
-        .await;
+    let tickets = entities::ticket::Entity::find().order_by_asc(entities::ticket::Column::Id).all(db).await;
     for t in tickets.expect("tickets") {
         rows.push(format!("ticket {} {} {} v{}", t.id, t.number, t.status, t.version));
     }
@@ -302,38 +237,17 @@ async fn probes_request_ids_and_openapi() {
     each_backend(|app| async move {
         let health = app.request(Method::GET, "/healthz", None, None).await;
         assert_eq!(health.status.as_u16(), 200);
-        let generated = health
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .expect("request id")
-            .to_owned();
+        let generated =
+            health.headers.get("x-request-id").and_then(|v| v.to_str().ok()).expect("request id").to_owned();
         assert!(uuid::Uuid::parse_str(&generated).is_ok());
         let ready = app.request(Method::GET, "/readyz", None, None).await.expect(200);
         assert_eq!(ready["database"], "ok");
 
-        let echoed = app
-            .client
-            .get(app.url("/healthz"))
-            .header("x-request-id", "trace-abc-123")
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(
-            echoed.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
-            Some("trace-abc-123")
-        );
-        let forged = app
-            .client
-            .get(app.url("/healthz"))
-            .header("x-request-id", "a b\tc")
-            .send()
-            .await
-            .expect("sent");
-        assert_ne!(
-            forged.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
-            Some("a b\tc")
-        );
+        let echoed =
+            app.client.get(app.url("/healthz")).header("x-request-id", "trace-abc-123").send().await.expect("sent");
+        assert_eq!(echoed.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-abc-123"));
+        let forged = app.client.get(app.url("/healthz")).header("x-request-id", "a b\tc").send().await.expect("sent");
+        assert_ne!(forged.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("a b\tc"));
 
         // The document lists every route the server answers, with its methods.
         let doc = app.request(Method::GET, "/openapi.json", None, None).await.expect(200);
@@ -372,31 +286,31 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/dispatches/{id}/reject-return", &["post"]),
             ("/api/v1/dispatches/{id}/progress", &["post"]),
             ("/api/v1/dispatches/{id}/resolve", &["post"]),
+            ("/api/v1/dispatches/{id}/extension-requests", &["post"]),
+            ("/api/v1/extension-requests/{id}/approve", &["post"]),
+            ("/api/v1/extension-requests/{id}/reject", &["post"]),
+            ("/api/v1/tickets/{id}/supervise", &["post"]),
+            ("/api/v1/supervision-orders", &["get"]),
+            ("/api/v1/supervision-orders/{id}/reply", &["post"]),
+            ("/api/v1/sla-policies", &["get"]),
+            ("/api/v1/sla-policies/{id}", &["get", "put"]),
+            ("/api/v1/calendar", &["get", "post"]),
+            ("/api/v1/calendar/deadline", &["get"]),
+            ("/api/v1/escalation-rules", &["get", "post"]),
+            ("/api/v1/escalation-rules/{id}", &["put", "delete"]),
+            ("/api/v1/notifications", &["get"]),
+            ("/metrics", &["get"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(
-            paths.len(),
-            expected.len(),
-            "documented paths: {:?}",
-            paths.keys().collect::<Vec<_>>()
-        );
+        assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
         for (path, methods) in expected {
             for method in *methods {
-                assert!(
-                    paths.get(*path).and_then(|p| p.get(*method)).is_some(),
-                    "{method} {path} is documented"
-                );
+                assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is documented");
                 // And the server really routes it: anonymous calls get 401 (or 200 for the
                 // open probes), never the router's 404/405.
                 let concrete = path.replace("{id}", "00000000-0000-7000-8000-000000000000");
-                let reply = app
-                    .request(method.to_uppercase().parse().expect("method"), &concrete, None, None)
-                    .await;
-                assert!(
-                    ![404, 405].contains(&reply.status.as_u16()),
-                    "{method} {path}: {}",
-                    reply.status
-                );
+                let reply = app.request(method.to_uppercase().parse().expect("method"), &concrete, None, None).await;
+                assert!(![404, 405].contains(&reply.status.as_u16()), "{method} {path}: {}", reply.status);
             }
         }
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

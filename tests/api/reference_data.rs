@@ -77,47 +77,22 @@ async fn moving_a_unit_moves_its_subtree() {
         let other_street = app.id_by_code("grid-units", "140902002000", &admin).await;
         let old_street = app.id_by_code("grid-units", "140902001000", &admin).await;
 
-        app.patch(
-            &format!("/api/v1/grid-units/{community}"),
-            &admin,
-            json!({"parent_id": other_street}),
-        )
-        .await
-        .expect(200);
+        app.patch(&format!("/api/v1/grid-units/{community}"), &admin, json!({"parent_id": other_street}))
+            .await
+            .expect(200);
         // Its grids now count in the new street's subtree and no longer in the old one's.
-        let under_new = app
-            .get(&format!("/api/v1/grid-units?under={other_street}&level=grid"), &admin)
-            .await
-            .expect(200);
-        let codes: HashSet<&str> = under_new["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter_map(|u| u["code"].as_str())
-            .collect();
-        assert!(
-            codes.contains("140902001001-G01") && codes.contains("140902001001-G02"),
-            "{codes:?}"
-        );
-        let under_old = app
-            .get(&format!("/api/v1/grid-units?under={old_street}&level=grid"), &admin)
-            .await
-            .expect(200);
-        assert_eq!(
-            under_old["items"].as_array().map(Vec::len),
-            Some(2),
-            "only 建设社区's grids remain"
-        );
+        let under_new =
+            app.get(&format!("/api/v1/grid-units?under={other_street}&level=grid"), &admin).await.expect(200);
+        let codes: HashSet<&str> =
+            under_new["items"].as_array().expect("items").iter().filter_map(|u| u["code"].as_str()).collect();
+        assert!(codes.contains("140902001001-G01") && codes.contains("140902001001-G02"), "{codes:?}");
+        let under_old = app.get(&format!("/api/v1/grid-units?under={old_street}&level=grid"), &admin).await.expect(200);
+        assert_eq!(under_old["items"].as_array().map(Vec::len), Some(2), "only 建设社区's grids remain");
 
         // A unit cannot move into its own subtree.
         let grid = app.id_by_code("grid-units", "140902001001-G01", &admin).await;
-        let street_under_grid = app
-            .patch(
-                &format!("/api/v1/grid-units/{other_street}"),
-                &admin,
-                json!({"parent_id": grid}),
-            )
-            .await;
+        let street_under_grid =
+            app.patch(&format!("/api/v1/grid-units/{other_street}"), &admin, json!({"parent_id": grid})).await;
         street_under_grid.problem(422);
     })
     .await;

@@ -27,15 +27,8 @@ async fn expect_each(
     expected: &[(&str, u16)],
 ) {
     for (name, status) in expected {
-        let reply = app
-            .request(method.clone(), path, Some(cast.token(name)), body.clone())
-            .await;
-        assert_eq!(
-            reply.status.as_u16(),
-            *status,
-            "{method} {path} as {name}: {}",
-            reply.body
-        );
+        let reply = app.request(method.clone(), path, Some(cast.token(name)), body.clone()).await;
+        assert_eq!(reply.status.as_u16(), *status, "{method} {path} as {name}: {}", reply.body);
     }
 }
 
@@ -47,30 +40,14 @@ async fn ticket_permission_matrix() {
         let cast = Cast {
             people: vec![
                 ("grid", demo.grid.clone()),
-                (
-                    "colleague",
-                    app.user_in(&admin, "colleague", "grid_worker", "140902001001-G01")
-                        .await,
-                ),
-                (
-                    "grid-elsewhere",
-                    app.user_in(&admin, "grid2", "grid_worker", "140902002001-G01").await,
-                ),
+                ("colleague", app.user_in(&admin, "colleague", "grid_worker", "140902001001-G01").await),
+                ("grid-elsewhere", app.user_in(&admin, "grid2", "grid_worker", "140902002001-G01").await),
                 ("dispatcher", demo.dispatcher.clone()),
-                (
-                    "dispatcher-elsewhere",
-                    app.user_in(&admin, "dispatcher2", "dispatcher", "140902002000").await,
-                ),
+                ("dispatcher-elsewhere", app.user_in(&admin, "dispatcher2", "dispatcher", "140902002000").await),
                 ("dept", demo.dept.clone()),
-                (
-                    "dept-elsewhere",
-                    app.user_in(&admin, "mzj-clerk", "department_staff", "XF-MZJ").await,
-                ),
+                ("dept-elsewhere", app.user_in(&admin, "mzj-clerk", "department_staff", "XF-MZJ").await),
                 ("supervisor", demo.supervisor.clone()),
-                (
-                    "supervisor-elsewhere",
-                    app.user_in(&admin, "supervisor2", "supervisor", "140981").await,
-                ),
+                ("supervisor-elsewhere", app.user_in(&admin, "supervisor2", "supervisor", "140981").await),
                 ("admin", admin.clone()),
             ],
         };
@@ -129,74 +106,22 @@ async fn ticket_permission_matrix() {
             ("supervisor", 2),
         ] {
             let list = app.get("/api/v1/tickets", cast.token(name)).await.expect(200);
-            assert_eq!(
-                list["items"].as_array().map(Vec::len),
-                Some(count),
-                "tickets seen by {name}"
-            );
+            assert_eq!(list["items"].as_array().map(Vec::len), Some(count), "tickets seen by {name}");
         }
-        let mine = app
-            .get("/api/v1/dispatches", cast.token("dept-elsewhere"))
-            .await
-            .expect(200);
+        let mine = app.get("/api/v1/dispatches", cast.token("dept-elsewhere")).await.expect(200);
         assert_eq!(mine["items"].as_array().map(Vec::len), Some(0));
 
-        let non_dispatchers = [
-            ("grid", 403),
-            ("dept", 403),
-            ("supervisor", 403),
-            ("admin", 403),
-            ("dispatcher-elsewhere", 404),
-        ];
+        let non_dispatchers =
+            [("grid", 403), ("dept", 403), ("supervisor", 403), ("admin", 403), ("dispatcher-elsewhere", 404)];
         // The ticket is dispatched already: the dispatcher in charge gets past the permission
         // check to the state check.
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &t("/dispatch"),
-            Some(json!({})),
-            &non_dispatchers,
-        )
-        .await;
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &t("/dispatch"),
-            Some(json!({})),
-            &[("dispatcher", 409)],
-        )
-        .await;
+        expect_each(&app, &cast, Method::POST, &t("/dispatch"), Some(json!({})), &non_dispatchers).await;
+        expect_each(&app, &cast, Method::POST, &t("/dispatch"), Some(json!({})), &[("dispatcher", 409)]).await;
         let whistle = Some(json!({"department_ids": [cgj], "reason": "联合处置"}));
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &t("/whistle"),
-            whistle.clone(),
-            &non_dispatchers,
-        )
-        .await;
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &t("/whistle"),
-            whistle,
-            &[("dispatcher", 409)],
-        )
-        .await;
+        expect_each(&app, &cast, Method::POST, &t("/whistle"), whistle.clone(), &non_dispatchers).await;
+        expect_each(&app, &cast, Method::POST, &t("/whistle"), whistle, &[("dispatcher", 409)]).await;
         let cancel = Some(json!({"reason": "重复"}));
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &t("/cancel"),
-            cancel.clone(),
-            &non_dispatchers,
-        )
-        .await;
+        expect_each(&app, &cast, Method::POST, &t("/cancel"), cancel.clone(), &non_dispatchers).await;
         let stale = app
             .client
             .post(app.url(&t("/cancel")))
@@ -206,49 +131,16 @@ async fn ticket_permission_matrix() {
             .send()
             .await
             .expect("sent");
-        assert_eq!(
-            stale.status().as_u16(),
-            412,
-            "the dispatcher in charge reaches the version check"
-        );
+        assert_eq!(stale.status().as_u16(), 412, "the dispatcher in charge reaches the version check");
 
         // The department's own actions.
-        let non_handlers = [
-            ("grid", 403),
-            ("dispatcher", 403),
-            ("supervisor", 403),
-            ("admin", 403),
-            ("dept-elsewhere", 404),
-        ];
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &d("/acknowledge"),
-            Some(json!({})),
-            &non_handlers,
-        )
-        .await;
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &d("/acknowledge"),
-            Some(json!({})),
-            &[("dept", 200)],
-        )
-        .await;
+        let non_handlers =
+            [("grid", 403), ("dispatcher", 403), ("supervisor", 403), ("admin", 403), ("dept-elsewhere", 404)];
+        expect_each(&app, &cast, Method::POST, &d("/acknowledge"), Some(json!({})), &non_handlers).await;
+        expect_each(&app, &cast, Method::POST, &d("/acknowledge"), Some(json!({})), &[("dept", 200)]).await;
         let reason = Some(json!({"reason": "不属于本部门"}));
         expect_each(&app, &cast, Method::POST, &d("/return"), reason.clone(), &non_handlers).await;
-        expect_each(
-            &app,
-            &cast,
-            Method::POST,
-            &d("/return"),
-            reason.clone(),
-            &[("dept", 409)],
-        )
-        .await;
+        expect_each(&app, &cast, Method::POST, &d("/return"), reason.clone(), &[("dept", 409)]).await;
         let note = Some(json!({"note": "已联系居民"}));
         expect_each(&app, &cast, Method::POST, &d("/progress"), note.clone(), &non_handlers).await;
         expect_each(&app, &cast, Method::POST, &d("/progress"), note, &[("dept", 200)]).await;
@@ -289,10 +181,7 @@ async fn ticket_permission_matrix() {
 
         // Ids that do not exist answer like ids out of jurisdiction.
         let missing = "00000000-0000-7000-8000-000000000000";
-        let absent = app
-            .get(&format!("/api/v1/tickets/{missing}"), cast.token("dispatcher"))
-            .await
-            .problem(404);
+        let absent = app.get(&format!("/api/v1/tickets/{missing}"), cast.token("dispatcher")).await.problem(404);
         let hidden = app.get(&t(""), cast.token("dispatcher-elsewhere")).await.problem(404);
         assert_eq!(absent["detail"], hidden["detail"]);
     })

@@ -23,49 +23,27 @@ async fn happy_path_from_phone_to_closed_ticket() {
         let ticket = filed.expect(201);
         let ticket_id = id(&ticket);
         assert!(
-            ticket["number"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("XZ-2026-") || n.starts_with("XZ-20")),
+            ticket["number"].as_str().is_some_and(|n| n.starts_with("XZ-2026-") || n.starts_with("XZ-20")),
             "{ticket}"
         );
         assert_eq!(ticket["status"], "dispatched");
         assert_eq!(
             ticket["grid_unit_id"],
-            app.id_by_code("grid-units", "140902001001-G01", &demo.admin)
-                .await
-                .as_str()
+            app.id_by_code("grid-units", "140902001001-G01", &demo.admin).await.as_str()
         );
         assert_eq!(ticket["priority"], "normal", "the category's default");
-        assert_eq!(
-            ticket["resident"]["phone"], RESIDENT_PHONE,
-            "the filing grid worker sees the contact"
-        );
+        assert_eq!(ticket["resident"]["phone"], RESIDENT_PHONE, "the filing grid worker sees the contact");
         assert_eq!(ticket["dispatches"].as_array().map(Vec::len), Some(1));
         assert_eq!(ticket["dispatches"][0]["role"], "primary");
         assert_eq!(ticket["dispatches"][0]["status"], "pending");
 
         // The department finds it among its pending dispatches and reports in.
-        let pending = app
-            .get("/api/v1/dispatches?status=pending", &demo.dept)
-            .await
-            .expect(200);
-        let dispatch_id = pending["items"][0]["id"]
-            .as_str()
-            .expect("a pending dispatch")
-            .to_owned();
+        let pending = app.get("/api/v1/dispatches?status=pending", &demo.dept).await.expect(200);
+        let dispatch_id = pending["items"][0]["id"].as_str().expect("a pending dispatch").to_owned();
         let before_ack = app.ticket(&ticket_id, &demo.dept).await;
-        assert_eq!(
-            before_ack["resident"]["phone"], "138****5678",
-            "masked until the department reports in"
-        );
-        let acked = app
-            .post(
-                &format!("/api/v1/dispatches/{dispatch_id}/acknowledge"),
-                &demo.dept,
-                json!({}),
-            )
-            .await
-            .expect(200);
+        assert_eq!(before_ack["resident"]["phone"], "138****5678", "masked until the department reports in");
+        let acked =
+            app.post(&format!("/api/v1/dispatches/{dispatch_id}/acknowledge"), &demo.dept, json!({})).await.expect(200);
         assert_eq!(acked["dispatch"]["status"], "acknowledged");
         assert_eq!(acked["ticket"]["status"], "in_progress");
         assert_eq!(acked["ticket"]["resident"]["phone"], RESIDENT_PHONE);
@@ -103,10 +81,7 @@ async fn happy_path_from_phone_to_closed_ticket() {
         assert!(closed["closed_at"].is_string());
 
         // The timeline, event by event, with who did it.
-        let events = app
-            .get(&format!("/api/v1/tickets/{ticket_id}/events"), &demo.supervisor)
-            .await
-            .expect(200);
+        let events = app.get(&format!("/api/v1/tickets/{ticket_id}/events"), &demo.supervisor).await.expect(200);
         let items = events["items"].as_array().expect("items");
         let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().expect("kind")).collect();
         assert_eq!(
@@ -139,10 +114,7 @@ async fn happy_path_from_phone_to_closed_ticket() {
         assert_eq!(items[7]["payload"]["score"], 5);
         assert_eq!(items[8]["actor_id"], grid_worker);
         for event in items {
-            assert!(
-                !event.to_string().contains(RESIDENT_PHONE),
-                "no personal data in the timeline: {event}"
-            );
+            assert!(!event.to_string().contains(RESIDENT_PHONE), "no personal data in the timeline: {event}");
         }
     })
     .await;
@@ -157,20 +129,10 @@ async fn whistle_summons_three_departments_that_each_report_in() {
         let ticket_id = id(&ticket);
         assert_eq!(ticket["status"], "filed", "矛盾纠纷 waits for the dispatcher");
 
-        let dispatched = app
-            .post(
-                &format!("/api/v1/tickets/{ticket_id}/dispatch"),
-                &demo.dispatcher,
-                json!({}),
-            )
-            .await
-            .expect(200);
+        let dispatched =
+            app.post(&format!("/api/v1/tickets/{ticket_id}/dispatch"), &demo.dispatcher, json!({})).await.expect(200);
         assert_eq!(dispatched["status"], "dispatched");
-        assert_eq!(
-            dispatched["dispatches"].as_array().map(Vec::len),
-            Some(2),
-            "street mediation centre + 司法局"
-        );
+        assert_eq!(dispatched["dispatches"].as_array().map(Vec::len), Some(2), "street mediation centre + 司法局");
 
         let codes = ["XF-GAJ", "XF-MZJ", "XF-ZJJ"];
         let mut departments = Vec::new();
@@ -187,16 +149,10 @@ async fn whistle_summons_three_departments_that_each_report_in() {
             .expect(200);
         let dispatches = whistled["dispatches"].as_array().expect("dispatches");
         assert_eq!(dispatches.len(), 5);
-        let summoned: Vec<&Value> = dispatches
-            .iter()
-            .filter(|d| departments.iter().any(|x| d["department_id"] == x.as_str()))
-            .collect();
+        let summoned: Vec<&Value> =
+            dispatches.iter().filter(|d| departments.iter().any(|x| d["department_id"] == x.as_str())).collect();
         assert_eq!(summoned.len(), 3);
-        assert!(
-            summoned
-                .iter()
-                .all(|d| d["role"] == "co_handler" && d["status"] == "pending")
-        );
+        assert!(summoned.iter().all(|d| d["role"] == "co_handler" && d["status"] == "pending"));
 
         // Summoning one that already holds an open dispatch is a conflict; an unknown one a 422.
         app.post(
@@ -216,21 +172,13 @@ async fn whistle_summons_three_departments_that_each_report_in() {
 
         // Each summoned department reports in with its own dispatch.
         for (i, code) in codes.iter().enumerate() {
-            let clerk = app
-                .user_in(&demo.admin, &format!("clerk{i}"), "department_staff", code)
-                .await;
+            let clerk = app.user_in(&demo.admin, &format!("clerk{i}"), "department_staff", code).await;
             let mine = app.get("/api/v1/dispatches?status=pending", &clerk).await.expect(200);
             let items = mine["items"].as_array().expect("items");
             assert_eq!(items.len(), 1, "{code} sees only its own dispatch");
             let dispatch_id = items[0]["id"].as_str().expect("id");
-            let acked = app
-                .post(
-                    &format!("/api/v1/dispatches/{dispatch_id}/acknowledge"),
-                    &clerk,
-                    json!({}),
-                )
-                .await
-                .expect(200);
+            let acked =
+                app.post(&format!("/api/v1/dispatches/{dispatch_id}/acknowledge"), &clerk, json!({})).await.expect(200);
             assert_eq!(acked["dispatch"]["department_id"], departments[i].as_str());
         }
         let timeline = app.timeline(&ticket_id, &demo.dispatcher).await;
@@ -254,14 +202,8 @@ async fn third_return_flags_arbitration_and_a_refused_return_sticks() {
         let ticket = app.file(&demo.grid, &other).await;
         let ticket_id = id(&ticket);
         // No rule covers 其他: routing by rule fails with a clear 422.
-        let unrouted = app
-            .post(
-                &format!("/api/v1/tickets/{ticket_id}/dispatch"),
-                &demo.dispatcher,
-                json!({}),
-            )
-            .await
-            .problem(422);
+        let unrouted =
+            app.post(&format!("/api/v1/tickets/{ticket_id}/dispatch"), &demo.dispatcher, json!({})).await.problem(422);
         assert!(unrouted["errors"]["primary_department_id"].is_string());
 
         for round in 1..=3 {
@@ -287,13 +229,8 @@ async fn third_return_flags_arbitration_and_a_refused_return_sticks() {
             assert_eq!(returned["ticket"]["return_count"], round);
             assert_eq!(returned["ticket"]["needs_arbitration"], round >= 3);
         }
-        let events = app
-            .get(
-                &format!("/api/v1/tickets/{ticket_id}/events?limit=200"),
-                &demo.supervisor,
-            )
-            .await
-            .expect(200);
+        let events =
+            app.get(&format!("/api/v1/tickets/{ticket_id}/events?limit=200"), &demo.supervisor).await.expect(200);
         let items = events["items"].as_array().expect("items");
         let returns: Vec<&Value> = items.iter().filter(|e| e["kind"] == "returned").collect();
         assert_eq!(returns.len(), 3);
@@ -303,10 +240,7 @@ async fn third_return_flags_arbitration_and_a_refused_return_sticks() {
         );
         assert_eq!(returns[2]["payload"]["reason"], "第3次：不属于城管职责");
         assert_eq!(items.iter().filter(|e| e["kind"] == "arbitration_requested").count(), 1);
-        let flagged = app
-            .get("/api/v1/tickets?needs_arbitration=true", &demo.supervisor)
-            .await
-            .expect(200);
+        let flagged = app.get("/api/v1/tickets?needs_arbitration=true", &demo.supervisor).await.expect(200);
         assert_eq!(flagged["items"][0]["id"], ticket_id.as_str());
 
         // The dispatcher refuses the last return: the department must handle it and cannot
@@ -324,20 +258,11 @@ async fn third_return_flags_arbitration_and_a_refused_return_sticks() {
         assert_eq!(refused["dispatch"]["return_refused"], true);
         assert_eq!(refused["ticket"]["status"], "dispatched");
         let again = app
-            .post(
-                &format!("/api/v1/dispatches/{last}/return"),
-                &demo.dept,
-                json!({"reason": "仍不属于"}),
-            )
+            .post(&format!("/api/v1/dispatches/{last}/return"), &demo.dept, json!({"reason": "仍不属于"}))
             .await
             .problem(409);
-        assert!(
-            again["detail"].as_str().is_some_and(|d| d.contains("首办负责")),
-            "{again}"
-        );
-        app.post(&format!("/api/v1/dispatches/{last}/acknowledge"), &demo.dept, json!({}))
-            .await
-            .expect(200);
+        assert!(again["detail"].as_str().is_some_and(|d| d.contains("首办负责")), "{again}");
+        app.post(&format!("/api/v1/dispatches/{last}/acknowledge"), &demo.dept, json!({})).await.expect(200);
     })
     .await;
 }
@@ -353,17 +278,10 @@ async fn returns_close_one_working_day_after_dispatch() {
         app.clock.advance(chrono::Duration::days(7));
         let dept = app.demo_token("demo-dept").await; // the old session has expired meanwhile
         let late = app
-            .post(
-                &format!("/api/v1/dispatches/{dispatch_id}/return"),
-                &dept,
-                json!({"reason": "不属于"}),
-            )
+            .post(&format!("/api/v1/dispatches/{dispatch_id}/return"), &dept, json!({"reason": "不属于"}))
             .await
             .problem(409);
-        assert!(
-            late["detail"].as_str().is_some_and(|d| d.contains("首办负责")),
-            "{late}"
-        );
+        assert!(late["detail"].as_str().is_some_and(|d| d.contains("首办负责")), "{late}");
         assert_eq!(app.ticket(&id(&ticket), &dept).await["return_count"], 0);
     })
     .await;
@@ -427,6 +345,7 @@ async fn bad_rating_reopens_for_rectification_then_closes() {
                 "resolved",
                 "rated",
                 "reopened",
+                "escalated",
                 "progress",
                 "dispatch_resolved",
                 "resolved",
@@ -446,52 +365,21 @@ async fn unrated_resolved_tickets_close_themselves() {
         let ticket = app.file(&demo.grid, &environment).await;
         let ticket_id = id(&ticket);
         let dispatch_id = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
-        app.post(
-            &format!("/api/v1/dispatches/{dispatch_id}/acknowledge"),
-            &demo.dept,
-            json!({}),
-        )
-        .await
-        .expect(200);
-        app.post(
-            &format!("/api/v1/dispatches/{dispatch_id}/resolve"),
-            &demo.dept,
-            json!({"reply": "已处理"}),
-        )
-        .await
-        .expect(200);
+        app.post(&format!("/api/v1/dispatches/{dispatch_id}/acknowledge"), &demo.dept, json!({})).await.expect(200);
+        app.post(&format!("/api/v1/dispatches/{dispatch_id}/resolve"), &demo.dept, json!({"reply": "已处理"}))
+            .await
+            .expect(200);
 
-        app.clock
-            .advance(chrono::Duration::days(3) - chrono::Duration::minutes(1));
-        assert_eq!(
-            gridwhistle::service::tickets::auto_close_due(&app.ctx, 100)
-                .await
-                .expect("runs"),
-            0,
-            "not yet"
-        );
+        app.clock.advance(chrono::Duration::days(3) - chrono::Duration::minutes(1));
+        assert_eq!(gridwhistle::service::tickets::auto_close_due(&app.ctx, 100).await.expect("runs"), 0, "not yet");
         app.clock.advance(chrono::Duration::minutes(2));
-        assert_eq!(
-            gridwhistle::service::tickets::auto_close_due(&app.ctx, 100)
-                .await
-                .expect("runs"),
-            1
-        );
-        assert_eq!(
-            gridwhistle::service::tickets::auto_close_due(&app.ctx, 100)
-                .await
-                .expect("runs"),
-            0,
-            "once"
-        );
+        assert_eq!(gridwhistle::service::tickets::auto_close_due(&app.ctx, 100).await.expect("runs"), 1);
+        assert_eq!(gridwhistle::service::tickets::auto_close_due(&app.ctx, 100).await.expect("runs"), 0, "once");
         let grid = app.demo_token("demo-grid").await;
         let closed = app.ticket(&ticket_id, &grid).await;
         assert_eq!(closed["status"], "closed");
         assert_eq!(closed["rating"], Value::Null);
-        assert_eq!(
-            app.timeline(&ticket_id, &grid).await.last().map(String::as_str),
-            Some("auto_closed")
-        );
+        assert_eq!(app.timeline(&ticket_id, &grid).await.last().map(String::as_str), Some("auto_closed"));
     })
     .await;
 }

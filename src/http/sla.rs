@@ -1,0 +1,247 @@
+//! SLA policies, the business calendar, supervision orders, extension requests, escalation
+//! rules, the outbox and metrics.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    dto::{EscalationRule, ExtensionRequest, List, Notification, SupervisionOrder, page_request},
+    extract::{Json, PathId, Query},
+    grid_units::created,
+    problem::Problem,
+};
+use crate::{
+    context::AppContext,
+    domain::access::Caller,
+    error::AppResult,
+    metrics,
+    service::{
+        calendar, extensions, operations,
+        sla::{self, EffectivePolicy, PolicyBody},
+        supervision::{self, OrderFilter, ReplyRequest, SuperviseRequest},
+    },
+};
+
+#[utoipa::path(get, path = "/api/v1/sla-policies", tag = "sla",
+    responses((status = 200, body = Vec<EffectivePolicy>, description = "the effective policy of every category")), security(("bearer" = [])))]
+pub async fn policies(ctx: web::Data<AppContext>, caller: Caller) -> AppResult<web::Json<Vec<EffectivePolicy>>> {
+    Ok(web::Json(sla::policies(&ctx, &caller).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/sla-policies/{id}", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")),
+    responses((status = 200, body = EffectivePolicy), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn policy(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(category): PathId,
+) -> AppResult<web::Json<EffectivePolicy>> {
+    Ok(web::Json(sla::policy(&ctx, &caller, category).await?))
+}
+
+/// Affects clocks started from now on; running clocks keep their deadlines.
+#[utoipa::path(put, path = "/api/v1/sla-policies/{id}", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")), request_body = PolicyBody,
+    responses((status = 200, body = EffectivePolicy), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn put_policy(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(category): PathId,
+    Json(body): Json<PolicyBody>,
+) -> AppResult<web::Json<EffectivePolicy>> {
+    Ok(web::Json(sla::put_policy(&ctx, &caller, category, body).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadlineQuery {
+    start: DateTime<Utc>,
+    /// "30m", "2h working", "7d working"
+    duration: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadlineAnswer {
+    pub deadline: DateTime<Utc>,
+    /// The answer crossed a year with no holiday schedule loaded: weekdays only.
+    pub estimated: bool,
+}
+
+/// The arithmetic the SLA clocks use, for clients that show due dates.
+#[utoipa::path(get, path = "/api/v1/calendar/deadline", tag = "sla", params(DeadlineQuery),
+    responses((status = 200, body = DeadlineAnswer), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn deadline(
+    ctx: web::Data<AppContext>,
+    _caller: Caller,
+    Query(q): Query<DeadlineQuery>,
+) -> AppResult<web::Json<DeadlineAnswer>> {
+    let found = calendar::deadline(&ctx, q.start, &q.duration)?;
+    Ok(web::Json(DeadlineAnswer { deadline: found.at, estimated: found.estimated }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarYears {
+    /// Years with a holiday schedule loaded; others count weekdays only.
+    pub years: Vec<i32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/calendar", tag = "sla", responses((status = 200, body = CalendarYears)), security(("bearer" = [])))]
+pub async fn years(ctx: web::Data<AppContext>, _caller: Caller) -> AppResult<web::Json<CalendarYears>> {
+    Ok(web::Json(CalendarYears { years: calendar::loaded_years(&ctx) }))
+}
+
+/// Adds (or replaces) a year's schedule in the holiday-cn format:
+/// `{"year": 2027, "days": [{"name": "元旦", "date": "2027-01-01", "isOffDay": true}, …]}`.
+#[utoipa::path(post, path = "/api/v1/calendar", tag = "sla", request_body = Object,
+    responses((status = 200, body = CalendarYears), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn add_year(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Json(body): Json<serde_json::Value>,
+) -> AppResult<web::Json<CalendarYears>> {
+    Ok(web::Json(CalendarYears { years: calendar::add_year(&ctx, &caller, body).await? }))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/supervise", tag = "supervision", request_body = SuperviseRequest,
+    responses((status = 201, body = SupervisionOrder), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn supervise(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<SuperviseRequest>,
+) -> AppResult<HttpResponse> {
+    let order = supervision::supervise(&ctx, &caller, id, body).await?;
+    Ok(created(format!("/api/v1/supervision-orders/{}", order.id), SupervisionOrder::from(order)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// supervise or listed
+    level: Option<String>,
+    /// open or replied
+    status: Option<String>,
+    department: Option<uuid::Uuid>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/supervision-orders", tag = "supervision", params(OrderQuery),
+    responses((status = 200, body = List<SupervisionOrder>)), security(("bearer" = [])))]
+pub async fn orders(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<OrderQuery>,
+) -> AppResult<web::Json<List<SupervisionOrder>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = OrderFilter { level: q.level, status: q.status, department: q.department };
+    Ok(web::Json(List::from_page(supervision::list(&ctx, &caller, filter, page).await?, SupervisionOrder::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/supervision-orders/{id}/reply", tag = "supervision", request_body = ReplyRequest,
+    responses((status = 200, body = SupervisionOrder), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn reply(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ReplyRequest>,
+) -> AppResult<web::Json<SupervisionOrder>> {
+    Ok(web::Json(supervision::reply(&ctx, &caller, id, body).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/extension-requests", tag = "dispatches", request_body = extensions::ExtensionBody,
+    responses((status = 201, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn request_extension(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<extensions::ExtensionBody>,
+) -> AppResult<HttpResponse> {
+    let request = extensions::request(&ctx, &caller, id, body).await?;
+    Ok(created(format!("/api/v1/extension-requests/{}", request.id), ExtensionRequest::from(request)))
+}
+
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/approve", tag = "dispatches", request_body = extensions::DecisionBody,
+    responses((status = 200, body = ExtensionRequest, description = "the resolve clock moves"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn approve_extension(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<extensions::DecisionBody>,
+) -> AppResult<web::Json<ExtensionRequest>> {
+    Ok(web::Json(extensions::decide(&ctx, &caller, id, true, body).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/reject", tag = "dispatches", request_body = extensions::DecisionBody,
+    responses((status = 200, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn reject_extension(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<extensions::DecisionBody>,
+) -> AppResult<web::Json<ExtensionRequest>> {
+    Ok(web::Json(extensions::decide(&ctx, &caller, id, false, body).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/escalation-rules", tag = "operations", responses((status = 200, body = Vec<EscalationRule>)), security(("bearer" = [])))]
+pub async fn rules(ctx: web::Data<AppContext>, caller: Caller) -> AppResult<web::Json<Vec<EscalationRule>>> {
+    Ok(web::Json(operations::rules(&ctx, &caller).await?.into_iter().map(EscalationRule::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/escalation-rules", tag = "operations", request_body = operations::RuleBody,
+    responses((status = 201, body = EscalationRule), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create_rule(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Json(body): Json<operations::RuleBody>,
+) -> AppResult<HttpResponse> {
+    let rule = operations::create_rule(&ctx, &caller, body).await?;
+    Ok(created(format!("/api/v1/escalation-rules/{}", rule.id), EscalationRule::from(rule)))
+}
+
+#[utoipa::path(put, path = "/api/v1/escalation-rules/{id}", tag = "operations", request_body = operations::RuleBody,
+    responses((status = 200, body = EscalationRule), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn replace_rule(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<operations::RuleBody>,
+) -> AppResult<web::Json<EscalationRule>> {
+    Ok(web::Json(operations::replace_rule(&ctx, &caller, id, body).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/escalation-rules/{id}", tag = "operations",
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn delete_rule(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
+    operations::delete_rule(&ctx, &caller, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationQuery {
+    /// pending, sent or failed
+    status: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "operations", params(NotificationQuery),
+    responses((status = 200, body = List<Notification>, description = "the outbox, oldest first")), security(("bearer" = [])))]
+pub async fn notifications(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<NotificationQuery>,
+) -> AppResult<web::Json<List<Notification>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    Ok(web::Json(List::from_page(operations::notifications(&ctx, &caller, q.status, page).await?, Notification::from)))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn prometheus() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics::render())
+}

@@ -1,0 +1,48 @@
+//! Prometheus counters, served at /metrics. Labels never carry personal data.
+
+use std::sync::OnceLock;
+
+use prometheus::{IntCounterVec, Opts, Registry, TextEncoder};
+
+struct Metrics {
+    registry: Registry,
+    sla_events: IntCounterVec,
+    escalations: IntCounterVec,
+    mails: IntCounterVec,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let counter = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric definition");
+            registry.register(Box::new(counter.clone())).expect("metric registered once");
+            counter
+        };
+        Metrics {
+            sla_events: counter("gridwhistle_sla_events_total", "SLA warnings and breaches fired", &["kind", "clock"]),
+            escalations: counter("gridwhistle_escalations_total", "Escalation rules fired", &["trigger"]),
+            mails: counter("gridwhistle_mails_total", "Notification mails by outcome", &["outcome"]),
+            registry,
+        }
+    })
+}
+
+/// `kind` is `warning` or `breach`.
+pub fn sla_events() -> &'static IntCounterVec {
+    &metrics().sla_events
+}
+
+pub fn escalations() -> &'static IntCounterVec {
+    &metrics().escalations
+}
+
+/// `outcome` is `sent`, `retry` or `failed`.
+pub fn mails() -> &'static IntCounterVec {
+    &metrics().mails
+}
+
+pub fn render() -> String {
+    TextEncoder::new().encode_to_string(&metrics().registry.gather()).unwrap_or_default()
+}

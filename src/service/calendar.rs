@@ -1,0 +1,64 @@
+//! The business calendar as a service: deadline arithmetic for clients, and adding a year's
+//! holiday schedule without a restart.
+
+use chrono::{DateTime, Utc};
+use entities::calendar_year;
+use sea_orm::{EntityTrait, QueryOrder, Set, sea_query::OnConflict};
+
+use super::require;
+use crate::{
+    context::AppContext,
+    db::begin_write,
+    domain::{
+        access::{Caller, Permission},
+        calendar::{Deadline, SlaDuration, YearSchedule},
+    },
+    error::{AppError, AppResult},
+};
+
+pub fn deadline(ctx: &AppContext, start: DateTime<Utc>, duration: &str) -> AppResult<Deadline> {
+    let duration = SlaDuration::parse(duration).map_err(|m| AppError::invalid("duration", m))?;
+    Ok(ctx.calendar().add(start, duration))
+}
+
+pub fn loaded_years(ctx: &AppContext) -> Vec<i32> {
+    ctx.calendar().loaded_years().collect()
+}
+
+/// Stores a year's schedule (replacing that year's) and switches the running calendar to it.
+pub async fn add_year(ctx: &AppContext, caller: &Caller, schedule: serde_json::Value) -> AppResult<Vec<i32>> {
+    require(caller, Permission::ManageReferenceData)?;
+    let parsed = YearSchedule::parse(&schedule.to_string()).map_err(|m| AppError::invalid("days", m))?;
+    if !(2000..=2100).contains(&parsed.year) {
+        return Err(AppError::invalid("year", "must be between 2000 and 2100"));
+    }
+    let txn = begin_write(&ctx.db).await?;
+    calendar_year::Entity::insert(calendar_year::ActiveModel {
+        year: Set(parsed.year),
+        schedule: Set(schedule),
+        updated_at: Set(ctx.clock.now()),
+    })
+    .on_conflict(
+        OnConflict::column(calendar_year::Column::Year)
+            .update_columns([calendar_year::Column::Schedule, calendar_year::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
+    reload(ctx).await?;
+    Ok(loaded_years(ctx))
+}
+
+/// Rebuilds the calendar: configuration and files first, then the years stored through the API.
+pub async fn reload(ctx: &AppContext) -> AppResult<()> {
+    let mut calendar = ctx.settings.business_calendar().map_err(|e| AppError::Internal(e.to_string()))?;
+    for row in calendar_year::Entity::find().order_by_asc(calendar_year::Column::Year).all(&ctx.db).await? {
+        match YearSchedule::parse(&row.schedule.to_string()) {
+            Ok(schedule) => calendar.load(&schedule),
+            Err(message) => tracing::warn!(year = row.year, %message, "stored holiday schedule ignored"),
+        }
+    }
+    ctx.replace_calendar(calendar);
+    Ok(())
+}

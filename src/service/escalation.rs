@@ -1,0 +1,239 @@
+//! Firing escalations: the matching rules decide whom to notify and whether a supervision
+//! order (督办 / 挂牌督办) opens. Everything lands in the caller's transaction — the escalation
+//! record, the order, the timeline events and the outbox mails.
+
+use chrono::{DateTime, Utc};
+use entities::{
+    Role, UnitLevel, department, dispatch, escalation, escalation_rule, grid_unit, supervision_order, ticket, user,
+};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::notify::{self, Mail};
+use crate::{
+    context::AppContext,
+    domain::{
+        escalation::{Rule, SupervisionLevel, Target, Trigger},
+        ticket::event,
+    },
+    error::AppResult,
+    metrics, repo,
+};
+
+/// What set an escalation off.
+pub struct Cause<'a> {
+    pub trigger: Trigger,
+    pub ticket: &'a ticket::Model,
+    pub clock_id: Option<Uuid>,
+    /// The dispatch concerned (an acknowledge clock's); otherwise the ticket's open primaries.
+    pub dispatch: Option<&'a dispatch::Model>,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+pub async fn fire(
+    ctx: &AppContext,
+    db: &impl ConnectionTrait,
+    cause: &Cause<'_>,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    let rules = escalation_rule::Entity::find()
+        .filter(escalation_rule::Column::Trigger.eq(cause.trigger.name()))
+        .filter(escalation_rule::Column::Active.eq(true))
+        .all(db)
+        .await?;
+    let departments = departments_concerned(db, cause).await?;
+    for row in &rules {
+        let notify: Vec<String> = serde_json::from_value(row.notify.clone()).unwrap_or_default();
+        let Ok(rule) = Rule::parse(&row.trigger, &notify, row.supervision_level.as_deref()) else {
+            tracing::warn!(rule_id = %row.id, "skipping an escalation rule that no longer parses");
+            continue;
+        };
+        let mut recipients = Vec::new();
+        for target in &rule.notify {
+            recipients.extend(addresses(db, *target, cause.ticket, &departments).await?);
+        }
+        let order = match rule.supervision {
+            Some(level) => Some(
+                open_order(ctx, db, cause.ticket, departments.first().map(|d| d.id), level, None, None, now).await?,
+            ),
+            None => None,
+        };
+        let note = order.as_ref().map(|o| {
+            format!(
+                "已{}，请于 {} 前答复",
+                SupervisionLevel::parse(&o.level).map_or("督办", |l| l.label()),
+                o.due_at.with_timezone(&ctx.calendar().offset()).format("%Y-%m-%d %H:%M")
+            )
+        });
+        let mail = Mail {
+            kind: "escalation",
+            ticket: cause.ticket,
+            headline: cause.trigger.label(),
+            deadline: cause.deadline,
+            note,
+        };
+        let sent_to = notify::enqueue(ctx, db, &mail, &recipients, now).await?;
+        let targets: Vec<&str> = rule.notify.iter().map(|t| t.as_str()).collect();
+        escalation::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            ticket_id: Set(cause.ticket.id),
+            clock_id: Set(cause.clock_id),
+            trigger: Set(cause.trigger.name()),
+            rule_id: Set(Some(row.id)),
+            notified: Set(json!({"targets": targets, "mails": sent_to})),
+            supervision_order_id: Set(order.as_ref().map(|o| o.id)),
+            at: Set(now),
+        }
+        .insert(db)
+        .await?;
+        let payload = json!({
+            "trigger": cause.trigger.name(),
+            "clock": clock_name(cause.trigger),
+            "targets": targets,
+            "mails": sent_to,
+            "supervision_order_id": order.as_ref().map(|o| o.id),
+        });
+        repo::tickets::record_event(
+            db,
+            cause.ticket.id,
+            cause.dispatch.map(|d| d.id),
+            event::ESCALATED,
+            None,
+            now,
+            payload,
+        )
+        .await?;
+        metrics::escalations().with_label_values(&[&cause.trigger.name()]).inc();
+    }
+    Ok(rules.len())
+}
+
+fn clock_name(trigger: Trigger) -> Option<&'static str> {
+    match trigger {
+        Trigger::Warning(clock) | Trigger::Breach(clock) => Some(clock.as_str()),
+        Trigger::ResolveFollowup => Some("resolve"),
+        Trigger::ThirdReturn | Trigger::BadRating => None,
+    }
+}
+
+/// Opens a supervision order (by the system when `issued_by` is `None`) with its event.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_order(
+    ctx: &AppContext,
+    db: &impl ConnectionTrait,
+    ticket: &ticket::Model,
+    department_id: Option<Uuid>,
+    level: SupervisionLevel,
+    instruction: Option<String>,
+    issued: Option<(Uuid, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> AppResult<supervision_order::Model> {
+    let (issued_by, due_at) = match issued {
+        Some((by, due)) => (Some(by), due),
+        None => (None, ctx.calendar().add(now, ctx.settings.escalation.supervision_due).at),
+    };
+    let instruction =
+        instruction.unwrap_or_else(|| format!("工单 {} 已超时，请责任部门加快办理并书面答复。", ticket.number));
+    let order = supervision_order::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        ticket_id: Set(ticket.id),
+        department_id: Set(department_id),
+        level: Set(level.as_str().to_owned()),
+        instruction: Set(instruction.clone()),
+        due_at: Set(due_at),
+        status: Set("open".into()),
+        issued_by: Set(issued_by),
+        reply: Set(None),
+        replied_by: Set(None),
+        replied_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    let payload = json!({"supervision_order_id": order.id, "level": order.level, "department_id": department_id, "due_at": due_at, "instruction": instruction});
+    repo::tickets::record_event(db, ticket.id, None, event::SUPERVISION_ORDERED, issued_by, now, payload).await?;
+    Ok(order)
+}
+
+/// The department a cause concerns: its dispatch's, else the ticket's open primary ones.
+async fn departments_concerned(db: &impl ConnectionTrait, cause: &Cause<'_>) -> AppResult<Vec<department::Model>> {
+    let ids: Vec<Uuid> = match cause.dispatch {
+        Some(dispatch) => vec![dispatch.department_id],
+        None => repo::tickets::dispatches_of(db, &[cause.ticket.id])
+            .await?
+            .into_iter()
+            .filter(|d| d.role == "primary" && matches!(d.status.as_str(), "pending" | "acknowledged" | "resolved"))
+            .map(|d| d.department_id)
+            .collect(),
+    };
+    Ok(department::Entity::find().filter(department::Column::Id.is_in(ids)).all(db).await?)
+}
+
+async fn addresses(
+    db: &impl ConnectionTrait,
+    target: Target,
+    ticket: &ticket::Model,
+    departments: &[department::Model],
+) -> AppResult<Vec<String>> {
+    Ok(match target {
+        Target::Department => departments.iter().map(|d| d.email.clone()).collect(),
+        Target::DepartmentHead => {
+            departments.iter().map(|d| d.head_email.clone().unwrap_or_else(|| d.email.clone())).collect()
+        }
+        Target::TownshipDispatcher => people_at(db, ticket, UnitLevel::Township, Role::Dispatcher).await?,
+        Target::CountySupervisor => people_at(db, ticket, UnitLevel::County, Role::Supervisor).await?,
+        Target::CitySupervisor => people_at(db, ticket, UnitLevel::City, Role::Supervisor).await?,
+    })
+}
+
+/// Active users of `role` whose home is the ticket's ancestor at `level`, with an address.
+async fn people_at(
+    db: &impl ConnectionTrait,
+    ticket: &ticket::Model,
+    level: UnitLevel,
+    role: Role,
+) -> AppResult<Vec<String>> {
+    let Some(unit) = grid_unit::Entity::find_by_id(ticket.unit_id).one(db).await? else { return Ok(vec![]) };
+    let ancestors = repo::grid_units::ancestry(&unit.path);
+    let Some(home) = grid_unit::Entity::find()
+        .filter(grid_unit::Column::Id.is_in(ancestors))
+        .filter(grid_unit::Column::Level.eq(level))
+        .one(db)
+        .await?
+    else {
+        return Ok(vec![]);
+    };
+    Ok(user::Entity::find()
+        .filter(user::Column::UnitId.eq(home.id))
+        .filter(user::Column::Role.eq(role))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::Email.is_not_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|u| u.email)
+        .collect())
+}
+
+/// Loads the configured default chain into an empty rules table (first start).
+pub async fn install_default_rules(ctx: &AppContext) -> AppResult<()> {
+    if escalation_rule::Entity::find().count(&ctx.db).await? > 0 {
+        return Ok(());
+    }
+    let now = ctx.clock.now();
+    for rule in &ctx.settings.escalation.rules {
+        escalation_rule::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            trigger: Set(rule.trigger.clone()),
+            notify: Set(json!(rule.notify)),
+            supervision_level: Set(rule.supervision.clone()),
+            active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&ctx.db)
+        .await?;
+    }
+    Ok(())
+}

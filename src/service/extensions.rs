@@ -1,0 +1,199 @@
+//! 延期: a department asks for more time on its resolve clock before it runs out; the
+//! dispatcher decides. A few, short, and all in the timeline — and no other way to buy time:
+//! returns and re-dispatches never reset the resolve clock.
+
+use entities::{extension_request, sla_clock};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    require,
+    tickets::{Viewer, lock_in_scope, long_text, save},
+};
+use crate::{
+    context::AppContext,
+    domain::{
+        access::{Caller, Permission},
+        calendar::SlaDuration,
+        sla::ClockKind,
+        ticket::event,
+        validate::FieldErrors,
+    },
+    error::{AppError, AppResult},
+    repo,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionBody {
+    pub reason: String,
+    /// How much more time, e.g. "2d working".
+    #[schema(example = "2d working")]
+    pub duration: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub note: Option<String>,
+}
+
+/// The running clock an extension moves: rectification after a 差评, else the resolve clock.
+async fn target_clock(db: &impl sea_orm::ConnectionTrait, ticket_id: Uuid) -> AppResult<Option<sla_clock::Model>> {
+    let running = sla_clock::Entity::find()
+        .filter(sla_clock::Column::TicketId.eq(ticket_id))
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .filter(sla_clock::Column::Clock.is_in([ClockKind::Resolve.as_str(), ClockKind::Rectify.as_str()]))
+        .all(db)
+        .await?;
+    Ok(running.iter().find(|c| c.clock == ClockKind::Rectify.as_str()).or(running.first()).cloned())
+}
+
+fn max_working_seconds(ctx: &AppContext, duration: SlaDuration, from: chrono::DateTime<chrono::Utc>) -> (i64, i64) {
+    let asked = ctx.calendar().working_time_between(from, ctx.calendar().add(from, duration).at).num_seconds();
+    let allowed = ctx
+        .calendar()
+        .working_time_between(from, ctx.calendar().add(from, ctx.settings.extensions.max_duration).at)
+        .num_seconds();
+    (asked, allowed)
+}
+
+pub async fn request(
+    ctx: &AppContext,
+    caller: &Caller,
+    dispatch_id: Uuid,
+    body: ExtensionBody,
+) -> AppResult<extension_request::Model> {
+    require(caller, Permission::HandleDispatch)?;
+    let mut errors = FieldErrors::new();
+    let reason = long_text(&mut errors, "reason", &body.reason, 500);
+    let duration = SlaDuration::parse(&body.duration).map_err(|m| errors.add("duration", m)).ok();
+    errors.into_result()?;
+    let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2d working\""))?;
+    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let not_found = || AppError::not_found("dispatch");
+    let dispatch = entities::dispatch::Entity::find_by_id(dispatch_id).one(&ctx.db).await?.ok_or_else(not_found)?;
+    if caller.department_id != Some(dispatch.department_id) {
+        return Err(not_found());
+    }
+    let locked = lock_in_scope(ctx, &viewer, dispatch.ticket_id, None).await?;
+    if dispatch.status != "acknowledged" {
+        return Err(AppError::Conflict(format!(
+            "the dispatch is {}; only work in hand can be extended",
+            dispatch.status
+        )));
+    }
+    let clock = target_clock(&locked.txn, dispatch.ticket_id)
+        .await?
+        .ok_or_else(|| AppError::Conflict("no running resolve clock to extend".into()))?;
+    if locked.now >= clock.due_at {
+        return Err(AppError::Conflict("the clock has already run out; ask before the deadline".into()));
+    }
+    let (asked, allowed) = max_working_seconds(ctx, duration, locked.now);
+    if asked > allowed {
+        return Err(AppError::invalid(
+            "duration",
+            format!("at most {} per extension", ctx.settings.extensions.max_duration),
+        ));
+    }
+    let approved = extension_request::Entity::find()
+        .filter(extension_request::Column::DispatchId.eq(dispatch_id))
+        .filter(extension_request::Column::Status.eq("approved"))
+        .count(&locked.txn)
+        .await?;
+    if approved >= ctx.settings.extensions.max_per_dispatch {
+        return Err(AppError::Conflict(format!("{approved} extensions were approved already; that is the limit")));
+    }
+    let pending = extension_request::Entity::find()
+        .filter(extension_request::Column::DispatchId.eq(dispatch_id))
+        .filter(extension_request::Column::Status.eq("pending"))
+        .count(&locked.txn)
+        .await?;
+    if pending > 0 {
+        return Err(AppError::Conflict("an extension request is already waiting for the dispatcher".into()));
+    }
+    let created = extension_request::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        dispatch_id: Set(dispatch_id),
+        ticket_id: Set(dispatch.ticket_id),
+        duration: Set(duration.to_string()),
+        reason: Set(reason.clone()),
+        status: Set("pending".into()),
+        requested_by: Set(caller.user_id),
+        decided_by: Set(None),
+        decided_at: Set(None),
+        note: Set(None),
+        created_at: Set(locked.now),
+    }
+    .insert(&locked.txn)
+    .await?;
+    let payload = json!({"extension_request_id": created.id, "duration": created.duration, "reason": reason, "due_at": clock.due_at});
+    repo::tickets::record_event(
+        &locked.txn,
+        dispatch.ticket_id,
+        Some(dispatch_id),
+        event::EXTENSION_REQUESTED,
+        Some(caller.user_id),
+        locked.now,
+        payload,
+    )
+    .await?;
+    save(&locked.txn, locked.ticket.clone().into_active_model(), &locked.ticket, locked.now).await?;
+    locked.txn.commit().await?;
+    Ok(created)
+}
+
+/// The dispatcher approves (the clock moves) or rejects.
+pub async fn decide(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: Uuid,
+    approve: bool,
+    body: DecisionBody,
+) -> AppResult<extension_request::Model> {
+    require(caller, Permission::DispatchTicket)?;
+    let mut errors = FieldErrors::new();
+    let note = body.note.as_deref().map(|n| long_text(&mut errors, "note", n, 500));
+    errors.into_result()?;
+    let not_found = || AppError::not_found("extension request");
+    let request = extension_request::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?;
+    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let locked = lock_in_scope(ctx, &viewer, request.ticket_id, None).await.map_err(|e| match e {
+        AppError::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    let request = extension_request::Entity::find_by_id(id).one(&locked.txn).await?.ok_or_else(not_found)?;
+    if request.status != "pending" {
+        return Err(AppError::Conflict(format!("the request is {} already", request.status)));
+    }
+    let mut new_due = None;
+    if approve {
+        let duration = SlaDuration::parse(&request.duration).map_err(AppError::Internal)?;
+        if let Some(clock) = target_clock(&locked.txn, request.ticket_id).await? {
+            new_due = Some(super::sla::extend(ctx, &locked.txn, &clock, duration).await?.due_at);
+        }
+    }
+    let mut row = request.into_active_model();
+    row.status = Set(if approve { "approved" } else { "rejected" }.into());
+    row.decided_by = Set(Some(caller.user_id));
+    row.decided_at = Set(Some(locked.now));
+    row.note = Set(note.clone());
+    let decided = row.update(&locked.txn).await?;
+    let payload = json!({"extension_request_id": decided.id, "status": decided.status, "duration": decided.duration, "note": note, "new_due_at": new_due});
+    repo::tickets::record_event(
+        &locked.txn,
+        decided.ticket_id,
+        Some(decided.dispatch_id),
+        event::EXTENSION_DECIDED,
+        Some(caller.user_id),
+        locked.now,
+        payload,
+    )
+    .await?;
+    save(&locked.txn, locked.ticket.clone().into_active_model(), &locked.ticket, locked.now).await?;
+    locked.txn.commit().await?;
+    Ok(decided)
+}

@@ -1,0 +1,79 @@
+//! The notification outbox: mails are rows written in the transaction of the change that
+//! causes them, and a worker delivers them after commit. Short, in Chinese, with the ticket
+//! number, category, deadline and a link — never a resident's name or phone.
+
+use chrono::{DateTime, Utc};
+use entities::{category, notification, ticket};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use uuid::Uuid;
+
+use crate::{context::AppContext, error::AppResult};
+
+/// One mail to write: what it is about and who gets it.
+pub struct Mail<'a> {
+    pub kind: &'a str,
+    pub ticket: &'a ticket::Model,
+    pub headline: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+}
+
+pub async fn enqueue(
+    ctx: &AppContext,
+    db: &impl ConnectionTrait,
+    mail: &Mail<'_>,
+    recipients: &[String],
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let category_name =
+        category::Entity::find_by_id(mail.ticket.category_id).one(db).await?.map(|c| c.name).unwrap_or_default();
+    let subject = format!("【接诉即办】{} 工单 {}", mail.headline, mail.ticket.number);
+    let body = body(ctx, mail, &category_name);
+    let mut unique: Vec<&String> = recipients.iter().collect();
+    unique.sort();
+    unique.dedup();
+    for recipient in &unique {
+        notification::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            ticket_id: Set(Some(mail.ticket.id)),
+            kind: Set(mail.kind.to_owned()),
+            recipient: Set((*recipient).clone()),
+            subject: Set(subject.clone()),
+            body: Set(body.clone()),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            lease_until: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(unique.len())
+}
+
+fn body(ctx: &AppContext, mail: &Mail<'_>, category_name: &str) -> String {
+    let local = |t: DateTime<Utc>| t.with_timezone(&ctx.calendar().offset()).format("%Y-%m-%d %H:%M").to_string();
+    let mut lines = vec![
+        format!("{}。", mail.headline),
+        String::new(),
+        format!("工单编号：{}", mail.ticket.number),
+        format!("诉求类别：{category_name}"),
+        format!("事项：{}", mail.ticket.title),
+    ];
+    if let Some(deadline) = mail.deadline {
+        lines.push(format!("办理时限：{}", local(deadline)));
+    }
+    if let Some(note) = &mail.note {
+        lines.push(format!("说明：{note}"));
+    }
+    lines.push(format!("查看工单：{}/tickets/{}", ctx.settings.smtp.public_url.trim_end_matches('/'), mail.ticket.id));
+    lines.push(String::new());
+    lines.push("（本邮件由系统自动发送，请勿直接回复。）".into());
+    lines.join("\r\n")
+}
