@@ -34,6 +34,11 @@ impl ManualClock {
         *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
     }
 
+    /// The time it shows (the `Clock` trait without importing it).
+    pub fn now_for_tests(&self) -> DateTime<Utc> {
+        self.now()
+    }
+
     pub fn advance(&self, by: chrono::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *now += by;

@@ -180,6 +180,10 @@ impl TestApp {
         self.request(Method::PATCH, path, Some(token), Some(body)).await
     }
 
+    pub async fn put_json(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.request(Method::DELETE, path, Some(token), None).await
     }

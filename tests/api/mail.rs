@@ -1,0 +1,183 @@
+//! Mail delivery through a real SMTP server on loopback (mailin-embedded runs the server side
+//! of the conversation in-process; lettre is the client the service uses in production).
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, Mutex},
+};
+
+use chrono::Duration;
+use gridwhistle::{
+    config::{SmtpSettings, SmtpTls},
+    workers::mailer::{self, MailReport},
+};
+use mailin_embedded::{Handler, Response, Server, response};
+use serde_json::Value;
+
+use crate::helpers::{RESIDENT_PHONE, each_backend};
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+#[derive(Clone, Default)]
+struct Sink {
+    store: Arc<Mutex<Vec<Received>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Sink {
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail =
+            Received { to: std::mem::take(&mut self.to), data: String::from_utf8_lossy(&self.data).into_owned() };
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).push(mail);
+        response::OK
+    }
+}
+
+/// A running SMTP server and what it received.
+pub struct Mailbox {
+    store: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Mailbox {
+    /// Starts a server on `port` (it runs until the test process ends).
+    pub fn start(port: u16) -> Self {
+        let store = Arc::new(Mutex::new(Vec::new()));
+        let mut server = Server::new(Sink { store: store.clone(), ..Default::default() });
+        server.with_name("mail.test").with_num_threads(2).with_addr(("127.0.0.1", port)).expect("address");
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        // Wait until it accepts connections.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { store }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn smtp(settings: &SmtpSettings, port: u16) -> mailer::Transport {
+    let settings = SmtpSettings { port, tls: SmtpTls::None, ..settings.clone() };
+    mailer::transport(&settings).expect("transport")
+}
+
+/// The text of a single-part mail: lettre picks base64 or quoted-printable for UTF-8 bodies.
+fn decoded(data: &str) -> String {
+    use base64::Engine;
+    let (headers, body) = data.split_once("\r\n\r\n").unwrap_or((data, ""));
+    let headers = headers.to_ascii_lowercase();
+    if headers.contains("content-transfer-encoding: base64") {
+        let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(compact).expect("base64 body");
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let joined = body.replace("=\r\n", "");
+    let raw = joined.as_bytes();
+    let (mut bytes, mut i) = (Vec::new(), 0);
+    while i < raw.len() {
+        if raw[i] == b'='
+            && i + 2 < raw.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            bytes.push(byte);
+            i += 3;
+            continue;
+        }
+        bytes.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn dispatch_mail_reaches_the_department_once() {
+    each_backend(|app| async move {
+        let port = free_port();
+        let mailbox = Mailbox::start(port);
+        let transport = smtp(&app.ctx.settings.smtp, port);
+        let demo = app.demo().await;
+        let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        let number = ticket["number"].as_str().expect("number").to_owned();
+
+        let report = mailer::run_once(&app.ctx, &transport).await.expect("mailer runs");
+        assert_eq!(report, MailReport { sent: 1, ..Default::default() });
+        assert_eq!(
+            mailer::run_once(&app.ctx, &transport).await.expect("mailer runs"),
+            MailReport::default(),
+            "never twice"
+        );
+        let received = mailbox.received();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].to, ["cgj.xinfu@gridwhistle.example"]);
+        let text = decoded(&received[0].data);
+        assert!(received[0].data.contains("Subject:"), "{}", received[0].data);
+        assert!(text.contains(&number), "{text}");
+        assert!(text.contains("市容环境"), "{text}");
+        assert!(text.contains("办理时限"), "{text}");
+        assert!(text.contains(&format!("/tickets/{}", ticket["id"].as_str().expect("id"))), "{text}");
+        assert!(!received[0].data.contains(RESIDENT_PHONE) && !text.contains(RESIDENT_PHONE), "no phone in mail");
+        assert!(!text.contains("张三丰"), "no resident name in mail");
+
+        let outbox = app.get("/api/v1/notifications?status=sent", &demo.admin).await.expect(200);
+        assert_eq!(outbox["items"].as_array().map(Vec::len), Some(1));
+        assert!(outbox["items"][0]["sent_at"].is_string());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mail_waits_while_the_server_is_down_and_goes_out_when_it_is_back() {
+    each_backend(|app| async move {
+        let port = free_port(); // nothing listens here yet
+        let transport = smtp(&app.ctx.settings.smtp, port);
+        let demo = app.demo().await;
+        app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+
+        let down = mailer::run_once(&app.ctx, &transport).await.expect("mailer runs");
+        assert_eq!(down, MailReport { retried: 1, ..Default::default() });
+        let pending = app.get("/api/v1/notifications?status=pending", &demo.admin).await.expect(200);
+        let row: &Value = &pending["items"][0];
+        assert_eq!(row["attempts"], 1);
+        assert!(row["last_error"].is_string());
+
+        let mailbox = Mailbox::start(port);
+        assert_eq!(mailer::run_once(&app.ctx, &transport).await.expect("runs"), MailReport::default(), "backing off");
+        app.clock.advance(Duration::seconds(31));
+        assert_eq!(
+            mailer::run_once(&app.ctx, &transport).await.expect("runs"),
+            MailReport { sent: 1, ..Default::default() }
+        );
+        assert_eq!(mailbox.received().len(), 1);
+        assert_eq!(mailer::run_once(&app.ctx, &transport).await.expect("runs"), MailReport::default());
+        let admin = app.demo_token("demo-admin").await;
+        let sent = app.get("/api/v1/notifications?status=sent", &admin).await.expect(200);
+        assert_eq!(sent["items"][0]["attempts"], 2);
+    })
+    .await;
+}
