@@ -25,6 +25,7 @@ pub struct Settings {
     pub extensions: ExtensionSettings,
     pub escalation: EscalationSettings,
     pub smtp: SmtpSettings,
+    pub security: SecuritySettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
 }
@@ -148,6 +149,16 @@ pub enum SmtpTls {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    pub lockout_after: i32,
+    #[serde(deserialize_with = "de_duration")]
+    pub lockout_for: Duration,
+    pub login_per_minute_per_ip: u32,
+    pub filing_per_minute_per_token: u32,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
     pub password: String,
 }
@@ -262,6 +273,15 @@ impl Settings {
                 key: "sla.warn_at",
                 message: "must be a fraction between 0 and 1".into(),
             });
+        }
+        if self.security.login_per_minute_per_ip == 0 || self.security.filing_per_minute_per_token == 0 {
+            return Err(SettingsError::Invalid {
+                key: "security",
+                message: "rate limits must be at least 1 per minute".into(),
+            });
+        }
+        if self.security.lockout_after < 1 {
+            return Err(SettingsError::Invalid { key: "security.lockout_after", message: "must be at least 1".into() });
         }
         if self.sla.sweep_batch == 0 {
             return Err(SettingsError::Invalid { key: "sla.sweep_batch", message: "must be at least 1".into() });

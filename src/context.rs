@@ -11,6 +11,7 @@ pub struct AppContext {
     pub db: DatabaseConnection,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    pub limits: crate::limits::Limits,
     /// Swapped whole when an admin adds a year's schedule; readers keep the one they took.
     calendar: Arc<RwLock<Arc<BusinessCalendar>>>,
 }
@@ -22,7 +23,8 @@ impl AppContext {
         settings: Settings,
     ) -> Result<Self, crate::config::SettingsError> {
         let calendar = Arc::new(RwLock::new(Arc::new(settings.business_calendar()?)));
-        Ok(Self { db, clock, settings: Arc::new(settings), calendar })
+        let limits = crate::limits::Limits::new(&settings.security);
+        Ok(Self { db, clock, settings: Arc::new(settings), limits, calendar })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).

@@ -24,8 +24,11 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+
     #[error("internal error: {0}")]
     Internal(String),
     #[error("database error")]

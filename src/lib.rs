@@ -7,6 +7,8 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
+
 pub mod metrics;
 
 pub mod repo;

@@ -137,7 +137,14 @@ async fn context(settings: Settings) -> Result<AppContext> {
 
 /// The operator at the console acts with admin rights.
 fn operator() -> Caller {
-    Caller { user_id: Uuid::nil(), username: "console".into(), role: Role::Admin, unit_id: None, department_id: None }
+    Caller {
+        user_id: Uuid::nil(),
+        username: "console".into(),
+        role: Role::Admin,
+        unit_id: None,
+        department_id: None,
+        ip: None,
+    }
 }
 
 async fn user_command(ctx: &AppContext, command: UserCommand) -> Result<()> {

@@ -1,6 +1,7 @@
 //! sea-orm models of GridWhistle's tables and the enums stored in them. No logic lives here.
 
 pub mod api_token;
+pub mod audit_log;
 pub mod calendar_year;
 pub mod category;
 pub mod department;

@@ -16,6 +16,10 @@ pub struct Model {
     pub password_hash: String,
     /// Where escalations for this user's role reach them.
     pub email: Option<String>,
+    /// Consecutive failed logins; a success resets it.
+    pub failed_logins: i32,
+    /// Logins are refused until then, even with the right password.
+    pub locked_until: Option<DateTimeUtc>,
 
     pub active: bool,
     pub created_at: DateTimeUtc,

@@ -6,6 +6,7 @@ mod m20261129_000001_reference_data;
 mod m20261129_000002_identity;
 mod m20261129_000003_tickets;
 mod m20261129_000004_sla;
+mod m20261129_000005_security;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_identity::Migration),
             Box::new(m20261129_000003_tickets::Migration),
             Box::new(m20261129_000004_sla::Migration),
+            Box::new(m20261129_000005_security::Migration),
         ]
     }
 }

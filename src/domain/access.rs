@@ -12,6 +12,8 @@ pub struct Caller {
     pub role: Role,
     pub unit_id: Option<Uuid>,
     pub department_id: Option<Uuid>,
+    /// The client address of the request, for the audit log.
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,10 @@ pub enum Permission {
     Supervise,
     /// The outbox and the escalation rules.
     Operate,
+    /// The audit log (supervisors: their subtree's records).
+    ReadAudit,
+    /// Blank a resident's personal data on request.
+    ErasePersonalData,
 }
 
 pub fn role_may(role: Role, permission: Permission) -> bool {
@@ -51,7 +57,8 @@ pub fn role_may(role: Role, permission: Permission) -> bool {
         DispatchTicket => role == Dispatcher,
         HandleDispatch => role == DepartmentStaff,
         Supervise => role == Supervisor,
-        Operate => role == Admin,
+        Operate | ErasePersonalData => role == Admin,
+        ReadAudit => matches!(role, Admin | Supervisor),
     }
 }
 

@@ -358,4 +358,5 @@ pub mod event {
     pub const SUPERVISION_REPLIED: &str = "supervision_replied";
     pub const EXTENSION_REQUESTED: &str = "extension_requested";
     pub const EXTENSION_DECIDED: &str = "extension_decided";
+    pub const PERSONAL_DATA_ERASED: &str = "personal_data_erased";
 }

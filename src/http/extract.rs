@@ -100,6 +100,7 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(req);
         let ctx = req.app_data::<web::Data<AppContext>>().cloned();
+        let ip = ctx.as_ref().and_then(|ctx| client_ip(req, ctx.settings.security.trust_forwarded_for));
         Box::pin(async move {
             let ctx = ctx.ok_or_else(|| AppError::Internal("application context missing".into()))?;
             let token = token.ok_or_else(|| {
@@ -107,7 +108,8 @@ impl FromRequest for Caller {
                     "send Authorization: Bearer <token>; get one from POST /api/v1/auth/token".into(),
                 )
             })?;
-            service::auth::authenticate(&ctx, &token).await
+            let caller = service::auth::authenticate(&ctx, &token).await?;
+            Ok(Caller { ip: ip.map(|ip| ip.to_string()), ..caller })
         })
     }
 }
@@ -162,4 +164,16 @@ impl FromRequest for IdempotencyKey {
         };
         std::future::ready(key.map(IdempotencyKey))
     }
+}
+
+/// The client's address: the peer, or with `security.trust_forwarded_for` the first
+/// X-Forwarded-For entry a proxy set.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<std::net::IpAddr> {
+    if trust_forwarded_for
+        && let Some(forwarded) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(first) = forwarded.split(',').next().and_then(|ip| ip.trim().parse().ok())
+    {
+        return Some(first);
+    }
+    req.peer_addr().map(|addr| addr.ip())
 }

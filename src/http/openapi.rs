@@ -13,7 +13,8 @@ use super::{categories, departments, dispatches, grid_units, health, routing, se
     info(title = "GridWhistle", description = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking."),
     paths(
         health::healthz, health::readyz, document,
-        session::token, session::logout, session::me,
+        session::token, session::refresh, session::logout, session::me,
+        tickets::contact, tickets::erase, tickets::audit,
         grid_units::list, grid_units::create, grid_units::get, grid_units::update, grid_units::delete,
         grid_units::children, grid_units::locate,
         departments::list, departments::create, departments::get, departments::update, departments::delete,

@@ -63,6 +63,7 @@ impl ResponseError for AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) | AppError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +81,7 @@ impl ResponseError for AppError {
             AppError::PreconditionFailed(_) => ("precondition-failed", "Stale version"),
             AppError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            AppError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             AppError::Unavailable(_) => ("unavailable", "Service busy"),
             AppError::Internal(_) | AppError::Database(_) => ("internal", "Internal error"),
         };
@@ -95,7 +97,16 @@ impl ResponseError for AppError {
             }
             other => (other.to_string(), None),
         };
-        respond(status, Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors })
+        let mut response = respond(
+            status,
+            Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors },
+        );
+        if let AppError::TooManyRequests { retry_after_secs, .. } = self
+            && let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.max(&1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

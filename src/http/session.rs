@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::{
     dto::User,
-    extract::{Json, bearer_token},
+    extract::{Json, bearer_token, client_ip},
     problem::Problem,
 };
 use crate::{context::AppContext, domain::access::Caller, error::AppResult, service};
@@ -28,12 +28,32 @@ pub struct TokenResponse {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
+        (status = 429, body = Problem, description = "account locked after repeated failures, or too many logins from this address; see Retry-After")))]
 pub async fn token(
     ctx: web::Data<AppContext>,
+    req: HttpRequest,
     Json(credentials): Json<Credentials>,
 ) -> AppResult<web::Json<TokenResponse>> {
-    let issued = service::auth::login(&ctx, &credentials.username, &credentials.password).await?;
+    let ip = client_ip(&req, ctx.settings.security.trust_forwarded_for);
+    let issued = service::auth::login(&ctx, &credentials.username, &credentials.password, ip).await?;
+    Ok(web::Json(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+    }))
+}
+
+/// A fresh token for the session; the presented one stops working.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn refresh(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    req: HttpRequest,
+) -> AppResult<web::Json<TokenResponse>> {
+    let token = bearer_token(&req).unwrap_or_default();
+    let issued = service::auth::refresh(&ctx, &caller, &token).await?;
     Ok(web::Json(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",

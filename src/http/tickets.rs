@@ -180,3 +180,89 @@ pub async fn cancel(
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::cancel(&ctx, &caller, id, version, body).await?))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Why the contact is needed (recorded in the audit log), e.g. 回访.
+    reason: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Contact {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The resident's name and phone unmasked; audited. 403 for roles that may not see them.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", tag = "tickets", params(ContactQuery),
+    responses((status = 200, body = Contact), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn contact(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Query(q): Query<ContactQuery>,
+) -> AppResult<web::Json<Contact>> {
+    let (name, phone) = tickets::contact(&ctx, &caller, id, q.reason).await?;
+    Ok(web::Json(Contact { name, phone }))
+}
+
+/// Blanks the resident's name and phone on their request (admin); the ticket stays.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", tag = "tickets", request_body = ReasonRequest,
+    responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn erase(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    PathId(id): PathId,
+    Json(body): Json<ReasonRequest>,
+) -> AppResult<HttpResponse> {
+    Ok(with_etag(actix_web::http::StatusCode::OK, tickets::erase_personal_data(&ctx, &caller, id, body).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// login, login_failed, contact_revealed, user_changed, personal_data_erased, …
+    action: Option<String>,
+    actor: Option<uuid::Uuid>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    pub id: uuid::Uuid,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<uuid::Uuid>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// The audit log, newest first (admin; supervisors see their subtree's records).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "operations", params(AuditQuery),
+    responses((status = 200, body = List<AuditRecord>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn audit(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<web::Json<List<AuditRecord>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let filter = crate::service::audit::AuditFilter { action: q.action, actor: q.actor };
+    let found = crate::service::audit::list(&ctx, &caller, filter, page).await?;
+    Ok(web::Json(List::from_page(found, |a| AuditRecord {
+        id: a.id,
+        at: a.at,
+        actor_id: a.actor_id,
+        action: a.action,
+        target_type: a.target_type,
+        target_id: a.target_id,
+        ip: a.ip,
+        detail: a.detail,
+    })))
+}

@@ -1,8 +1,11 @@
 //! Logging in and out, and turning a bearer token back into its user.
 
+use std::net::IpAddr;
+
 use entities::{api_token, user};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -12,6 +15,7 @@ use crate::{
     domain::{access::Caller, password},
     error::{AppError, AppResult},
     repo,
+    service::audit::{self, Entry},
 };
 
 #[derive(Debug, Clone)]
@@ -22,21 +26,67 @@ pub struct IssuedToken {
 
 const WRONG_CREDENTIALS: &str = "wrong user name or password";
 
-pub async fn login(ctx: &AppContext, username: &str, password_text: &str) -> AppResult<IssuedToken> {
+/// Checks the credentials and issues a token. A locked account answers 429 even with the
+/// right password; the failure that reaches `security.lockout_after` locks it.
+pub async fn login(
+    ctx: &AppContext,
+    username: &str,
+    password_text: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<IssuedToken> {
+    ctx.limits.check_login(ip)?;
+    let now = ctx.clock.now();
+    let ip_text = ip.map(|ip| ip.to_string());
     let found = super::users::by_username(&ctx.db, username.trim()).await?;
+    if let Some(locked_until) = found.as_ref().and_then(|u| u.locked_until).filter(|until| *until > now) {
+        return Err(AppError::TooManyRequests {
+            message: "too many failed logins: this account is locked for a while".into(),
+            retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
+        });
+    }
     // Verify against a decoy when the user is unknown, so timing does not reveal accounts.
     let stored_hash = found.as_ref().map_or(password::decoy_hash(), |u| u.password_hash.as_str());
     let password_ok = password::verify(password_text, stored_hash);
+    let txn = begin_write(&ctx.db).await?;
     let user = match found {
         Some(user) if password_ok && user.active => user,
-        _ => return Err(AppError::Unauthenticated(WRONG_CREDENTIALS.into())),
+        other => {
+            let detail = json!({"username": username.trim().chars().take(64).collect::<String>()});
+            let mut entry = Entry {
+                actor_id: None,
+                action: "login_failed",
+                target_type: "user",
+                target_id: None,
+                ip: ip_text,
+                detail,
+                unit_id: None,
+            };
+            if let Some(user) = other {
+                let failures = user.failed_logins + 1;
+                let mut row = user.clone().into_active_model();
+                row.failed_logins = Set(failures);
+                if failures >= ctx.settings.security.lockout_after {
+                    let lock = chrono::Duration::from_std(ctx.settings.security.lockout_for).unwrap_or_default();
+                    row.locked_until = Set(Some(now + lock));
+                }
+                row.update(&txn).await?;
+                entry = Entry { target_id: Some(user.id.to_string()), unit_id: user.unit_id, ..entry };
+            }
+            audit::record(&txn, entry, now).await?;
+            txn.commit().await?;
+            return Err(AppError::Unauthenticated(WRONG_CREDENTIALS.into()));
+        }
     };
 
     let token = new_token();
-    let now = ctx.clock.now();
     let ttl = ctx.settings.auth.token_ttl;
     let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
-    let txn = begin_write(&ctx.db).await?;
+    if user.failed_logins > 0 || user.locked_until.is_some() {
+        let mut row = user.clone().into_active_model();
+        row.failed_logins = Set(0);
+        row.locked_until = Set(None);
+        row.update(&txn).await?;
+    }
     api_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user.id),
@@ -47,9 +97,43 @@ pub async fn login(ctx: &AppContext, username: &str, password_text: &str) -> App
     }
     .insert(&txn)
     .await?;
+    let entry = Entry {
+        actor_id: Some(user.id),
+        action: "login",
+        target_type: "user",
+        target_id: Some(user.id.to_string()),
+        ip: ip_text,
+        detail: json!({}),
+        unit_id: user.unit_id,
+    };
+    audit::record(&txn, entry, now).await?;
     txn.commit().await?;
     tracing::info!(user_id = %user.id, "login");
     Ok(IssuedToken { access_token: token, expires_in: ttl.as_secs() })
+}
+
+/// A fresh token for the caller's session; the presented one is revoked.
+pub async fn refresh(ctx: &AppContext, caller: &Caller, token: &str) -> AppResult<IssuedToken> {
+    let fresh = new_token();
+    let now = ctx.clock.now();
+    let ttl = ctx.settings.auth.token_ttl;
+    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
+    let txn = begin_write(&ctx.db).await?;
+    if repo::tokens::revoke(&txn, &token_hash(token), now).await? == 0 {
+        return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
+    }
+    api_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(caller.user_id),
+        token_hash: Set(token_hash(&fresh)),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(IssuedToken { access_token: fresh, expires_in: ttl.as_secs() })
 }
 
 pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {
@@ -74,6 +158,7 @@ pub fn caller_of(user: &user::Model) -> Caller {
         role: user.role,
         unit_id: user.unit_id,
         department_id: user.department_id,
+        ip: None,
     }
 }
 

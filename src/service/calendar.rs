@@ -45,6 +45,13 @@ pub async fn add_year(ctx: &AppContext, caller: &Caller, schedule: serde_json::V
     )
     .exec_without_returning(&txn)
     .await?;
+    let detail = serde_json::json!({"year": parsed.year, "days": parsed.days.len()});
+    super::audit::record(
+        &txn,
+        super::audit::Entry::by(caller, "calendar_changed", "calendar_year", parsed.year, detail),
+        ctx.clock.now(),
+    )
+    .await?;
     txn.commit().await?;
     reload(ctx).await?;
     Ok(loaded_years(ctx))

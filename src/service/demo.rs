@@ -157,7 +157,14 @@ pub struct SeedReport {
 
 /// The seed acts as the system itself, not as any user.
 fn system() -> Caller {
-    Caller { user_id: Uuid::nil(), username: "system".into(), role: Role::Admin, unit_id: None, department_id: None }
+    Caller {
+        user_id: Uuid::nil(),
+        username: "system".into(),
+        role: Role::Admin,
+        unit_id: None,
+        department_id: None,
+        ip: None,
+    }
 }
 
 /// The whole demo set: reference data, users and a few dozen tickets in every state.

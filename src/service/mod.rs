@@ -1,5 +1,6 @@
 //! Use cases. The only layer that opens and commits transactions.
 
+pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod categories;

@@ -50,7 +50,7 @@ pub async fn create_rule(ctx: &AppContext, caller: &Caller, body: RuleBody) -> A
     require(caller, Permission::Operate)?;
     check(&body)?;
     let now = ctx.clock.now();
-    Ok(escalation_rule::ActiveModel {
+    let rule = escalation_rule::ActiveModel {
         id: Set(Uuid::now_v7()),
         trigger: Set(body.trigger),
         notify: Set(json!(body.notify)),
@@ -60,7 +60,19 @@ pub async fn create_rule(ctx: &AppContext, caller: &Caller, body: RuleBody) -> A
         updated_at: Set(now),
     }
     .insert(&ctx.db)
-    .await?)
+    .await?;
+    changed(ctx, caller, "created", &rule).await?;
+    Ok(rule)
+}
+
+async fn changed(ctx: &AppContext, caller: &Caller, change: &str, rule: &escalation_rule::Model) -> AppResult<()> {
+    let detail = json!({"change": change, "trigger": rule.trigger, "notify": rule.notify, "supervision_level": rule.supervision_level, "active": rule.active});
+    super::audit::record(
+        &ctx.db,
+        super::audit::Entry::by(caller, "escalation_rule_changed", "escalation_rule", rule.id, detail),
+        ctx.clock.now(),
+    )
+    .await
 }
 
 pub async fn replace_rule(
@@ -77,13 +89,16 @@ pub async fn replace_rule(
     row.supervision_level = Set(body.supervision_level);
     row.active = Set(body.active);
     row.updated_at = Set(ctx.clock.now());
-    Ok(row.update(&ctx.db).await?)
+    let rule = row.update(&ctx.db).await?;
+    changed(ctx, caller, "updated", &rule).await?;
+    Ok(rule)
 }
 
 pub async fn delete_rule(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()> {
     require(caller, Permission::Operate)?;
-    found::<escalation_rule::Entity>(&ctx.db, id, "escalation rule").await?;
+    let rule = found::<escalation_rule::Entity>(&ctx.db, id, "escalation rule").await?;
     escalation_rule::Entity::delete_by_id(id).exec(&ctx.db).await?;
+    changed(ctx, caller, "deleted", &rule).await?;
     Ok(())
 }
 

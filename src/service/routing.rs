@@ -103,6 +103,13 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewRoutingRule) ->
     .insert(&txn)
     .await?;
     repo::routing_rules::replace_co_handlers(&txn, rule.id, &co_handlers).await?;
+    let detail = serde_json::json!({"change": "created"});
+    super::audit::record(
+        &txn,
+        super::audit::Entry::by(caller, "routing_rule_changed", "routing_rule", rule.id, detail),
+        ctx.clock.now(),
+    )
+    .await?;
     txn.commit().await?;
     Ok(RoutingRule { rule, co_handler_department_ids: co_handlers })
 }
@@ -132,6 +139,13 @@ pub async fn update(
     row.updated_at = Set(ctx.clock.now());
     let rule = row.update(&txn).await?;
     repo::routing_rules::replace_co_handlers(&txn, id, &co_handlers).await?;
+    let detail = serde_json::json!({"change": "updated"});
+    super::audit::record(
+        &txn,
+        super::audit::Entry::by(caller, "routing_rule_changed", "routing_rule", id, detail),
+        ctx.clock.now(),
+    )
+    .await?;
     txn.commit().await?;
     Ok(RoutingRule { rule, co_handler_department_ids: co_handlers })
 }
@@ -141,6 +155,13 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()
     let txn = begin_write(&ctx.db).await?;
     found::<routing_rule::Entity>(&txn, id, "routing rule").await?;
     routing_rule::Entity::delete_by_id(id).exec(&txn).await?;
+    let detail = serde_json::json!({"change": "deleted"});
+    super::audit::record(
+        &txn,
+        super::audit::Entry::by(caller, "routing_rule_changed", "routing_rule", id, detail),
+        ctx.clock.now(),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

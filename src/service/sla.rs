@@ -336,6 +336,13 @@ pub async fn put_policy(
         .insert(&txn)
         .await?;
     }
+    let detail = serde_json::json!({"normal": body.normal, "urgent": body.urgent});
+    super::audit::record(
+        &txn,
+        super::audit::Entry::by(caller, "sla_policy_changed", "category", category_id, detail),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     effective(ctx, category_id).await
 }

@@ -210,6 +210,7 @@ pub async fn file(
     idempotency_key: Option<String>,
 ) -> AppResult<Filed> {
     require(caller, Permission::FileTicket)?;
+    ctx.limits.check_filing(caller.user_id)?;
     let checked = check_new_ticket(&input, idempotency_key.as_deref())?;
     let request_hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&input).map_err(|e| AppError::Internal(e.to_string()))?));
@@ -1010,4 +1011,77 @@ pub(crate) fn long_text(errors: &mut FieldErrors, field: &str, value: &str, max:
         errors.add(field, "must not contain control characters");
     }
     trimmed.to_owned()
+}
+
+// ---- residents' personal data -------------------------------------------------------------
+
+/// The resident's name and phone, unmasked, for the people who must call back; every reveal
+/// is audited with its reason.
+pub async fn contact(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: Uuid,
+    reason: Option<String>,
+) -> AppResult<(Option<String>, Option<String>)> {
+    require(caller, Permission::ReadTickets)?;
+    let mut errors = FieldErrors::new();
+    let reason = reason.as_deref().map(|r| long_text(&mut errors, "reason", r, 200));
+    errors.into_result()?;
+    let view = get(ctx, caller, id).await?;
+    if !view.show_contact {
+        return Err(AppError::Forbidden("your role may not see this resident's contact details".into()));
+    }
+    let txn = begin_write(&ctx.db).await?;
+    let entry = super::audit::Entry::by(
+        caller,
+        "contact_revealed",
+        "ticket",
+        id,
+        json!({"number": view.ticket.number, "reason": reason}),
+    )
+    .in_unit(Some(view.ticket.unit_id));
+    super::audit::record(&txn, entry, ctx.clock.now()).await?;
+    txn.commit().await?;
+    Ok((view.ticket.resident_name, view.ticket.resident_phone))
+}
+
+/// Blanks the resident's name and phone at their request; the ticket and its history stay.
+pub async fn erase_personal_data(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: Uuid,
+    request: ReasonRequest,
+) -> AppResult<TicketView> {
+    require(caller, Permission::ErasePersonalData)?;
+    let mut errors = FieldErrors::new();
+    let reason = long_text(&mut errors, "reason", &request.reason, 500);
+    errors.into_result()?;
+    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let Locked { txn, ticket, now, .. } = lock_in_scope(ctx, &viewer, id, None).await?;
+    let mut row = ticket.clone().into_active_model();
+    row.resident_name = Set(None);
+    row.resident_phone = Set(None);
+    repo::tickets::record_event(
+        &txn,
+        id,
+        None,
+        event::PERSONAL_DATA_ERASED,
+        Some(caller.user_id),
+        now,
+        json!({"reason": reason}),
+    )
+    .await?;
+    let entry = super::audit::Entry::by(
+        caller,
+        "personal_data_erased",
+        "ticket",
+        id,
+        json!({"number": ticket.number, "reason": reason}),
+    )
+    .in_unit(Some(ticket.unit_id));
+    super::audit::record(&txn, entry, now).await?;
+    let ticket = save(&txn, row, &ticket, now).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
+    txn.commit().await?;
+    Ok(view)
 }

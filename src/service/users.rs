@@ -6,7 +6,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ensure_unique, found, nullable, referenced, require};
+use serde_json::json;
+
+use super::{
+    audit::{self, Entry},
+    ensure_unique, found, nullable, referenced, require,
+};
 use crate::{
     context::AppContext,
     db::begin_write,
@@ -99,12 +104,18 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppRes
         department_id: Set(input.department_id),
         password_hash: Set(password_hash),
         email: Set(email),
+        failed_logins: Set(0),
+        locked_until: Set(None),
         active: Set(input.active),
+
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(&txn)
     .await?;
+    let detail = json!({"change": "created", "username": created.username, "role": super::role_name(created.role), "active": created.active});
+    audit::record(&txn, Entry::by(caller, "user_changed", "user", created.id, detail).in_unit(created.unit_id), now)
+        .await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -152,6 +163,20 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     if ends_sessions {
         repo::tokens::revoke_all_for_user(&txn, id, now).await?;
     }
+    let changed: Vec<&str> = [
+        ("display_name", changes.display_name.is_some()),
+        ("role", changes.role.is_some()),
+        ("unit_id", changes.unit_id.is_some()),
+        ("department_id", changes.department_id.is_some()),
+        ("password", changes.password.is_some()),
+        ("active", changes.active.is_some()),
+        ("email", changes.email.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    let detail = json!({"change": "updated", "fields": changed, "role": super::role_name(updated.role), "active": updated.active});
+    audit::record(&txn, Entry::by(caller, "user_changed", "user", id, detail).in_unit(updated.unit_id), now).await?;
     txn.commit().await?;
     Ok(updated)
 }

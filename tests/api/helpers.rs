@@ -33,6 +33,15 @@ pub struct TestApp {
     _database: DatabaseGuard,
 }
 
+/// The backends to run on: SQLite always, PostgreSQL when TEST_DATABASE_URL is set.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        backends.push(Backend::Postgres);
+    }
+    backends
+}
+
 /// Runs `test` once on SQLite and, when TEST_DATABASE_URL is set, once more on PostgreSQL.
 pub async fn each_backend<F, Fut>(test: F)
 where
@@ -56,6 +65,9 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
         ("GRIDWHISTLE_HTTP__WORKERS".into(), "1".into()),
         ("GRIDWHISTLE_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
         ("GRIDWHISTLE_HTTP__BODY_LIMIT".into(), "65536".into()),
+        // Tests log in and file far faster than people; the limits have tests of their own.
+        ("GRIDWHISTLE_SECURITY__LOGIN_PER_MINUTE_PER_IP".into(), "100000".into()),
+        ("GRIDWHISTLE_SECURITY__FILING_PER_MINUTE_PER_TOKEN".into(), "100000".into()),
     ])
 }
 
@@ -79,8 +91,15 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// A test app with some settings changed, e.g. `("GRIDWHISTLE_SECURITY__LOCKOUT_AFTER", "3")`.
+pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
     let (url, guard) = fresh_database(backend).await;
-    let settings = Settings::load(SettingsSources { local_file: None, env: test_env(&url) }).expect("test settings");
+    let mut env = test_env(&url);
+    env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load(SettingsSources { local_file: None, env }).expect("test settings");
     // TEST_LOG=<filter> shows the server's logs while debugging a test (with --nocapture).
     if let Ok(level) = std::env::var("TEST_LOG") {
         let format = gridwhistle::config::LogFormat::Pretty;
@@ -223,6 +242,7 @@ impl TestApp {
             role: entities::Role::Admin,
             unit_id: None,
             department_id: None,
+            ip: None,
         };
         let input = service::users::NewUser {
             username: "root-admin".into(),

@@ -9,7 +9,7 @@ use reqwest::Method;
 use sea_orm::Database;
 use serde_json::Value;
 
-use crate::helpers::{Backend, each_backend, fresh_database, test_env};
+use crate::helpers::{backends, each_backend, fresh_database, test_env};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -224,14 +224,6 @@ async fn snapshot(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     rows
 }
 
-fn backends() -> Vec<Backend> {
-    let mut backends = vec![Backend::Sqlite];
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
-        backends.push(Backend::Postgres);
-    }
-    backends
-}
-
 #[tokio::test]
 async fn probes_request_ids_and_openapi() {
     each_backend(|app| async move {
@@ -300,6 +292,10 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/escalation-rules/{id}", &["put", "delete"]),
             ("/api/v1/notifications", &["get"]),
             ("/metrics", &["get"]),
+            ("/api/v1/auth/refresh", &["post"]),
+            ("/api/v1/audit", &["get"]),
+            ("/api/v1/tickets/{id}/contact", &["get"]),
+            ("/api/v1/tickets/{id}/erase-personal-data", &["post"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
