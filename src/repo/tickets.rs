@@ -73,6 +73,11 @@ pub fn scope_condition(scope: &Scope) -> Condition {
     }
 }
 
+/// The ids of the tickets a scope covers, as a subquery for rows that hang off tickets.
+pub fn ids_in_scope(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
+    Query::select().column(ticket::Column::Id).from(ticket::Entity).cond_where(scope_condition(scope)).to_owned()
+}
+
 /// Tickets filed anywhere in the subtree whose stored path starts with `path`.
 pub fn in_unit_subtree(path: &str) -> sea_orm::sea_query::SimpleExpr {
     ticket::Column::UnitId.in_subquery(

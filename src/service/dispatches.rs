@@ -2,7 +2,7 @@
 //! and the dispatcher's refusal of a return.
 
 use entities::{Role, dispatch, ticket};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Query};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -76,11 +76,7 @@ pub async fn list(
 ) -> AppResult<Page<dispatch::Model>> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let scoped_tickets = Query::select()
-        .column(ticket::Column::Id)
-        .from(ticket::Entity)
-        .cond_where(repo::tickets::scope_condition(&viewer.scope()))
-        .to_owned();
+    let scoped_tickets = repo::tickets::ids_in_scope(&viewer.scope());
     let mut select = dispatch::Entity::find().filter(dispatch::Column::TicketId.in_subquery(scoped_tickets));
     // A department sees its own dispatches, not its partners' on the same ticket.
     if caller.role == Role::DepartmentStaff {

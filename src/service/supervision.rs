@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entities::{Role, supervision_order, ticket};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Query};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -112,11 +112,7 @@ pub async fn list(
 ) -> AppResult<Page<supervision_order::Model>> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let scoped = Query::select()
-        .column(ticket::Column::Id)
-        .from(ticket::Entity)
-        .cond_where(repo::tickets::scope_condition(&viewer.scope()))
-        .to_owned();
+    let scoped = repo::tickets::ids_in_scope(&viewer.scope());
     let mut select = supervision_order::Entity::find().filter(supervision_order::Column::TicketId.in_subquery(scoped));
     if caller.role == Role::DepartmentStaff {
         select = select.filter(supervision_order::Column::DepartmentId.eq(caller.department_id.unwrap_or_default()));
