@@ -144,6 +144,10 @@ async fn load_open_tickets(ctx: &AppContext, open: usize) -> Vec<Uuid> {
             resolved_at: Set(None),
             rating_due_at: Set(None),
             closed_at: Set(None),
+            township_id: Set(None),
+            county_id: Set(None),
+            resolve_due_at: Set(None),
+            resolve_working_seconds: Set(None),
         });
         ticket::Entity::insert_many(tickets).exec(&ctx.db).await.expect("tickets");
         let clocks = chunk.iter().map(|id| clock(*id, "resolve", now + Duration::days(30), now));

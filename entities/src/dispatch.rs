@@ -22,6 +22,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub reply: Option<String>,
     pub updated_at: DateTimeUtc,
+    /// The first acknowledge deadline of this dispatch.
+    pub ack_due_at: Option<DateTimeUtc>,
+    /// Working time from dispatch to report-in.
+    pub ack_working_seconds: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,6 +35,13 @@ pub struct Model {
     pub resolved_at: Option<DateTimeUtc>,
     pub rating_due_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
+    /// The township and county the ticket's unit lies in (report groups).
+    pub township_id: Option<Uuid>,
+    pub county_id: Option<Uuid>,
+    /// The resolve clock's deadline (moves with approved extensions).
+    pub resolve_due_at: Option<DateTimeUtc>,
+    /// Working time from the first dispatch to the latest resolution.
+    pub resolve_working_seconds: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ mod m20261129_000002_identity;
 mod m20261129_000003_tickets;
 mod m20261129_000004_sla;
 mod m20261129_000005_security;
+mod m20261129_000006_report_columns;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_tickets::Migration),
             Box::new(m20261129_000004_sla::Migration),
             Box::new(m20261129_000005_security::Migration),
+            Box::new(m20261129_000006_report_columns::Migration),
         ]
     }
 }

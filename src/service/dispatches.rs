@@ -161,9 +161,11 @@ pub async fn acknowledge(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResu
     let (locked, current) = lock_own(ctx, &viewer, id).await?;
     let status = next_dispatch_status(&current, DispatchAction::Acknowledge)?;
     let now = locked.now;
+    let worked = ctx.calendar().working_time_between(current.created_at, now).num_seconds();
     let dispatch = set_dispatch(&locked, &current, |row| {
         row.status = Set(status.to_string());
         row.acknowledged_at = Set(Some(now));
+        row.ack_working_seconds = Set(Some(worked));
     })
     .await?;
     super::sla::stop(&locked.txn, dispatch.ticket_id, &[ClockKind::Acknowledge], Some(id), now).await?;
@@ -363,6 +365,8 @@ pub async fn resolve(
     if is_primary(&dispatch) && !primary_open {
         row.status = Set(next_status(&locked.ticket, TicketAction::Resolve)?.to_string());
         row.resolved_at = Set(Some(now));
+        let since = locked.ticket.first_dispatched_at.unwrap_or(locked.ticket.created_at);
+        row.resolve_working_seconds = Set(Some(ctx.calendar().working_time_between(since, now).num_seconds()));
         let policy = super::sla::durations(ctx, &locked.txn, locked.ticket.category_id, locked.ticket.priority).await?;
         row.rating_due_at = Set(Some(ctx.calendar().add(now, policy.rating_window).at));
         super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Resolve, ClockKind::Rectify], None, now).await?;

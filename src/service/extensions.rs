@@ -173,7 +173,13 @@ pub async fn decide(
     if approve {
         let duration = SlaDuration::parse(&request.duration).map_err(AppError::Internal)?;
         if let Some(clock) = target_clock(&locked.txn, request.ticket_id).await? {
-            new_due = Some(super::sla::extend(ctx, &locked.txn, &clock, duration).await?.due_at);
+            let moved = super::sla::extend(ctx, &locked.txn, &clock, duration).await?;
+            if moved.clock == ClockKind::Resolve.as_str() {
+                let mut ticket = locked.ticket.clone().into_active_model();
+                ticket.resolve_due_at = Set(Some(moved.due_at));
+                ticket.update(&locked.txn).await?;
+            }
+            new_due = Some(moved.due_at);
         }
     }
     let mut row = request.into_active_model();

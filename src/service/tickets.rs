@@ -382,6 +382,10 @@ async fn file_in_transaction(
         resolved_at: Set(None),
         rating_due_at: Set(None),
         closed_at: Set(None),
+        township_id: Set(ancestor_at(&txn, &unit, entities::UnitLevel::Township).await?),
+        county_id: Set(ancestor_at(&txn, &unit, entities::UnitLevel::County).await?),
+        resolve_due_at: Set(None),
+        resolve_working_seconds: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -665,9 +669,10 @@ async fn send_dispatches(
     }
     // The ticket's own clocks start with its first dispatch and never restart: a return or
     // a re-dispatch buys no time.
+    let mut resolve_due_at = None;
     if ticket.first_dispatched_at.is_none() {
         super::sla::start(ctx, txn, &ticket, None, ClockKind::FirstContact, now).await?;
-        super::sla::start(ctx, txn, &ticket, None, ClockKind::Resolve, now).await?;
+        resolve_due_at = Some(super::sla::start(ctx, txn, &ticket, None, ClockKind::Resolve, now).await?.due_at);
     }
     let payload = json!({
         "primary_department_id": plan.primary,
@@ -681,6 +686,7 @@ async fn send_dispatches(
     row.status = Set(status.to_string());
     if ticket.first_dispatched_at.is_none() {
         row.first_dispatched_at = Set(Some(now));
+        row.resolve_due_at = Set(resolve_due_at);
     }
     save(txn, row, &ticket, now).await
 }
@@ -711,10 +717,17 @@ async fn new_dispatch(
         resolved_at: Set(None),
         reply: Set(None),
         updated_at: Set(now),
+        ack_due_at: Set(None),
+        ack_working_seconds: Set(None),
     }
     .insert(txn)
     .await?;
     let clock = super::sla::start(ctx, txn, ticket, Some(id), ClockKind::Acknowledge, now).await?;
+    dispatch::Entity::update_many()
+        .col_expr(dispatch::Column::AckDueAt, sea_orm::sea_query::Expr::val(clock.due_at))
+        .filter(dispatch::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
     if let Some(department) = department::Entity::find_by_id(department_id).one(txn).await? {
         let headline = match role {
             DispatchRole::Primary => "新派单，请及时签收报到".to_owned(),
@@ -1084,4 +1097,18 @@ pub async fn erase_personal_data(
     let view = view_in(ctx, &txn, &viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
+}
+
+/// The unit's ancestor (or itself) at `level`, if any.
+async fn ancestor_at(
+    db: &impl ConnectionTrait,
+    unit: &grid_unit::Model,
+    level: entities::UnitLevel,
+) -> AppResult<Option<Uuid>> {
+    Ok(grid_unit::Entity::find()
+        .filter(grid_unit::Column::Id.is_in(repo::grid_units::ancestry(&unit.path)))
+        .filter(grid_unit::Column::Level.eq(level))
+        .one(db)
+        .await?
+        .map(|u| u.id))
 }
