@@ -26,6 +26,7 @@ pub struct Settings {
     pub escalation: EscalationSettings,
     pub smtp: SmtpSettings,
     pub security: SecuritySettings,
+    pub reports: ReportSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
 }
@@ -159,6 +160,13 @@ pub struct SecuritySettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct ReportSettings {
+    pub weight_response: f64,
+    pub weight_resolution: f64,
+    pub weight_satisfaction: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
     pub password: String,
 }
@@ -282,6 +290,13 @@ impl Settings {
         }
         if self.security.lockout_after < 1 {
             return Err(SettingsError::Invalid { key: "security.lockout_after", message: "must be at least 1".into() });
+        }
+        let weights = [self.reports.weight_response, self.reports.weight_resolution, self.reports.weight_satisfaction];
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
+            return Err(SettingsError::Invalid {
+                key: "reports",
+                message: "weights must be non-negative and not all zero".into(),
+            });
         }
         if self.sla.sweep_batch == 0 {
             return Err(SettingsError::Invalid { key: "sla.sweep_batch", message: "must be at least 1".into() });

@@ -42,6 +42,8 @@ pub enum Permission {
     ReadAudit,
     /// Blank a resident's personal data on request.
     ErasePersonalData,
+    /// SLA reports (within the caller's jurisdiction).
+    ReadReports,
 }
 
 pub fn role_may(role: Role, permission: Permission) -> bool {
@@ -59,6 +61,7 @@ pub fn role_may(role: Role, permission: Permission) -> bool {
         Supervise => role == Supervisor,
         Operate | ErasePersonalData => role == Admin,
         ReadAudit => matches!(role, Admin | Supervisor),
+        ReadReports => matches!(role, Admin | Supervisor | Dispatcher),
     }
 }
 

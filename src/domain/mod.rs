@@ -8,6 +8,7 @@ pub mod geo;
 pub mod levels;
 pub mod password;
 pub mod privacy;
+pub mod report;
 pub mod sla;
 pub mod ticket;
 pub mod validate;

@@ -9,6 +9,7 @@ pub mod grid_units;
 pub mod health;
 pub mod openapi;
 pub mod problem;
+pub mod reports;
 pub mod request_id;
 pub mod routing;
 pub mod session;
@@ -97,6 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(delete().to(sla::delete_rule)),
                 )
                 .service(resource("/notifications").route(get().to(sla::notifications)))
+                .service(resource("/reports/sla").route(get().to(reports::sla)))
+                .service(resource("/reports/trend").route(get().to(reports::trend)))
                 .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")

@@ -6,7 +6,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{categories, departments, dispatches, grid_units, health, routing, session, sla, tickets, users};
+use super::{categories, departments, dispatches, grid_units, health, reports, routing, session, sla, tickets, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,7 @@ use super::{categories, departments, dispatches, grid_units, health, routing, se
         sla::policies, sla::policy, sla::put_policy, sla::deadline, sla::years, sla::add_year,
         sla::supervise, sla::orders, sla::reply,
         sla::request_extension, sla::approve_extension, sla::reject_extension,
+        reports::sla, reports::trend,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
     ),
     modifiers(&BearerAuth)

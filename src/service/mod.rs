@@ -16,6 +16,7 @@ pub mod sla;
 pub mod supervision;
 
 pub mod grid_units;
+pub mod reports;
 pub mod routing;
 pub mod tickets;
 pub mod users;

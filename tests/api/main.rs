@@ -9,6 +9,7 @@ mod helpers;
 mod mail;
 mod operations;
 mod reference_data;
+mod reports;
 mod security;
 mod sla;
 mod ticket_access;

@@ -296,6 +296,8 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/audit", &["get"]),
             ("/api/v1/tickets/{id}/contact", &["get"]),
             ("/api/v1/tickets/{id}/erase-personal-data", &["post"]),
+            ("/api/v1/reports/sla", &["get"]),
+            ("/api/v1/reports/trend", &["get"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());

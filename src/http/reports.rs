@@ -1,0 +1,210 @@
+//! Supervisors' SLA reports as JSON or CSV (UTF-8 with BOM so Excel reads the Chinese).
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use chrono::{Datelike, Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{extract::Query, problem::Problem};
+use crate::{
+    context::AppContext,
+    domain::access::Caller,
+    error::{AppError, AppResult},
+    service::reports::{self, GroupBy, Report, ReportRequest, ReportRow},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SlaQuery {
+    /// First day, YYYY-MM-DD, in the city's time zone.
+    from: NaiveDate,
+    /// Last day, inclusive.
+    to: NaiveDate,
+    /// department, township, county, grid or category
+    group_by: String,
+    /// Only tickets in this unit's subtree.
+    unit: Option<uuid::Uuid>,
+    category: Option<uuid::Uuid>,
+    /// json (default) or csv; `Accept: text/csv` works too.
+    format: Option<String>,
+    /// CSV headers: zh (default) or en.
+    lang: Option<String>,
+}
+
+/// (key, 中文, English) of each column, in the contract's order.
+const COLUMNS: &[(&str, &str, &str)] = &[
+    ("group_id", "分组编号", "group_id"),
+    ("group_name", "分组", "group_name"),
+    ("dispatched", "派单数", "dispatched"),
+    ("acknowledged", "签收数", "acknowledged"),
+    ("acknowledged_on_time", "按时签收数", "acknowledged_on_time"),
+    ("response_rate", "响应率", "response_rate"),
+    ("due", "应办结数", "due"),
+    ("resolved", "办结数", "resolved"),
+    ("resolved_on_time", "按时办结数", "resolved_on_time"),
+    ("resolution_rate", "解决率", "resolution_rate"),
+    ("rated", "评价数", "rated"),
+    ("satisfied", "满意数", "satisfied"),
+    ("bad_ratings", "差评数", "bad_ratings"),
+    ("satisfaction_rate", "满意率", "satisfaction_rate"),
+    ("returns", "退单数", "returns"),
+    ("breaches", "超时次数", "breaches"),
+    ("supervision_orders", "督办数", "supervision_orders"),
+    ("ack_hours_p50", "签收用时中位数(工作小时)", "ack_hours_p50"),
+    ("ack_hours_p90", "签收用时P90(工作小时)", "ack_hours_p90"),
+    ("resolve_hours_p50", "办结用时中位数(工作小时)", "resolve_hours_p50"),
+    ("resolve_hours_p90", "办结用时P90(工作小时)", "resolve_hours_p90"),
+    ("overdue", "当前超期数", "overdue"),
+    ("score", "综合得分", "score"),
+];
+
+fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bool> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(_) => Err(AppError::invalid("format", "json or csv")),
+        None => {
+            Ok(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")))
+        }
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
+    let mut out = String::from("\u{feff}");
+    let header: Vec<&str> = COLUMNS.iter().map(|(_, zh, en)| if english { *en } else { *zh }).collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    let mut total = total.clone();
+    total.group_name = if english { "Total".into() } else { "合计".into() };
+    for row in rows.iter().chain(std::iter::once(&total)) {
+        let value = serde_json::to_value(row).unwrap_or_default();
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|(key, ..)| match &value[*key] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => csv_field(s),
+                other => other.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn csv_response(body: String, name: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\"")))
+        .body(body)
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(SlaQuery),
+    responses((status = 200, body = Report, description = "JSON, or CSV with format=csv / Accept: text/csv"), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn sla(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    req: HttpRequest,
+    Query(q): Query<SlaQuery>,
+) -> AppResult<HttpResponse> {
+    let group_by = GroupBy::parse(&q.group_by)
+        .ok_or_else(|| AppError::invalid("group_by", "department, township, county, grid or category"))?;
+    let csv_wanted = wants_csv(&req, q.format.as_deref())?;
+    let english = match q.lang.as_deref() {
+        None | Some("zh") => false,
+        Some("en") => true,
+        Some(_) => return Err(AppError::invalid("lang", "zh or en")),
+    };
+    let request = ReportRequest { from: q.from, to: q.to, group_by, unit: q.unit, category: q.category };
+    let report = reports::sla_report(&ctx, &caller, request).await?;
+    if csv_wanted {
+        let name = format!("sla-{}-{}-{}", report.group_by, report.from, report.to);
+        return Ok(csv_response(csv(&report.rows, &report.total, english), &name));
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TrendQuery {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// day, week (from Monday) or month
+    interval: String,
+    unit: Option<uuid::Uuid>,
+    category: Option<uuid::Uuid>,
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendPoint {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    #[serde(flatten)]
+    pub figures: ReportRow,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Trend {
+    pub interval: String,
+    pub points: Vec<TrendPoint>,
+}
+
+/// The report's totals per day, week or month — the same definitions as a time series.
+#[utoipa::path(get, path = "/api/v1/reports/trend", tag = "reports", params(TrendQuery),
+    responses((status = 200, body = Trend), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn trend(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    req: HttpRequest,
+    Query(q): Query<TrendQuery>,
+) -> AppResult<HttpResponse> {
+    let csv_wanted = wants_csv(&req, q.format.as_deref())?;
+    let english = q.lang.as_deref() == Some("en");
+    let mut points = Vec::new();
+    let mut start = q.from;
+    while start <= q.to {
+        let next = match q.interval.as_str() {
+            "day" => start + Duration::days(1),
+            "week" => start + Duration::days(7 - i64::from(start.weekday().num_days_from_monday())),
+            "month" => {
+                let (y, m) =
+                    if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
+                NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(|| AppError::invalid("to", "out of range"))?
+            }
+            _ => return Err(AppError::invalid("interval", "day, week or month")),
+        };
+        if points.len() >= 120 {
+            return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
+        }
+        let end = (next - Duration::days(1)).min(q.to);
+        let request =
+            ReportRequest { from: start, to: end, group_by: GroupBy::Category, unit: q.unit, category: q.category };
+        let mut figures = reports::totals(&ctx, &caller, &request).await?;
+        figures.group_name = format!("{start}");
+        points.push(TrendPoint { from: start, to: end, figures });
+        start = next;
+    }
+    if csv_wanted {
+        let rows: Vec<ReportRow> = points
+            .iter()
+            .map(|p| ReportRow { group_name: format!("{} – {}", p.from, p.to), ..p.figures.clone() })
+            .collect();
+        let total = ReportRow { group_name: String::new(), ..Default::default() };
+        let mut body = csv(&rows, &total, english);
+        // A trend has no total line.
+        if let Some(cut) = body.trim_end_matches("\r\n").rfind("\r\n") {
+            body.truncate(cut + 2);
+        }
+        return Ok(csv_response(body, &format!("trend-{}-{}-{}", q.interval, q.from, q.to)));
+    }
+    Ok(HttpResponse::Ok().json(Trend { interval: q.interval, points }))
+}

@@ -1,0 +1,524 @@
+//! SLA reports (响应率 · 解决率 · 满意率) computed in SQL: each family of figures is one
+//! GROUP BY over indexed columns, percentiles use window functions (nearest rank, the same on
+//! SQLite and PostgreSQL), and Rust only merges a few hundred group rows and divides.
+//! Definitions: docs/reports.md.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entities::{category, department, grid_unit};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{referenced, require, tickets::Viewer};
+use crate::{
+    context::AppContext,
+    domain::{
+        access::{Caller, Permission},
+        report::{nearest_rank, rate, score},
+    },
+    error::{AppError, AppResult},
+    repo::tickets::Scope,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Department,
+    Township,
+    County,
+    Grid,
+    Category,
+}
+
+impl GroupBy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "department" => Some(Self::Department),
+            "township" => Some(Self::Township),
+            "county" => Some(Self::County),
+            "grid" => Some(Self::Grid),
+            "category" => Some(Self::Category),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Department => "department",
+            Self::Township => "township",
+            Self::County => "county",
+            Self::Grid => "grid",
+            Self::Category => "category",
+        }
+    }
+
+    /// The group of a ticket-level fact (`t` tickets, `p` its responsible primary dispatch).
+    fn of_ticket(self) -> &'static str {
+        match self {
+            Self::Department => "p.department_id",
+            Self::Township => "t.township_id",
+            Self::County => "t.county_id",
+            Self::Grid => "t.unit_id",
+            Self::Category => "t.category_id",
+        }
+    }
+}
+
+/// The department responsible for a ticket: its primary dispatch that was not returned or
+/// cancelled (a ticket has at most one at a time).
+const RESPONSIBLE: &str = "LEFT JOIN dispatches p ON p.ticket_id = t.id AND p.role = 'primary' AND p.status IN ('pending', 'acknowledged', 'resolved')";
+
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub group_by: GroupBy,
+    pub unit: Option<Uuid>,
+    pub category: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReportRow {
+    /// `null` in the total row, and for tickets with no responsible department.
+    pub group_id: Option<Uuid>,
+    pub group_name: String,
+    pub dispatched: i64,
+    pub acknowledged: i64,
+    pub acknowledged_on_time: i64,
+    /// 响应率 = acknowledged_on_time ÷ dispatched
+    pub response_rate: Option<f64>,
+    /// Tickets whose resolve deadline falls in the period (not cancelled).
+    pub due: i64,
+    pub resolved: i64,
+    pub resolved_on_time: i64,
+    /// 解决率 = resolved ÷ due
+    pub resolution_rate: Option<f64>,
+    pub rated: i64,
+    pub satisfied: i64,
+    pub bad_ratings: i64,
+    /// 满意率 = satisfied ÷ rated
+    pub satisfaction_rate: Option<f64>,
+    pub returns: i64,
+    pub breaches: i64,
+    pub supervision_orders: i64,
+    pub ack_hours_p50: Option<f64>,
+    pub ack_hours_p90: Option<f64>,
+    pub resolve_hours_p50: Option<f64>,
+    pub resolve_hours_p90: Option<f64>,
+    pub overdue: i64,
+    pub score: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Report {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub group_by: String,
+    pub rows: Vec<ReportRow>,
+    pub total: ReportRow,
+}
+
+/// Bound parameters, numbered as PostgreSQL writes them and renumbered for SQLite.
+struct Params(Vec<Value>);
+
+impl Params {
+    fn push(&mut self, value: impl Into<Value>) -> String {
+        self.0.push(value.into());
+        format!("${}", self.0.len())
+    }
+}
+
+struct Query {
+    backend: DbBackend,
+    /// `(start, end)` of the period as UTC instants.
+    period: (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    /// The jurisdiction and filters as a condition on `t`, with their parameters.
+    where_tickets: String,
+    params: Vec<Value>,
+}
+
+impl Query {
+    fn statement(&self, sql: String, mut params: Params) -> Statement {
+        let sql = if self.backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql };
+        params.0.splice(0..0, self.params.iter().cloned());
+        Statement::from_sql_and_values(self.backend, sql, params.0)
+    }
+
+    /// Parameters after the shared ones, numbered on.
+    fn params(&self) -> Params {
+        Params(Vec::with_capacity(4)).offset(self.params.len())
+    }
+}
+
+impl Params {
+    fn offset(mut self, n: usize) -> Self {
+        // Placeholders continue after the shared ones; the values are spliced in front later.
+        self.0 = vec![Value::Bool(None); n];
+        self
+    }
+
+    fn finish(mut self, shared: usize) -> Self {
+        self.0.drain(0..shared);
+        self
+    }
+}
+
+pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportRequest) -> AppResult<Report> {
+    require(caller, Permission::ReadReports)?;
+    if request.to < request.from {
+        return Err(AppError::invalid("to", "must not be before from"));
+    }
+    if (request.to - request.from).num_days() > 366 {
+        return Err(AppError::invalid("to", "a report covers at most a year"));
+    }
+    let query = prepare(ctx, caller, &request).await?;
+    let (mut rows, total) = compute(ctx, &query, request.group_by).await?;
+    name_groups(ctx, caller, &request, &mut rows).await?;
+    let rows = rows.into_values().collect();
+    Ok(Report { from: request.from, to: request.to, group_by: request.group_by.name().into(), rows, total })
+}
+
+/// The totals of several periods, one after the other (the trend report).
+pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<ReportRow> {
+    let query = prepare(ctx, caller, request).await?;
+    Ok(compute(ctx, &query, request.group_by).await?.1)
+}
+
+async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<Query> {
+    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let mut params = Params(Vec::new());
+    let mut conditions = vec![match viewer.scope() {
+        Scope::Everything => "1 = 1".to_owned(),
+        Scope::UnitPath(path) => {
+            format!("t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {})", params.push(format!("{path}%")))
+        }
+        Scope::FiledByOrUnitPath { user_id, path } => format!(
+            "(t.filed_by = {} OR t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {}))",
+            params.push(user_id),
+            params.push(format!("{path}%"))
+        ),
+        Scope::Department(department) => {
+            format!("t.id IN (SELECT ticket_id FROM dispatches WHERE department_id = {})", params.push(department))
+        }
+        Scope::Nothing => "1 = 0".to_owned(),
+    }];
+    if let Some(unit) = request.unit {
+        let unit: grid_unit::Model = referenced::<grid_unit::Entity>(&ctx.db, "unit", unit, "grid unit").await?;
+        conditions.push(format!(
+            "t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {})",
+            params.push(format!("{}%", unit.path))
+        ));
+    }
+    if let Some(category) = request.category {
+        conditions.push(format!("t.category_id = {}", params.push(category)));
+    }
+    let offset = ctx.calendar().offset();
+    let local_midnight = |date: NaiveDate| {
+        (date.and_time(chrono::NaiveTime::MIN) - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc()
+    };
+    let period = (local_midnight(request.from), local_midnight(request.to + Duration::days(1)));
+    Ok(Query {
+        backend: ctx.db.get_database_backend(),
+        period,
+        now: ctx.clock.now(),
+        where_tickets: conditions.join(" AND "),
+        params: params.0,
+    })
+}
+
+type Groups = BTreeMap<Option<Uuid>, ReportRow>;
+
+async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(Groups, ReportRow)> {
+    let db = &ctx.db;
+    let mut groups: Groups = BTreeMap::new();
+    let mut total = ReportRow { group_name: "total".into(), ..Default::default() };
+    let g = group_by.of_ticket();
+    let shared = q.params.len();
+
+    // 1. Dispatches sent in the period: received, reported in (on time), returned.
+    let dispatch_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {dispatch_group} AS grp, COUNT(*) AS a, COUNT(d.acknowledged_at) AS b, \
+         SUM(CASE WHEN d.acknowledged_at IS NOT NULL AND d.acknowledged_at <= d.ack_due_at THEN 1 ELSE 0 END) AS c, \
+         SUM(CASE WHEN d.status = 'returned' THEN 1 ELSE 0 END) AS e \
+         FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
+         WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
+        w = q.where_tickets
+    );
+    for (grp, [a, b, c, e]) in counts::<4>(db, q.statement(sql, p.finish(shared))).await? {
+        let row = groups.entry(grp).or_default();
+        (row.dispatched, row.acknowledged, row.acknowledged_on_time, row.returns) = (a, b, c, e);
+    }
+
+    // 2. Tickets whose resolve deadline falls in the period: due, resolved (on time).
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {g} AS grp, COUNT(*) AS a, COUNT(t.resolved_at) AS b, \
+         SUM(CASE WHEN t.resolved_at IS NOT NULL AND t.resolved_at <= t.resolve_due_at THEN 1 ELSE 0 END) AS c \
+         FROM tickets t {RESPONSIBLE} \
+         WHERE t.resolve_due_at >= {start} AND t.resolve_due_at < {end} AND t.status <> 'cancelled' AND {w} GROUP BY {g}",
+        w = q.where_tickets
+    );
+    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p.finish(shared))).await? {
+        let row = groups.entry(grp).or_default();
+        (row.due, row.resolved, row.resolved_on_time) = (a, b, c);
+    }
+
+    // 3. Ratings given in the period.
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {g} AS grp, COUNT(*) AS a, SUM(CASE WHEN r.score >= 3 THEN 1 ELSE 0 END) AS b, \
+         SUM(CASE WHEN r.score <= 2 THEN 1 ELSE 0 END) AS c \
+         FROM ratings r JOIN tickets t ON t.id = r.ticket_id {RESPONSIBLE} \
+         WHERE r.created_at >= {start} AND r.created_at < {end} AND {w} GROUP BY {g}",
+        w = q.where_tickets
+    );
+    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p.finish(shared))).await? {
+        let row = groups.entry(grp).or_default();
+        (row.rated, row.satisfied, row.bad_ratings) = (a, b, c);
+    }
+
+    // 4. Clock breaches in the period; a dispatch's clock counts for its department.
+    let clock_group = if group_by == GroupBy::Department { "COALESCE(cd.department_id, p.department_id)" } else { g };
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {clock_group} AS grp, COUNT(*) AS a FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id \
+         LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {RESPONSIBLE} \
+         WHERE c.breached_at >= {start} AND c.breached_at < {end} AND {w} GROUP BY {clock_group}",
+        w = q.where_tickets
+    );
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+        groups.entry(grp).or_default().breaches = a;
+    }
+
+    // 5. Supervision orders opened in the period.
+    let order_group = if group_by == GroupBy::Department { "o.department_id" } else { g };
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {order_group} AS grp, COUNT(*) AS a FROM supervision_orders o JOIN tickets t ON t.id = o.ticket_id \
+         WHERE o.created_at >= {start} AND o.created_at < {end} AND {w} GROUP BY {order_group}",
+        w = q.where_tickets
+    );
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+        groups.entry(grp).or_default().supervision_orders = a;
+    }
+
+    // 6. Overdue now: tickets with a running clock past its deadline.
+    // Grouped, and once overall: a ticket late in two groups counts once in the total.
+    let overdue_sql = |grp: Option<&str>, p: &mut Params| {
+        let now = p.push(q.now);
+        let (select, group) = match grp {
+            Some(grp) => (grp.to_owned(), format!(" GROUP BY {grp}")),
+            None => ("NULL".to_owned(), String::new()),
+        };
+        format!(
+            "SELECT {select} AS grp, COUNT(DISTINCT t.id) AS a FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id \
+             LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {RESPONSIBLE} \
+             WHERE c.stopped_at IS NULL AND c.due_at <= {now} AND {w}{group}",
+            w = q.where_tickets
+        )
+    };
+    let mut p = q.params();
+    let sql = overdue_sql(Some(clock_group), &mut p);
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+        groups.entry(grp).or_default().overdue = a;
+    }
+    let mut p = q.params();
+    let sql = overdue_sql(None, &mut p);
+    total.overdue = counts::<1>(db, q.statement(sql, p.finish(shared))).await?.first().map_or(0, |(_, [a])| *a);
+
+    // 7. Percentiles of working time to report in and to resolve, per group and overall.
+    let ack_values = |grp: &str, p: &mut Params| {
+        let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+        format!(
+            "SELECT {grp} AS grp, d.ack_working_seconds AS v FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
+             WHERE d.created_at >= {start} AND d.created_at < {end} AND d.ack_working_seconds IS NOT NULL AND {w}",
+            w = q.where_tickets
+        )
+    };
+    let resolve_values = |grp: &str, p: &mut Params| {
+        let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+        format!(
+            "SELECT {grp} AS grp, t.resolve_working_seconds AS v FROM tickets t {RESPONSIBLE} \
+             WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL AND {w}",
+            w = q.where_tickets
+        )
+    };
+    for (values, is_ack) in [(&ack_values as &dyn Fn(&str, &mut Params) -> String, true), (&resolve_values, false)] {
+        let grp = if is_ack && group_by == GroupBy::Department { "d.department_id" } else { g };
+        for (by_group, grp) in [(true, grp), (false, "0")] {
+            let mut p = q.params();
+            let inner = values(grp, &mut p);
+            let sql = format!(
+                "SELECT grp, v, rn, n FROM (SELECT grp, v, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY v) AS rn, \
+                 COUNT(*) OVER (PARTITION BY grp) AS n FROM ({inner}) x) y \
+                 WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 90 + 99) / 100"
+            );
+            for (group, value, rank, n) in percentile_rows(db, q.statement(sql, p.finish(shared))).await? {
+                let row = if by_group { groups.entry(group).or_default() } else { &mut total };
+                let hours = Some(value as f64 / 3600.0);
+                let (p50, p90) = if is_ack {
+                    (&mut row.ack_hours_p50, &mut row.ack_hours_p90)
+                } else {
+                    (&mut row.resolve_hours_p50, &mut row.resolve_hours_p90)
+                };
+                if rank == nearest_rank(n, 50) {
+                    *p50 = hours;
+                }
+                if rank == nearest_rank(n, 90) {
+                    *p90 = hours;
+                }
+            }
+        }
+    }
+
+    for row in groups.values() {
+        total.dispatched += row.dispatched;
+        total.acknowledged += row.acknowledged;
+        total.acknowledged_on_time += row.acknowledged_on_time;
+        total.returns += row.returns;
+        total.due += row.due;
+        total.resolved += row.resolved;
+        total.resolved_on_time += row.resolved_on_time;
+        total.rated += row.rated;
+        total.satisfied += row.satisfied;
+        total.bad_ratings += row.bad_ratings;
+        total.breaches += row.breaches;
+        total.supervision_orders += row.supervision_orders;
+    }
+    let weights = [
+        ctx.settings.reports.weight_response,
+        ctx.settings.reports.weight_resolution,
+        ctx.settings.reports.weight_satisfaction,
+    ];
+    for row in groups.values_mut().chain(std::iter::once(&mut total)) {
+        row.response_rate = rate(row.acknowledged_on_time, row.dispatched);
+        row.resolution_rate = rate(row.resolved, row.due);
+        row.satisfaction_rate = rate(row.satisfied, row.rated);
+        row.score = score([row.response_rate, row.resolution_rate, row.satisfaction_rate], weights);
+    }
+    Ok((groups, total))
+}
+
+/// Rows of `grp` and N counts (`a`, `b`, `c`, `e`), NULL sums read as 0.
+async fn counts<const N: usize>(
+    db: &impl ConnectionTrait,
+    statement: Statement,
+) -> AppResult<Vec<(Option<Uuid>, [i64; N])>> {
+    const NAMES: [&str; 4] = ["a", "b", "c", "e"];
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement).await? {
+        let grp = group_of(&row)?;
+        let mut values = [0i64; N];
+        for (i, value) in values.iter_mut().enumerate() {
+            *value =
+                row.try_get::<Option<i64>>("", NAMES[i]).map_err(|e| AppError::Internal(e.to_string()))?.unwrap_or(0);
+        }
+        out.push((grp, values));
+    }
+    Ok(out)
+}
+
+async fn percentile_rows(
+    db: &impl ConnectionTrait,
+    statement: Statement,
+) -> AppResult<Vec<(Option<Uuid>, i64, i64, i64)>> {
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement).await? {
+        let get = |name: &str| row.try_get::<i64>("", name).map_err(|e| AppError::Internal(e.to_string()));
+        out.push((group_of(&row)?, get("v")?, get("rn")?, get("n")?));
+    }
+    Ok(out)
+}
+
+/// The group column: a UUID, NULL, or the constant of an overall query.
+fn group_of(row: &sea_orm::QueryResult) -> AppResult<Option<Uuid>> {
+    match row.try_get::<Option<Uuid>>("", "grp") {
+        Ok(group) => Ok(group),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Names the groups, and adds the idle ones (every department, unit of the level or category
+/// in scope), so a report shows who did nothing as well.
+async fn name_groups(ctx: &AppContext, caller: &Caller, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
+    let db = &ctx.db;
+    let viewer = Viewer::of(db, caller).await?;
+    let within = |path: &str| match viewer.scope() {
+        Scope::Everything => true,
+        Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => {
+            path.starts_with(&home) || home.starts_with(path)
+        }
+        Scope::Department(_) | Scope::Nothing => false,
+    };
+    let mut names: HashMap<Uuid, String> = HashMap::new();
+    let unit_filter_path = match request.unit {
+        Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
+        None => None,
+    };
+    let in_filter = |path: &str| unit_filter_path.as_deref().is_none_or(|f| path.starts_with(f) || f.starts_with(path));
+    match request.group_by {
+        GroupBy::Department => {
+            let units: HashMap<Uuid, String> =
+                grid_unit::Entity::find().all(db).await?.into_iter().map(|u| (u.id, u.path)).collect();
+            for d in department::Entity::find().all(db).await? {
+                let path = units.get(&d.unit_id).cloned().unwrap_or_default();
+                if d.active && within(&path) && in_filter(&path) && request.category.is_none() {
+                    groups.entry(Some(d.id)).or_default();
+                }
+                names.insert(d.id, d.name);
+            }
+        }
+        GroupBy::Township | GroupBy::County | GroupBy::Grid => {
+            let level = match request.group_by {
+                GroupBy::Township => entities::UnitLevel::Township,
+                GroupBy::County => entities::UnitLevel::County,
+                _ => entities::UnitLevel::Grid,
+            };
+            for u in grid_unit::Entity::find().filter(grid_unit::Column::Level.eq(level)).all(db).await? {
+                if within(&u.path) && in_filter(&u.path) {
+                    groups.entry(Some(u.id)).or_default();
+                }
+                names.insert(u.id, u.name);
+            }
+            for id in groups.keys().flatten() {
+                if !names.contains_key(id)
+                    && let Some(unit) = grid_unit::Entity::find_by_id(*id).one(db).await?
+                {
+                    names.insert(unit.id, unit.name);
+                }
+            }
+        }
+        GroupBy::Category => {
+            for c in category::Entity::find().all(db).await? {
+                if c.active && request.category.is_none_or(|only| only == c.id) {
+                    groups.entry(Some(c.id)).or_default();
+                }
+                names.insert(c.id, c.name);
+            }
+        }
+    }
+    for (id, row) in groups.iter_mut() {
+        row.group_id = *id;
+        row.group_name = match id {
+            Some(id) => names.get(id).cloned().unwrap_or_else(|| id.to_string()),
+            None => "（无责任单位）".into(),
+        };
+        let weights = [
+            ctx.settings.reports.weight_response,
+            ctx.settings.reports.weight_resolution,
+            ctx.settings.reports.weight_satisfaction,
+        ];
+        row.score = score([row.response_rate, row.resolution_rate, row.satisfaction_rate], weights);
+    }
+    Ok(())
+}
