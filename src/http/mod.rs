@@ -100,6 +100,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/notifications").route(get().to(sla::notifications)))
                 .service(resource("/reports/sla").route(get().to(reports::sla)))
                 .service(resource("/reports/trend").route(get().to(reports::trend)))
+                .service(resource("/reports/overdue").route(get().to(reports::overdue)))
                 .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")

@@ -28,7 +28,7 @@ use super::{categories, departments, dispatches, grid_units, health, reports, ro
         sla::policies, sla::policy, sla::put_policy, sla::deadline, sla::years, sla::add_year,
         sla::supervise, sla::orders, sla::reply,
         sla::request_extension, sla::approve_extension, sla::reject_extension,
-        reports::sla, reports::trend,
+        reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
     ),
     modifiers(&BearerAuth)

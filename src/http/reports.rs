@@ -208,3 +208,51 @@ pub async fn trend(
     }
     Ok(HttpResponse::Ok().json(Trend { interval: q.interval, points }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OverdueQuery {
+    /// At most this many items (1–500, default 100).
+    limit: Option<u64>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverdueList {
+    pub items: Vec<reports::OverdueItem>,
+}
+
+/// Open items past their deadline or their warning point, latest first.
+#[utoipa::path(get, path = "/api/v1/reports/overdue", tag = "reports", params(OverdueQuery),
+    responses((status = 200, body = OverdueList), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn overdue(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    req: HttpRequest,
+    Query(q): Query<OverdueQuery>,
+) -> AppResult<HttpResponse> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit", "between 1 and 500"));
+    }
+    let items = reports::overdue(&ctx, &caller, limit).await?;
+    if wants_csv(&req, q.format.as_deref())? {
+        let mut body = String::from("\u{feff}工单编号,时限,截止时间,状态,超时秒数,责任部门,督办人\r\n");
+        for item in &items {
+            let line = [
+                csv_field(&item.number),
+                item.clock.clone(),
+                item.due_at.to_rfc3339(),
+                item.state.clone(),
+                item.late_seconds.to_string(),
+                csv_field(item.department_name.as_deref().unwrap_or_default()),
+                csv_field(&item.supervisors.join("、")),
+            ];
+            body.push_str(&line.join(","));
+            body.push_str("\r\n");
+        }
+        return Ok(csv_response(body, "overdue"));
+    }
+    Ok(HttpResponse::Ok().json(OverdueList { items }))
+}

@@ -522,3 +522,103 @@ async fn name_groups(ctx: &AppContext, caller: &Caller, request: &ReportRequest,
     }
     Ok(())
 }
+
+/// One late or nearly late item of the overdue list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverdueItem {
+    pub ticket_id: Uuid,
+    pub number: String,
+    /// acknowledge, first_contact, resolve or rectify
+    pub clock: String,
+    pub due_at: DateTime<Utc>,
+    /// warning or breached
+    pub state: String,
+    /// Seconds past the deadline; negative: still to go.
+    pub late_seconds: i64,
+    pub department_id: Option<Uuid>,
+    pub department_name: Option<String>,
+    /// The county's supervisors (the city's when the county has none).
+    pub supervisors: Vec<String>,
+}
+
+/// Running clocks past their warning point, latest first, in the caller's jurisdiction.
+pub async fn overdue(ctx: &AppContext, caller: &Caller, limit: u64) -> AppResult<Vec<OverdueItem>> {
+    use entities::{dispatch, sla_clock, ticket, user};
+    use sea_orm::{QueryOrder, QuerySelect};
+    require(caller, Permission::ReadReports)?;
+    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let now = ctx.clock.now();
+    let clocks = sla_clock::Entity::find()
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .filter(sla_clock::Column::WarnAt.lte(now))
+        .filter(sla_clock::Column::TicketId.in_subquery(crate::repo::tickets::ids_in_scope(&viewer.scope())))
+        .order_by_asc(sla_clock::Column::DueAt)
+        .limit(limit)
+        .all(&ctx.db)
+        .await?;
+    let ticket_ids: Vec<Uuid> = clocks.iter().map(|c| c.ticket_id).collect();
+    let tickets: HashMap<Uuid, ticket::Model> = ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ticket_ids.clone()))
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let dispatches = crate::repo::tickets::dispatches_of(&ctx.db, &ticket_ids).await?;
+    let department_of = |clock: &sla_clock::Model| -> Option<Uuid> {
+        match clock.dispatch_id {
+            Some(id) => dispatches.iter().find(|d| d.id == id).map(|d| d.department_id),
+            None => dispatches
+                .iter()
+                .rev()
+                .find(|d: &&dispatch::Model| {
+                    d.ticket_id == clock.ticket_id && d.role == "primary" && d.status != "returned"
+                })
+                .map(|d| d.department_id),
+        }
+    };
+    let departments: HashMap<Uuid, String> =
+        department::Entity::find().all(&ctx.db).await?.into_iter().map(|d| (d.id, d.name)).collect();
+    let supervisors: Vec<user::Model> = user::Entity::find()
+        .filter(user::Column::Role.eq(entities::Role::Supervisor))
+        .filter(user::Column::Active.eq(true))
+        .all(&ctx.db)
+        .await?;
+    let city_supervisors: Vec<String> = {
+        let cities: Vec<Uuid> = grid_unit::Entity::find()
+            .filter(grid_unit::Column::Level.eq(entities::UnitLevel::City))
+            .all(&ctx.db)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        supervisors
+            .iter()
+            .filter(|u| u.unit_id.is_some_and(|unit| cities.contains(&unit)))
+            .map(|u| u.display_name.clone())
+            .collect()
+    };
+    Ok(clocks
+        .iter()
+        .filter_map(|clock| {
+            let ticket = tickets.get(&clock.ticket_id)?;
+            let department_id = department_of(clock);
+            let county: Vec<String> = supervisors
+                .iter()
+                .filter(|u| u.unit_id.is_some() && u.unit_id == ticket.county_id)
+                .map(|u| u.display_name.clone())
+                .collect();
+            Some(OverdueItem {
+                ticket_id: ticket.id,
+                number: ticket.number.clone(),
+                clock: clock.clock.clone(),
+                due_at: clock.due_at,
+                state: if now >= clock.due_at { "breached" } else { "warning" }.into(),
+                late_seconds: (now - clock.due_at).num_seconds(),
+                department_id,
+                department_name: department_id.and_then(|d| departments.get(&d).cloned()),
+                supervisors: if county.is_empty() { city_supervisors.clone() } else { county },
+            })
+        })
+        .collect())
+}

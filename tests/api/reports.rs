@@ -381,6 +381,36 @@ async fn other_groupings_csv_and_scope() {
             .problem(422);
         app.get("/api/v1/reports/sla?from=2026-12-01&to=2026-12-02&group_by=planet", &supervisor).await.problem(422);
 
+        // The overdue list, latest first: T3's acknowledge and first contact, T5's first
+        // contact (due 1 Dec 23:30), T3's resolve (due 2 Dec 09:00).
+        let overdue = app.get("/api/v1/reports/overdue", &supervisor).await.expect(200);
+        let items = overdue["items"].as_array().expect("items");
+        let t3 = ids["t3"].as_str().expect("id");
+        let clocks: Vec<(&str, &str)> =
+            items.iter().map(|i| (i["clock"].as_str().unwrap_or(""), i["state"].as_str().unwrap_or(""))).collect();
+        assert_eq!(
+            clocks,
+            [
+                ("acknowledge", "breached"),
+                ("first_contact", "breached"),
+                ("first_contact", "breached"),
+                ("resolve", "breached")
+            ]
+        );
+        for i in [0, 1, 3] {
+            assert_eq!(items[i]["ticket_id"], t3);
+            assert_eq!(items[i]["department_name"], "忻州市公安局忻府分局");
+        }
+        assert_eq!(items[2]["department_name"], "忻府区城市管理局");
+        assert_eq!(
+            items[0]["late_seconds"],
+            86_400 + 14 * 3600 + 30 * 60,
+            "T3 acknowledge: due 1 Dec 09:30, read 3 Dec 00:00"
+        );
+        assert_eq!(items[0]["supervisors"], json!(["忻州市 督办员 陈刚"]), "no county supervisor: the city's");
+        let theirs = app.get("/api/v1/reports/overdue", &elsewhere).await.expect(200);
+        assert_eq!(theirs["items"].as_array().map(Vec::len), Some(0));
+
         // The trend: the same definitions per day.
         let trend =
             app.get("/api/v1/reports/trend?from=2026-12-01&to=2026-12-02&interval=day", &supervisor).await.expect(200);
