@@ -51,6 +51,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("returns", "退单数", "returns"),
     ("breaches", "超时次数", "breaches"),
     ("supervision_orders", "督办数", "supervision_orders"),
+    ("extensions", "延期数", "extensions"),
     ("ack_hours_p50", "签收用时中位数(工作小时)", "ack_hours_p50"),
     ("ack_hours_p90", "签收用时P90(工作小时)", "ack_hours_p90"),
     ("resolve_hours_p50", "办结用时中位数(工作小时)", "resolve_hours_p50"),

@@ -54,9 +54,17 @@ pub async fn fire(
             recipients.extend(addresses(db, *target, cause.ticket, &departments).await?);
         }
         let order = match rule.supervision {
-            Some(level) => Some(
-                open_order(ctx, db, cause.ticket, departments.first().map(|d| d.id), level, None, None, now).await?,
-            ),
+            Some(level) => Some({
+                let new = NewOrder {
+                    ticket: cause.ticket,
+                    department_id: departments.first().map(|d| d.id),
+                    level,
+                    instruction: None,
+                    issued: None,
+                    clock: clock_name(cause.trigger),
+                };
+                open_order(ctx, db, new, now).await?
+            }),
             None => None,
         };
         let note = order.as_ref().map(|o| {
@@ -117,18 +125,27 @@ fn clock_name(trigger: Trigger) -> Option<&'static str> {
     }
 }
 
-/// Opens a supervision order (by the system when `issued_by` is `None`) with its event.
-#[allow(clippy::too_many_arguments)]
+/// A supervision order to open.
+pub struct NewOrder<'a> {
+    pub ticket: &'a ticket::Model,
+    pub department_id: Option<Uuid>,
+    pub level: SupervisionLevel,
+    /// A standard instruction when `None`.
+    pub instruction: Option<String>,
+    /// The supervisor and the deadline they set; `None`: the system, with the configured deadline.
+    pub issued: Option<(Uuid, DateTime<Utc>)>,
+    /// The SLA clock whose breach opened it, for the timeline.
+    pub clock: Option<&'static str>,
+}
+
+/// Opens a supervision order with its timeline event.
 pub async fn open_order(
     ctx: &AppContext,
     db: &impl ConnectionTrait,
-    ticket: &ticket::Model,
-    department_id: Option<Uuid>,
-    level: SupervisionLevel,
-    instruction: Option<String>,
-    issued: Option<(Uuid, DateTime<Utc>)>,
+    new: NewOrder<'_>,
     now: DateTime<Utc>,
 ) -> AppResult<supervision_order::Model> {
+    let NewOrder { ticket, department_id, level, instruction, issued, clock } = new;
     let (issued_by, due_at) = match issued {
         Some((by, due)) => (Some(by), due),
         None => (None, ctx.calendar().add(now, ctx.settings.escalation.supervision_due).at),
@@ -151,7 +168,7 @@ pub async fn open_order(
     }
     .insert(db)
     .await?;
-    let payload = json!({"supervision_order_id": order.id, "level": order.level, "department_id": department_id, "due_at": due_at, "instruction": instruction});
+    let payload = json!({"supervision_order_id": order.id, "level": order.level, "department_id": department_id, "due_at": due_at, "instruction": instruction, "clock": clock});
     repo::tickets::record_event(db, ticket.id, None, event::SUPERVISION_ORDERED, issued_by, now, payload).await?;
     Ok(order)
 }

@@ -103,6 +103,8 @@ pub struct ReportRow {
     pub returns: i64,
     pub breaches: i64,
     pub supervision_orders: i64,
+    /// Extensions (延期) approved in the period.
+    pub extensions: i64,
     pub ack_hours_p50: Option<f64>,
     pub ack_hours_p90: Option<f64>,
     pub resolve_hours_p50: Option<f64>,
@@ -312,6 +314,20 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         groups.entry(grp).or_default().supervision_orders = a;
     }
 
+    // 5b. Extensions approved in the period; a dispatch's extension counts for its department.
+    let extension_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {extension_group} AS grp, COUNT(*) AS a FROM extension_requests x JOIN tickets t ON t.id = x.ticket_id \
+         JOIN dispatches d ON d.id = x.dispatch_id \
+         WHERE x.status = 'approved' AND x.decided_at >= {start} AND x.decided_at < {end} AND {w} GROUP BY {extension_group}",
+        w = q.where_tickets
+    );
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+        groups.entry(grp).or_default().extensions = a;
+    }
+
     // 6. Overdue now: tickets with a running clock past its deadline.
     // Grouped, and once overall: a ticket late in two groups counts once in the total.
     let overdue_sql = |grp: Option<&str>, p: &mut Params| {
@@ -394,6 +410,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         total.bad_ratings += row.bad_ratings;
         total.breaches += row.breaches;
         total.supervision_orders += row.supervision_orders;
+        total.extensions += row.extensions;
     }
     let weights = [
         ctx.settings.reports.weight_response,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    escalation::open_order,
+    escalation::{NewOrder, open_order},
     require,
     tickets::{Viewer, lock_in_scope, long_text},
 };
@@ -83,17 +83,15 @@ pub async fn supervise(
         )));
     }
     let department = locked.dispatches.iter().rev().find(|d| d.role == "primary").map(|d| d.department_id);
-    let order = open_order(
-        ctx,
-        &locked.txn,
-        &locked.ticket,
-        department,
+    let new = NewOrder {
+        ticket: &locked.ticket,
+        department_id: department,
         level,
-        Some(instruction),
-        Some((caller.user_id, request.due_at)),
-        now,
-    )
-    .await?;
+        instruction: Some(instruction),
+        issued: Some((caller.user_id, request.due_at)),
+        clock: None,
+    };
+    let order = open_order(ctx, &locked.txn, new, now).await?;
     bump(&locked.txn, &locked.ticket, now).await?;
     locked.txn.commit().await?;
     Ok(order)

@@ -162,7 +162,9 @@ async fn a_restart_catches_up_everything_once_up_to_supervision_orders() {
         );
         let listed = app.get("/api/v1/supervision-orders?level=listed", &supervisor).await.expect(200);
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
-        assert_eq!(events_of_kind(&app, &ticket_id, "supervision_ordered").await.len(), 2);
+        let ordered = events_of_kind(&app, &ticket_id, "supervision_ordered").await;
+        assert_eq!(ordered.len(), 2);
+        assert!(ordered.iter().all(|e| e["payload"]["clock"] == "resolve"), "each names its clock");
         let admin = app.demo_token("demo-admin").await;
         let outbox = app.get("/api/v1/notifications?limit=200", &admin).await.expect(200);
         assert!(
@@ -252,6 +254,19 @@ async fn extensions_move_the_resolve_clock_and_returns_never_do() {
         }
         assert_eq!(due, "2026-12-15T01:00:00Z", "three working days later: Thu 10 → Tue 15 Dec");
         app.post(&path, &demo.dept, ask("1d working")).await.problem(409); // the fourth
+        let report = app
+            .get("/api/v1/reports/sla?from=2026-12-01&to=2026-12-01&group_by=department", &demo.supervisor)
+            .await
+            .expect(200);
+        let cgj = app.id_by_code("departments", "XF-CGJ", &demo.admin).await;
+        let row = report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["group_id"] == cgj.as_str())
+            .cloned()
+            .expect("row");
+        assert_eq!(row["extensions"], 3, "extensions show in reports");
         let decided = events_of_kind(&app, &ticket_id, "extension_decided").await;
         assert_eq!(decided.len(), 3);
         assert_eq!(events_of_kind(&app, &ticket_id, "extension_requested").await.len(), 3);
