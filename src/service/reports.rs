@@ -185,6 +185,7 @@ pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportReques
 
 /// The totals of several periods, one after the other (the trend report).
 pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<ReportRow> {
+    require(caller, Permission::ReadReports)?;
     let query = prepare(ctx, caller, request).await?;
     Ok(compute(ctx, &query, request.group_by).await?.1)
 }
