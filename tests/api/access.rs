@@ -88,6 +88,9 @@ async fn permission_matrix_of_the_admin_api() {
     .await;
 }
 
+/// (method, path, body, roles let through, the status they get).
+type Case<'a> = (Method, String, Option<serde_json::Value>, &'a [&'a str], u16);
+
 /// The SLA, supervision, report and operations endpoints against every role. Bodies that are
 /// refused after the permission check make an allowed role's answer a 4xx that changes nothing.
 #[tokio::test]
@@ -116,7 +119,7 @@ async fn permission_matrix_of_sla_reports_and_operations() {
         let contact_readers: &[&str] = &["demo-grid", "demo-dispatcher"];
         let bad_durations = json!({"acknowledge": "soon", "first_contact": "1h", "resolve": "1d", "rectify": "1d", "rating_window": "1d"});
         // (method, path, body, roles let through, the status they get)
-        let cases: Vec<(Method, String, Option<serde_json::Value>, &[&str], u16)> = vec![
+        let cases: Vec<Case> = vec![
             (Method::GET, "/api/v1/sla-policies".into(), None, routing_readers, 200),
             (Method::GET, format!("/api/v1/sla-policies/{category}"), None, routing_readers, 200),
             (Method::PUT, format!("/api/v1/sla-policies/{category}"), Some(json!({"normal": bad_durations, "urgent": bad_durations})), admin_only, 422),
