@@ -119,6 +119,22 @@ pub fn may_see_ticket(caller: &Caller, facts: &TicketFacts) -> bool {
     }
 }
 
+/// Department staff see their own department's dispatches and orders, not their partners' on
+/// the same ticket: the department to filter on, if any.
+pub fn own_department_only(caller: &Caller) -> Option<Uuid> {
+    (caller.role == Role::DepartmentStaff).then(|| caller.department_id.unwrap_or_default())
+}
+
+/// Whether a department's item (dispatch, order) is the caller's to see or act on.
+pub fn is_own_department(caller: &Caller, department: Option<Uuid>) -> bool {
+    caller.role != Role::DepartmentStaff || (department.is_some() && department == caller.department_id)
+}
+
+/// A grid worker records ratings only for tickets they filed; a dispatcher for any in scope.
+pub fn may_rate(caller: &Caller, filed_by: Uuid) -> bool {
+    caller.role != Role::GridWorker || filed_by == caller.user_id
+}
+
 /// Residents' names and phones, unmasked: only for the people who must call them back —
 /// the filing grid worker, the dispatcher in charge, a department that has reported in.
 pub fn may_see_contact(caller: &Caller, facts: &TicketFacts) -> bool {

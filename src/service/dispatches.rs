@@ -1,7 +1,7 @@
 //! The department side of a ticket: 签收/报到, 退单, progress and 办结 on its own dispatches,
 //! and the dispatcher's refusal of a return.
 
-use entities::{Role, dispatch, ticket};
+use entities::{dispatch, ticket};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +19,7 @@ use super::{
 use crate::{
     context::AppContext,
     domain::{
-        access::{Caller, Permission},
+        access::{Caller, Permission, is_own_department, own_department_only},
         escalation::Trigger,
         sla::ClockKind,
         ticket::{DispatchAction, DispatchRole, DispatchStatus, TicketAction, TicketStatus, event},
@@ -79,8 +79,8 @@ pub async fn list(
     let scoped_tickets = repo::tickets::ids_in_scope(&viewer.scope());
     let mut select = dispatch::Entity::find().filter(dispatch::Column::TicketId.in_subquery(scoped_tickets));
     // A department sees its own dispatches, not its partners' on the same ticket.
-    if caller.role == Role::DepartmentStaff {
-        select = select.filter(dispatch::Column::DepartmentId.eq(caller.department_id.unwrap_or_default()));
+    if let Some(department) = own_department_only(caller) {
+        select = select.filter(dispatch::Column::DepartmentId.eq(department));
     }
     if let Some(status) = filter.status {
         select = select.filter(dispatch::Column::Status.eq(status.to_string()));
@@ -98,7 +98,7 @@ pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<dispa
     require(caller, Permission::ReadTickets)?;
     let dispatch =
         dispatch::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(|| AppError::not_found("dispatch"))?;
-    if caller.role == Role::DepartmentStaff && caller.department_id != Some(dispatch.department_id) {
+    if !is_own_department(caller, Some(dispatch.department_id)) {
         return Err(AppError::not_found("dispatch"));
     }
     super::tickets::get(ctx, caller, dispatch.ticket_id).await.map_err(|_| AppError::not_found("dispatch"))?;

@@ -2,7 +2,7 @@
 //! answered by the responsible department, shown in the ticket's timeline.
 
 use chrono::{DateTime, Utc};
-use entities::{Role, supervision_order, ticket};
+use entities::{supervision_order, ticket};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +18,7 @@ use crate::{
     context::AppContext,
     db::begin_write,
     domain::{
-        access::{Caller, Permission},
+        access::{Caller, Permission, own_department_only},
         escalation::SupervisionLevel,
         ticket::event,
         validate::FieldErrors,
@@ -112,8 +112,8 @@ pub async fn list(
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let scoped = repo::tickets::ids_in_scope(&viewer.scope());
     let mut select = supervision_order::Entity::find().filter(supervision_order::Column::TicketId.in_subquery(scoped));
-    if caller.role == Role::DepartmentStaff {
-        select = select.filter(supervision_order::Column::DepartmentId.eq(caller.department_id.unwrap_or_default()));
+    if let Some(department) = own_department_only(caller) {
+        select = select.filter(supervision_order::Column::DepartmentId.eq(department));
     }
     if let Some(level) = filter.level {
         select = select.filter(supervision_order::Column::Level.eq(level));

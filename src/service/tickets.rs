@@ -905,7 +905,7 @@ pub async fn rate(
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
-    if caller.role == entities::Role::GridWorker && ticket.filed_by != caller.user_id {
+    if !crate::domain::access::may_rate(caller, ticket.filed_by) {
         return Err(AppError::Forbidden("a grid worker rates only the tickets they filed".into()));
     }
     let bad = is_bad_rating(request.score);
