@@ -129,13 +129,9 @@ pub async fn update(
     Ok(updated)
 }
 
+/// Refused with 409 while tickets or routing rules refer to it: set `active: false` instead.
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()> {
-    require(caller, Permission::ManageReferenceData)?;
-    let txn = begin_write(&ctx.db).await?;
-    found::<category::Entity>(&txn, id, "category").await?;
-    category::Entity::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await?;
-    Ok(())
+    super::delete_reference::<category::Entity>(ctx, caller, id, "category").await
 }
 
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<category::Model> {

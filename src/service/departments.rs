@@ -146,13 +146,9 @@ pub async fn update(
     Ok(updated)
 }
 
+/// Refused with 409 while tickets or routing rules refer to it: set `active: false` instead.
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()> {
-    require(caller, Permission::ManageReferenceData)?;
-    let txn = begin_write(&ctx.db).await?;
-    found::<department::Entity>(&txn, id, "department").await?;
-    department::Entity::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await?;
-    Ok(())
+    super::delete_reference::<department::Entity>(ctx, caller, id, "department").await
 }
 
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<department::Model> {

@@ -98,3 +98,22 @@ where
         _ => Ok(()),
     }
 }
+
+/// Deletes a reference row an admin names; rows still referenced elsewhere answer 409.
+pub async fn delete_reference<E>(
+    ctx: &crate::context::AppContext,
+    caller: &Caller,
+    id: Uuid,
+    what: &str,
+) -> AppResult<()>
+where
+    E: EntityTrait,
+    E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
+{
+    require(caller, Permission::ManageReferenceData)?;
+    let txn = crate::db::begin_write(&ctx.db).await?;
+    found::<E>(&txn, id, what).await?;
+    E::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
