@@ -157,7 +157,7 @@ async fn logins_and_user_changes_are_audited() {
     .await;
 }
 
-/// Log lines of the whole test binary, captured at debug level for this crate.
+/// Log lines of the whole test binary, captured at trace level for this crate and the database layers.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -165,8 +165,9 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = SharedBuffer(buffer.clone());
         let layer = fmt::layer().json().with_current_span(true).with_writer(move || writer.clone());
+        // The database layers at trace too: statement logging is off, and this proves it.
         let filter = EnvFilter::new(
-            "debug,gridwhistle=trace,sqlx=warn,sea_orm=info,hyper=info,reqwest=info,h2=info,rustls=info",
+            "debug,gridwhistle=trace,sqlx=trace,sea_orm=trace,hyper=info,reqwest=info,h2=info,rustls=info",
         );
         let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
         buffer
