@@ -49,13 +49,13 @@ pub async fn create(
     Ok(created(format!("/api/v1/categories/{}", category.id), Category::from(category)))
 }
 
-#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "categories",
+#[utoipa::path(get, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
     responses((status = 200, body = Category), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Category>> {
     Ok(web::Json(categories::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/categories/{id}", tag = "categories", request_body = CategoryChanges,
+#[utoipa::path(patch, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories", request_body = CategoryChanges,
     responses((status = 200, body = Category), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -66,7 +66,7 @@ pub async fn update(
     Ok(web::Json(categories::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "categories",
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still referenced; set active=false instead")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     categories::delete(&ctx, &caller, id).await?;

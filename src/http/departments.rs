@@ -50,13 +50,13 @@ pub async fn create(
     Ok(created(format!("/api/v1/departments/{}", department.id), Department::from(department)))
 }
 
-#[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "departments",
+#[utoipa::path(get, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
     responses((status = 200, body = Department), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Department>> {
     Ok(web::Json(departments::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/departments/{id}", tag = "departments", request_body = DepartmentChanges,
+#[utoipa::path(patch, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments", request_body = DepartmentChanges,
     responses((status = 200, body = Department), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -67,7 +67,7 @@ pub async fn update(
     Ok(web::Json(departments::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/departments/{id}", tag = "departments",
+#[utoipa::path(delete, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still referenced; set active=false instead")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     departments::delete(&ctx, &caller, id).await?;

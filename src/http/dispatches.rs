@@ -52,20 +52,20 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, Dispatch::from)))
 }
 
-#[utoipa::path(get, path = "/api/v1/dispatches/{id}", tag = "dispatches",
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches",
     responses((status = 200, body = Dispatch), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Dispatch>> {
     Ok(web::Json(dispatches::get(&ctx, &caller, id).await?.into()))
 }
 
 /// 签收/报到. The body, if any, is ignored (`{}` is customary).
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/acknowledge", tag = "dispatches",
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/acknowledge", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches",
     responses((status = 200, body = DispatchOutcome, description = "签收/报到"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn acknowledge(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(outcome(dispatches::acknowledge(&ctx, &caller, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/return", tag = "dispatches", request_body = ReturnRequest,
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/return", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = ReturnRequest,
     responses((status = 200, body = DispatchOutcome, description = "退单: back to the dispatcher"), (status = 404, body = Problem), (status = 409, body = Problem, description = "not pending, window closed, or return already refused"), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn return_dispatch(
     ctx: web::Data<AppContext>,
@@ -76,7 +76,7 @@ pub async fn return_dispatch(
     Ok(outcome(dispatches::return_dispatch(&ctx, &caller, id, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/reject-return", tag = "dispatches", request_body = ReturnRequest,
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/reject-return", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = ReturnRequest,
     responses((status = 200, body = DispatchOutcome, description = "the dispatcher refuses the 退单; the department must handle it"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn reject_return(
     ctx: web::Data<AppContext>,
@@ -87,7 +87,7 @@ pub async fn reject_return(
     Ok(outcome(dispatches::reject_return(&ctx, &caller, id, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/progress", tag = "dispatches", request_body = ProgressRequest,
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/progress", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = ProgressRequest,
     responses((status = 200, body = DispatchOutcome), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn progress(
     ctx: web::Data<AppContext>,
@@ -98,7 +98,7 @@ pub async fn progress(
     Ok(outcome(dispatches::progress(&ctx, &caller, id, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/resolve", tag = "dispatches", request_body = ResolveRequest,
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/resolve", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = ResolveRequest,
     responses((status = 200, body = DispatchOutcome, description = "办结"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn resolve(
     ctx: web::Data<AppContext>,

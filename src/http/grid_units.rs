@@ -70,13 +70,13 @@ pub async fn create(
     Ok(created(format!("/api/v1/grid-units/{}", unit.id), GridUnit::from(unit)))
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units/{id}", tag = "grid units",
+#[utoipa::path(get, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
     responses((status = 200, body = GridUnit), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<GridUnit>> {
     Ok(web::Json(grid_units::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/grid-units/{id}", tag = "grid units", request_body = GridUnitChanges,
+#[utoipa::path(patch, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units", request_body = GridUnitChanges,
     responses((status = 200, body = GridUnit), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -87,14 +87,14 @@ pub async fn update(
     Ok(web::Json(grid_units::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/grid-units/{id}", tag = "grid units",
+#[utoipa::path(delete, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still has children or is referenced")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     grid_units::delete(&ctx, &caller, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units/{id}/children", tag = "grid units", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/grid-units/{id}/children", tag = "grid units", params(("id" = uuid::Uuid, Path, description = "the id"), PageQuery),
     responses((status = 200, body = List<GridUnit>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn children(
     ctx: web::Data<AppContext>,

@@ -61,13 +61,13 @@ pub async fn create(
     Ok(created(format!("/api/v1/routing-rules/{}", rule.rule.id), RoutingRule::from(rule)))
 }
 
-#[utoipa::path(get, path = "/api/v1/routing-rules/{id}", tag = "routing",
+#[utoipa::path(get, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
     responses((status = 200, body = RoutingRule), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<RoutingRule>> {
     Ok(web::Json(routing::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/routing-rules/{id}", tag = "routing", request_body = RoutingRuleChanges,
+#[utoipa::path(patch, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing", request_body = RoutingRuleChanges,
     responses((status = 200, body = RoutingRule), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -78,7 +78,7 @@ pub async fn update(
     Ok(web::Json(routing::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/routing-rules/{id}", tag = "routing",
+#[utoipa::path(delete, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
     responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     routing::delete(&ctx, &caller, id).await?;

@@ -103,7 +103,7 @@ pub async fn add_year(
     Ok(web::Json(CalendarYears { years: calendar::add_year(&ctx, &caller, body).await? }))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/supervise", tag = "supervision", request_body = SuperviseRequest,
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/supervise", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = SuperviseRequest,
     responses((status = 201, body = SupervisionOrder), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn supervise(
     ctx: web::Data<AppContext>,
@@ -140,7 +140,7 @@ pub async fn orders(
     Ok(web::Json(List::from_page(supervision::list(&ctx, &caller, filter, page).await?, SupervisionOrder::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/supervision-orders/{id}/reply", tag = "supervision", request_body = ReplyRequest,
+#[utoipa::path(post, path = "/api/v1/supervision-orders/{id}/reply", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = ReplyRequest,
     responses((status = 200, body = SupervisionOrder), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reply(
     ctx: web::Data<AppContext>,
@@ -151,7 +151,7 @@ pub async fn reply(
     Ok(web::Json(supervision::reply(&ctx, &caller, id, body).await?.into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/extension-requests", tag = "dispatches", request_body = extensions::ExtensionBody,
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/extension-requests", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::ExtensionBody,
     responses((status = 201, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn request_extension(
     ctx: web::Data<AppContext>,
@@ -163,7 +163,7 @@ pub async fn request_extension(
     Ok(created(format!("/api/v1/extension-requests/{}", request.id), ExtensionRequest::from(request)))
 }
 
-#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/approve", tag = "dispatches", request_body = extensions::DecisionBody,
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/approve", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
     responses((status = 200, body = ExtensionRequest, description = "the resolve clock moves"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn approve_extension(
     ctx: web::Data<AppContext>,
@@ -174,7 +174,7 @@ pub async fn approve_extension(
     Ok(web::Json(extensions::decide(&ctx, &caller, id, true, body).await?.into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/reject", tag = "dispatches", request_body = extensions::DecisionBody,
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/reject", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
     responses((status = 200, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reject_extension(
     ctx: web::Data<AppContext>,
@@ -201,7 +201,7 @@ pub async fn create_rule(
     Ok(created(format!("/api/v1/escalation-rules/{}", rule.id), EscalationRule::from(rule)))
 }
 
-#[utoipa::path(put, path = "/api/v1/escalation-rules/{id}", tag = "operations", request_body = operations::RuleBody,
+#[utoipa::path(put, path = "/api/v1/escalation-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations", request_body = operations::RuleBody,
     responses((status = 200, body = EscalationRule), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn replace_rule(
     ctx: web::Data<AppContext>,
@@ -212,7 +212,7 @@ pub async fn replace_rule(
     Ok(web::Json(operations::replace_rule(&ctx, &caller, id, body).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/escalation-rules/{id}", tag = "operations",
+#[utoipa::path(delete, path = "/api/v1/escalation-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations",
     responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete_rule(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     operations::delete_rule(&ctx, &caller, id).await?;

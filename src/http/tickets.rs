@@ -110,13 +110,13 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, Ticket::from)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets",
     responses((status = 200, body = Ticket, headers(("ETag" = String, description = "the version, for If-Match"))), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::get(&ctx, &caller, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", params(EventQuery),
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), EventQuery),
     responses((status = 200, body = List<TicketEvent>, description = "the timeline, oldest first"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn events(
     ctx: web::Data<AppContext>,
@@ -130,7 +130,7 @@ pub async fn events(
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/dispatch", tag = "tickets", request_body = DispatchRequest,
-    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn dispatch(
     ctx: web::Data<AppContext>,
@@ -143,7 +143,7 @@ pub async fn dispatch(
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/whistle", tag = "tickets", request_body = WhistleRequest,
-    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn whistle(
     ctx: web::Data<AppContext>,
@@ -156,7 +156,7 @@ pub async fn whistle(
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", tag = "tickets", request_body = RatingRequest,
-    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket, description = "closed (score ≥ 3) or reopened (差评)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn rate(
     ctx: web::Data<AppContext>,
@@ -169,7 +169,7 @@ pub async fn rate(
 }
 
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", request_body = ReasonRequest,
-    params(("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn cancel(
     ctx: web::Data<AppContext>,
@@ -196,7 +196,7 @@ pub struct Contact {
 }
 
 /// The resident's name and phone unmasked; audited. 403 for roles that may not see them.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", tag = "tickets", params(ContactQuery),
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), ContactQuery),
     responses((status = 200, body = Contact), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn contact(
     ctx: web::Data<AppContext>,
@@ -209,7 +209,7 @@ pub async fn contact(
 }
 
 /// Blanks the resident's name and phone on their request (admin); the ticket stays.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", tag = "tickets", request_body = ReasonRequest,
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets", request_body = ReasonRequest,
     responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn erase(
     ctx: web::Data<AppContext>,

@@ -50,13 +50,13 @@ pub async fn create(ctx: web::Data<AppContext>, caller: Caller, Json(input): Jso
     Ok(created(format!("/api/v1/users/{}", user.id), User::from(user)))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "users",
     responses((status = 200, body = User), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<User>> {
     Ok(web::Json(users::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserChanges,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "users", request_body = UserChanges,
     responses((status = 200, body = User), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -68,7 +68,7 @@ pub async fn update(
 }
 
 /// Users are kept for the record: DELETE disables the account and ends its sessions.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "users",
     responses((status = 200, body = User, description = "the disabled user"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<User>> {
     Ok(web::Json(users::disable(&ctx, &caller, id).await?.into()))

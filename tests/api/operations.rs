@@ -304,7 +304,15 @@ async fn probes_request_ids_and_openapi() {
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
         for (path, methods) in expected {
             for method in *methods {
-                assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is documented");
+                let operation = paths.get(*path).and_then(|p| p.get(*method));
+                assert!(operation.is_some(), "{method} {path} is documented");
+                if path.contains("{id}") {
+                    let params = operation.and_then(|o| o["parameters"].as_array()).cloned().unwrap_or_default();
+                    assert!(
+                        params.iter().any(|p| p["name"] == "id" && p["in"] == "path"),
+                        "{method} {path} documents its id"
+                    );
+                }
                 // And the server really routes it: anonymous calls get 401 (or 200 for the
                 // open probes), never the router's 404/405.
                 let concrete = path.replace("{id}", "00000000-0000-7000-8000-000000000000");
