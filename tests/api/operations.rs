@@ -326,3 +326,46 @@ async fn probes_request_ids_and_openapi() {
     })
     .await;
 }
+
+/// `serve` (with its sweeper and mailer running) stops cleanly on SIGTERM and exits 0.
+#[tokio::test]
+async fn serve_stops_gracefully_on_sigterm() {
+    let (url, _guard) = fresh_database(crate::helpers::Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut env = test_env(&url);
+    env.insert("GRIDWHISTLE_HTTP__PORT".into(), port.to_string());
+    env.insert("GRIDWHISTLE_LOG__LEVEL".into(), "warn".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gridwhistle"))
+        .arg("serve")
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let client = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/readyz");
+    let mut ready = false;
+    for _ in 0..150 {
+        if client.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server answers /readyz");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            status = Some(exit);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the server did not stop within 30 s of SIGTERM")
+    });
+    assert!(status.success(), "exit status {status:?}");
+}
