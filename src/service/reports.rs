@@ -122,13 +122,17 @@ pub struct Report {
     pub total: ReportRow,
 }
 
-/// Bound parameters, numbered as PostgreSQL writes them and renumbered for SQLite.
-struct Params(Vec<Value>);
+/// Bound parameters, numbered as PostgreSQL writes them (`$n`; SQLite reads them as `?n`),
+/// continuing after the `first` ones a query shares.
+struct Params {
+    first: usize,
+    values: Vec<Value>,
+}
 
 impl Params {
     fn push(&mut self, value: impl Into<Value>) -> String {
-        self.0.push(value.into());
-        format!("${}", self.0.len())
+        self.values.push(value.into());
+        format!("${}", self.first + self.values.len())
     }
 }
 
@@ -143,28 +147,16 @@ struct Query {
 }
 
 impl Query {
-    fn statement(&self, sql: String, mut params: Params) -> Statement {
+    /// The statement with the shared parameters first, then the query's own.
+    fn statement(&self, sql: String, params: Params) -> Statement {
         let sql = if self.backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql };
-        params.0.splice(0..0, self.params.iter().cloned());
-        Statement::from_sql_and_values(self.backend, sql, params.0)
+        let values = self.params.iter().cloned().chain(params.values).collect::<Vec<_>>();
+        Statement::from_sql_and_values(self.backend, sql, values)
     }
 
-    /// Parameters after the shared ones, numbered on.
+    /// Parameters of one query, numbered after the shared ones.
     fn params(&self) -> Params {
-        Params(Vec::with_capacity(4)).offset(self.params.len())
-    }
-}
-
-impl Params {
-    fn offset(mut self, n: usize) -> Self {
-        // Placeholders continue after the shared ones; the values are spliced in front later.
-        self.0 = vec![Value::Bool(None); n];
-        self
-    }
-
-    fn finish(mut self, shared: usize) -> Self {
-        self.0.drain(0..shared);
-        self
+        Params { first: self.params.len(), values: Vec::with_capacity(4) }
     }
 }
 
@@ -192,7 +184,7 @@ pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) 
 
 async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<Query> {
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let mut params = Params(Vec::new());
+    let mut params = Params { first: 0, values: Vec::new() };
     let mut conditions = vec![match viewer.scope() {
         Scope::Everything => "1 = 1".to_owned(),
         Scope::UnitPath(path) => {
@@ -228,7 +220,7 @@ async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> 
         period,
         now: ctx.clock.now(),
         where_tickets: conditions.join(" AND "),
-        params: params.0,
+        params: params.values,
     })
 }
 
@@ -239,7 +231,6 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let mut groups: Groups = BTreeMap::new();
     let mut total = ReportRow { group_name: "total".into(), ..Default::default() };
     let g = group_by.of_ticket();
-    let shared = q.params.len();
 
     // 1. Dispatches sent in the period: received, reported in (on time), returned.
     let dispatch_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
@@ -253,7 +244,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
         w = q.where_tickets
     );
-    for (grp, [a, b, c, e]) in counts::<4>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a, b, c, e]) in counts::<4>(db, q.statement(sql, p)).await? {
         let row = groups.entry(grp).or_default();
         (row.dispatched, row.acknowledged, row.acknowledged_on_time, row.returns) = (a, b, c, e);
     }
@@ -268,7 +259,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE t.resolve_due_at >= {start} AND t.resolve_due_at < {end} AND t.status <> 'cancelled' AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
-    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p)).await? {
         let row = groups.entry(grp).or_default();
         (row.due, row.resolved, row.resolved_on_time) = (a, b, c);
     }
@@ -283,7 +274,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE r.created_at >= {start} AND r.created_at < {end} AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
-    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p)).await? {
         let row = groups.entry(grp).or_default();
         (row.rated, row.satisfied, row.bad_ratings) = (a, b, c);
     }
@@ -298,7 +289,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE c.breached_at >= {start} AND c.breached_at < {end} AND {w} GROUP BY {clock_group}",
         w = q.where_tickets
     );
-    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
         groups.entry(grp).or_default().breaches = a;
     }
 
@@ -311,7 +302,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE o.created_at >= {start} AND o.created_at < {end} AND {w} GROUP BY {order_group}",
         w = q.where_tickets
     );
-    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
         groups.entry(grp).or_default().supervision_orders = a;
     }
 
@@ -325,7 +316,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          WHERE x.status = 'approved' AND x.decided_at >= {start} AND x.decided_at < {end} AND {w} GROUP BY {extension_group}",
         w = q.where_tickets
     );
-    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
         groups.entry(grp).or_default().extensions = a;
     }
 
@@ -346,12 +337,12 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     };
     let mut p = q.params();
     let sql = overdue_sql(Some(clock_group), &mut p);
-    for (grp, [a]) in counts::<1>(db, q.statement(sql, p.finish(shared))).await? {
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
         groups.entry(grp).or_default().overdue = a;
     }
     let mut p = q.params();
     let sql = overdue_sql(None, &mut p);
-    total.overdue = counts::<1>(db, q.statement(sql, p.finish(shared))).await?.first().map_or(0, |(_, [a])| *a);
+    total.overdue = counts::<1>(db, q.statement(sql, p)).await?.first().map_or(0, |(_, [a])| *a);
 
     // 7. Percentiles of working time to report in and to resolve, per group and overall.
     let ack_values = |grp: &str, p: &mut Params| {
@@ -380,7 +371,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
                  COUNT(*) OVER (PARTITION BY grp) AS n FROM ({inner}) x) y \
                  WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 90 + 99) / 100"
             );
-            for (group, value, rank, n) in percentile_rows(db, q.statement(sql, p.finish(shared))).await? {
+            for (group, value, rank, n) in percentile_rows(db, q.statement(sql, p)).await? {
                 let row = if by_group { groups.entry(group).or_default() } else { &mut total };
                 let hours = Some(value as f64 / 3600.0);
                 let (p50, p90) = if is_ack {
