@@ -8,6 +8,7 @@ mod m20261129_000003_tickets;
 mod m20261129_000004_sla;
 mod m20261129_000005_security;
 mod m20261129_000006_report_columns;
+mod m20261129_000007_housekeeping_indexes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_sla::Migration),
             Box::new(m20261129_000005_security::Migration),
             Box::new(m20261129_000006_report_columns::Migration),
+            Box::new(m20261129_000007_housekeeping_indexes::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod departments;
 pub mod dispatches;
 pub mod escalation;
 pub mod extensions;
+pub mod housekeeping;
 pub mod notify;
 pub mod operations;
 pub mod sla;

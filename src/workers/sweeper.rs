@@ -35,7 +35,18 @@ pub struct SweepReport {
 }
 
 pub async fn run(ctx: AppContext, token: CancellationToken) {
+    let mut last_housekeeping: Option<std::time::Instant> = None;
     loop {
+        if last_housekeeping.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+            match crate::service::housekeeping::run(&ctx).await {
+                Ok(removed) if removed > 0 => {
+                    tracing::info!(removed, "expired tokens and old idempotency keys removed")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "housekeeping failed"),
+            }
+            last_housekeeping = Some(std::time::Instant::now());
+        }
         match run_once(&ctx).await {
             Ok(report) if report != SweepReport::default() => tracing::info!(?report, "sla sweep"),
             Ok(_) => {}

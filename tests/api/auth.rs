@@ -74,3 +74,38 @@ async fn api_requires_a_bearer_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn housekeeping_removes_week_old_tokens_and_keys() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    each_backend(|app| async move {
+        app.seed_demo().await;
+        let grid = app.demo_token("demo-grid").await;
+        let admin = app.demo_token("demo-admin").await;
+        let category = app.category("property", &admin).await;
+        let filed = app
+            .client
+            .post(app.url("/api/v1/tickets"))
+            .bearer_auth(&grid)
+            .header("idempotency-key", "phone-1")
+            .json(&crate::helpers::ticket_body(&category))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(filed.status().as_u16(), 201);
+        let db = &app.ctx.db;
+        let tokens = entities::api_token::Entity::find().count(db).await.expect("count");
+        assert_eq!(gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs"), 0, "nothing is old yet");
+
+        app.clock.advance(Duration::days(8));
+        let fresh = app.demo_token("demo-admin").await;
+        let removed = gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs");
+        assert_eq!(removed, tokens + 1, "every old token and the old key");
+        assert_eq!(entities::api_token::Entity::find().count(db).await.expect("count"), 1);
+        assert_eq!(entities::idempotency_key::Entity::find().count(db).await.expect("count"), 0);
+        app.get("/api/v1/me", &fresh).await.expect(200);
+        let tickets = app.get("/api/v1/tickets", &fresh).await.expect(200);
+        assert_eq!(tickets["items"].as_array().map(Vec::len), Some(1), "the ticket stays");
+    })
+    .await;
+}

@@ -1,0 +1,28 @@
+//! Clean-up nobody should have to remember: tokens that expired or were revoked a week ago,
+//! and idempotency keys older than a week (phones retry within minutes, not days).
+
+use chrono::Duration;
+use entities::{api_token, idempotency_key};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+
+use crate::{context::AppContext, error::AppResult};
+
+const KEEP: Duration = Duration::days(7);
+
+/// Deletes what is past keeping; returns how many rows went.
+pub async fn run(ctx: &AppContext) -> AppResult<u64> {
+    let before = ctx.clock.now() - KEEP;
+    let tokens = api_token::Entity::delete_many()
+        .filter(
+            Condition::any().add(api_token::Column::ExpiresAt.lt(before)).add(api_token::Column::RevokedAt.lt(before)),
+        )
+        .exec(&ctx.db)
+        .await?
+        .rows_affected;
+    let keys = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(before))
+        .exec(&ctx.db)
+        .await?
+        .rows_affected;
+    Ok(tokens + keys)
+}
