@@ -24,10 +24,23 @@ use crate::{
     },
 };
 
-#[utoipa::path(get, path = "/api/v1/sla-policies", tag = "sla",
-    responses((status = 200, body = Vec<EffectivePolicy>, description = "the effective policy of every category")), security(("bearer" = [])))]
-pub async fn policies(ctx: web::Data<AppContext>, caller: Caller) -> AppResult<web::Json<Vec<EffectivePolicy>>> {
-    Ok(web::Json(sla::policies(&ctx, &caller).await?))
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sla-policies", tag = "sla", params(PageQuery),
+    responses((status = 200, body = List<EffectivePolicy>, description = "the effective policy of every category")), security(("bearer" = [])))]
+pub async fn policies(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> AppResult<web::Json<List<EffectivePolicy>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    Ok(web::Json(List::from_page(sla::policies(&ctx, &caller, page).await?, |p| p)))
 }
 
 #[utoipa::path(get, path = "/api/v1/sla-policies/{id}", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")),
@@ -185,9 +198,14 @@ pub async fn reject_extension(
     Ok(web::Json(extensions::decide(&ctx, &caller, id, false, body).await?.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/escalation-rules", tag = "operations", responses((status = 200, body = Vec<EscalationRule>)), security(("bearer" = [])))]
-pub async fn rules(ctx: web::Data<AppContext>, caller: Caller) -> AppResult<web::Json<Vec<EscalationRule>>> {
-    Ok(web::Json(operations::rules(&ctx, &caller).await?.into_iter().map(EscalationRule::from).collect()))
+#[utoipa::path(get, path = "/api/v1/escalation-rules", tag = "operations", params(PageQuery), responses((status = 200, body = List<EscalationRule>)), security(("bearer" = [])))]
+pub async fn rules(
+    ctx: web::Data<AppContext>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> AppResult<web::Json<List<EscalationRule>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    Ok(web::Json(List::from_page(operations::rules(&ctx, &caller, page).await?, EscalationRule::from)))
 }
 
 #[utoipa::path(post, path = "/api/v1/escalation-rules", tag = "operations", request_body = operations::RuleBody,

@@ -41,9 +41,9 @@ fn check(body: &RuleBody) -> AppResult<()> {
         .map_err(|m| AppError::invalid("rule", m))
 }
 
-pub async fn rules(ctx: &AppContext, caller: &Caller) -> AppResult<Vec<escalation_rule::Model>> {
+pub async fn rules(ctx: &AppContext, caller: &Caller, request: PageRequest) -> AppResult<Page<escalation_rule::Model>> {
     require(caller, Permission::ReadRouting)?;
-    Ok(escalation_rule::Entity::find().all(&ctx.db).await?)
+    Ok(page::fetch(&ctx.db, escalation_rule::Entity::find(), escalation_rule::Column::Id, |r| r.id, request).await?)
 }
 
 pub async fn create_rule(ctx: &AppContext, caller: &Caller, body: RuleBody) -> AppResult<escalation_rule::Model> {

@@ -284,14 +284,20 @@ async fn effective(ctx: &AppContext, category_id: Uuid) -> AppResult<EffectivePo
     })
 }
 
-pub async fn policies(ctx: &AppContext, caller: &Caller) -> AppResult<Vec<EffectivePolicy>> {
+/// The effective policy of each category, a page at a time (by category id).
+pub async fn policies(
+    ctx: &AppContext,
+    caller: &Caller,
+    request: crate::repo::page::PageRequest,
+) -> AppResult<crate::repo::page::Page<EffectivePolicy>> {
     require(caller, Permission::ReadRouting)?;
-    let categories = category::Entity::find().order_by_asc(category::Column::Code).all(&ctx.db).await?;
-    let mut all = Vec::with_capacity(categories.len());
-    for category in categories {
-        all.push(effective(ctx, category.id).await?);
+    let categories =
+        crate::repo::page::fetch(&ctx.db, category::Entity::find(), category::Column::Id, |c| c.id, request).await?;
+    let mut items = Vec::with_capacity(categories.items.len());
+    for category in &categories.items {
+        items.push(effective(ctx, category.id).await?);
     }
-    Ok(all)
+    Ok(crate::repo::page::Page { items, next_cursor: categories.next_cursor })
 }
 
 pub async fn put_policy(

@@ -303,7 +303,10 @@ async fn policies_apply_to_new_clocks_only() {
         let unchanged = app.ticket(&id(&before), &demo.admin).await;
         assert_eq!(clock(&unchanged, "acknowledge")["due_at"], "2026-12-01T03:00:00Z", "running clocks keep their deadline");
         let all = app.get("/api/v1/sla-policies", &demo.supervisor).await.expect(200);
-        assert_eq!(all.as_array().map(Vec::len), Some(15));
+        assert_eq!(all["items"].as_array().map(Vec::len), Some(15));
+        assert_eq!(all["next_cursor"], Value::Null);
+        let rules = app.get("/api/v1/escalation-rules", &demo.supervisor).await.expect(200);
+        assert_eq!(rules["items"].as_array().map(Vec::len), Some(8), "the default chain");
     })
     .await;
 }
