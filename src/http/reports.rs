@@ -5,7 +5,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{extract::Query, problem::Problem};
+use super::{dto::List, extract::Query, problem::Problem};
 use crate::{
     context::AppContext,
     domain::access::Caller,
@@ -219,14 +219,9 @@ pub struct OverdueQuery {
     format: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OverdueList {
-    pub items: Vec<reports::OverdueItem>,
-}
-
 /// Open items past their deadline or their warning point, latest first.
 #[utoipa::path(get, path = "/api/v1/reports/overdue", tag = "reports", params(OverdueQuery),
-    responses((status = 200, body = OverdueList), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = List<reports::OverdueItem>, description = "the latest `limit` items; `next_cursor` is always null"), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn overdue(
     ctx: web::Data<AppContext>,
     caller: Caller,
@@ -255,5 +250,5 @@ pub async fn overdue(
         }
         return Ok(csv_response(body, "overdue"));
     }
-    Ok(HttpResponse::Ok().json(OverdueList { items }))
+    Ok(HttpResponse::Ok().json(List { items, next_cursor: None }))
 }
