@@ -107,7 +107,7 @@ pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<dispa
 
 /// Locks the ticket of one of the caller's department's dispatches; another department's
 /// dispatch answers 404 like a missing one.
-async fn lock_own<'a>(
+pub(crate) async fn lock_own<'a>(
     ctx: &AppContext,
     viewer: &Viewer<'a>,
     dispatch_id: Uuid,

@@ -74,12 +74,8 @@ pub async fn request(
     errors.into_result()?;
     let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2d working\""))?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let not_found = || AppError::not_found("dispatch");
-    let dispatch = entities::dispatch::Entity::find_by_id(dispatch_id).one(&ctx.db).await?.ok_or_else(not_found)?;
-    if caller.department_id != Some(dispatch.department_id) {
-        return Err(not_found());
-    }
-    let locked = lock_in_scope(ctx, &viewer, dispatch.ticket_id, None).await?;
+    // The dispatch as it is under the ticket's lock, not as it was a moment before.
+    let (locked, dispatch) = super::dispatches::lock_own(ctx, &viewer, dispatch_id).await?;
     if dispatch.status != "acknowledged" {
         return Err(AppError::Conflict(format!(
             "the dispatch is {}; only work in hand can be extended",

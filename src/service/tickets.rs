@@ -145,6 +145,9 @@ pub struct TicketView {
     pub rating: Option<rating::Model>,
     /// Resident name and phone unmasked.
     pub show_contact: bool,
+    /// The ticket lies in the viewer's jurisdiction (decided with the same facts as
+    /// `show_contact`, so a single read needs no second look-up).
+    pub in_scope: bool,
     /// Every SLA clock of the ticket and its dispatches, oldest first.
     pub sla: Vec<super::sla::ClockStatus>,
 }
@@ -457,18 +460,8 @@ pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<Ticke
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let ticket = ticket::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(|| AppError::not_found("ticket"))?;
     let view = view_in(ctx, &ctx.db, &viewer, ticket).await?;
-    visible(&ctx.db, &viewer, view).await
-}
-
-/// Out-of-jurisdiction tickets answer exactly like missing ones.
-async fn visible(db: &impl ConnectionTrait, viewer: &Viewer<'_>, view: TicketView) -> AppResult<TicketView> {
-    let paths = repo::tickets::unit_paths(db, &[view.ticket.unit_id]).await?;
-    let path = paths.get(&view.ticket.unit_id).map(String::as_str).unwrap_or_default();
-    if may_see_ticket(viewer.caller, &viewer.facts(&view.ticket, path, &view.dispatches)) {
-        Ok(view)
-    } else {
-        Err(AppError::not_found("ticket"))
-    }
+    // Out-of-jurisdiction tickets answer exactly like missing ones.
+    if view.in_scope { Ok(view) } else { Err(AppError::not_found("ticket")) }
 }
 
 pub async fn list(
@@ -567,10 +560,12 @@ async fn views_in(
         .map(|ticket| {
             let dispatches = dispatches.remove(&ticket.id).unwrap_or_default();
             let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
-            let show_contact = may_see_contact(viewer.caller, &viewer.facts(&ticket, path, &dispatches));
+            let facts = viewer.facts(&ticket, path, &dispatches);
+            let (show_contact, in_scope) =
+                (may_see_contact(viewer.caller, &facts), may_see_ticket(viewer.caller, &facts));
             let sla =
                 clocks.remove(&ticket.id).unwrap_or_default().iter().map(|c| super::sla::status(ctx, c, now)).collect();
-            TicketView { rating: ratings.remove(&ticket.id), ticket, dispatches, show_contact, sla }
+            TicketView { rating: ratings.remove(&ticket.id), ticket, dispatches, show_contact, in_scope, sla }
         })
         .collect())
 }
