@@ -144,6 +144,8 @@ struct Query {
     /// The jurisdiction and filters as a condition on `t`, with their parameters.
     where_tickets: String,
     params: Vec<Value>,
+    /// The caller's jurisdiction, also deciding which idle groups get a row.
+    scope: Scope,
 }
 
 impl Query {
@@ -170,7 +172,7 @@ pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportReques
     }
     let query = prepare(ctx, caller, &request).await?;
     let (mut rows, total) = compute(ctx, &query, request.group_by).await?;
-    name_groups(ctx, caller, &request, &mut rows).await?;
+    name_groups(ctx, &query.scope, &request, &mut rows).await?;
     let rows = rows.into_values().collect();
     Ok(Report { from: request.from, to: request.to, group_by: request.group_by.name().into(), rows, total })
 }
@@ -219,6 +221,7 @@ async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> 
         backend: ctx.db.get_database_backend(),
         period,
         now: ctx.clock.now(),
+        scope: viewer.scope(),
         where_tickets: conditions.join(" AND "),
         params: params.values,
     })
@@ -459,13 +462,12 @@ fn group_of(row: &sea_orm::QueryResult) -> AppResult<Option<Uuid>> {
 
 /// Names the groups, and adds the idle ones (every department, unit of the level or category
 /// in scope), so a report shows who did nothing as well.
-async fn name_groups(ctx: &AppContext, caller: &Caller, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
+async fn name_groups(ctx: &AppContext, scope: &Scope, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
     let db = &ctx.db;
-    let viewer = Viewer::of(db, caller).await?;
-    let within = |path: &str| match viewer.scope() {
+    let within = |path: &str| match scope {
         Scope::Everything => true,
         Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => {
-            path.starts_with(&home) || home.starts_with(path)
+            path.starts_with(home.as_str()) || home.starts_with(path)
         }
         Scope::Department(_) | Scope::Nothing => false,
     };
@@ -522,12 +524,6 @@ async fn name_groups(ctx: &AppContext, caller: &Caller, request: &ReportRequest,
             Some(id) => names.get(id).cloned().unwrap_or_else(|| id.to_string()),
             None => "（无责任单位）".into(),
         };
-        let weights = [
-            ctx.settings.reports.weight_response,
-            ctx.settings.reports.weight_resolution,
-            ctx.settings.reports.weight_satisfaction,
-        ];
-        row.score = score([row.response_rate, row.resolution_rate, row.satisfaction_rate], weights);
     }
     Ok(())
 }
