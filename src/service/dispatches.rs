@@ -12,8 +12,8 @@ use super::{
     escalation::Cause,
     require,
     tickets::{
-        Locked, TicketView, Viewer, dispatch_is_open, lock_in_scope, long_text, next_dispatch_status, next_status,
-        save, view_in,
+        Locked, TicketView, Viewer, commit, dispatch_is_open, lock_in_scope, long_text, next_dispatch_status,
+        next_status,
     },
 };
 use crate::{
@@ -144,9 +144,7 @@ async fn finish(
     row: ticket::ActiveModel,
     dispatch: dispatch::Model,
 ) -> AppResult<DispatchOutcome> {
-    let ticket = save(&locked.txn, row, &locked.ticket, locked.now).await?;
-    let view = view_in(ctx, &locked.txn, viewer, ticket).await?;
-    locked.txn.commit().await?;
+    let view = commit(ctx, locked.txn, viewer, row, &locked.ticket, locked.now).await?;
     Ok(DispatchOutcome { dispatch, ticket: view })
 }
 

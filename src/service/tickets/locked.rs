@@ -1,0 +1,148 @@
+//! The shared frame of every ticket change: the viewer, the locked ticket, the checked
+//! transition and the versioned save.
+
+use super::{TicketView, view_in};
+use chrono::{DateTime, Utc};
+use entities::{dispatch, grid_unit, ticket};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use crate::{
+    context::AppContext,
+    db::begin_write,
+    domain::{
+        access::{Caller, DepartmentDispatch, TicketFacts, TicketScope, may_see_ticket, ticket_scope},
+        ticket::{DispatchAction, DispatchStatus, TicketAction, TicketStatus, dispatch_transition, ticket_transition},
+    },
+    error::{AppError, AppResult},
+    repo::{self, tickets::Scope},
+};
+
+/// The caller with their home unit's path, looked up once per request.
+pub struct Viewer<'a> {
+    pub caller: &'a Caller,
+    home_path: Option<String>,
+}
+
+impl<'a> Viewer<'a> {
+    pub async fn of(db: &impl ConnectionTrait, caller: &'a Caller) -> AppResult<Self> {
+        let home_path = match caller.unit_id {
+            Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
+            None => None,
+        };
+        Ok(Self { caller, home_path })
+    }
+
+    pub fn scope(&self) -> Scope {
+        match (ticket_scope(self.caller), &self.home_path) {
+            (TicketScope::Everything, _) => Scope::Everything,
+            (TicketScope::UnitSubtree(_), Some(path)) => Scope::UnitPath(path.clone()),
+            (TicketScope::GridWorker { user_id, .. }, Some(path)) => {
+                Scope::FiledByOrUnitPath { user_id, path: path.clone() }
+            }
+            (TicketScope::Department(department), _) => Scope::Department(department),
+            _ => Scope::Nothing,
+        }
+    }
+
+    pub fn in_home_subtree(&self, unit_path: &str) -> bool {
+        self.home_path.as_deref().is_some_and(|home| unit_path.starts_with(home))
+    }
+
+    pub fn facts(&self, ticket: &ticket::Model, unit_path: &str, dispatches: &[dispatch::Model]) -> TicketFacts {
+        let department_dispatch = self.caller.department_id.and_then(|department| {
+            let mine: Vec<&dispatch::Model> = dispatches.iter().filter(|d| d.department_id == department).collect();
+            if mine.is_empty() {
+                None
+            } else if mine.iter().any(|d| d.acknowledged_at.is_some()) {
+                Some(DepartmentDispatch::Acknowledged)
+            } else {
+                Some(DepartmentDispatch::NotYetAcknowledged)
+            }
+        });
+        TicketFacts { in_home_subtree: self.in_home_subtree(unit_path), filed_by: ticket.filed_by, department_dispatch }
+    }
+}
+
+/// A locked ticket in the caller's jurisdiction, with its dispatches, ready to change.
+pub(crate) struct Locked {
+    pub txn: DatabaseTransaction,
+    pub ticket: ticket::Model,
+    pub dispatches: Vec<dispatch::Model>,
+    pub now: DateTime<Utc>,
+}
+
+/// Opens the change: lock, jurisdiction (404), `If-Match` (412).
+pub(crate) async fn lock_in_scope(
+    ctx: &AppContext,
+    viewer: &Viewer<'_>,
+    id: Uuid,
+    if_match: Option<i32>,
+) -> AppResult<Locked> {
+    let txn = begin_write(&ctx.db).await?;
+    let ticket = repo::tickets::lock(&txn, id).await?.ok_or_else(|| AppError::not_found("ticket"))?;
+    let dispatches = repo::tickets::dispatches_of(&txn, &[id]).await?;
+    let paths = repo::tickets::unit_paths(&txn, &[ticket.unit_id]).await?;
+    let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
+    if !may_see_ticket(viewer.caller, &viewer.facts(&ticket, path, &dispatches)) {
+        return Err(AppError::not_found("ticket"));
+    }
+    if let Some(expected) = if_match
+        && expected != ticket.version
+    {
+        return Err(AppError::PreconditionFailed(format!(
+            "the ticket changed (version {} now, {expected} in If-Match); reload it and try again",
+            ticket.version
+        )));
+    }
+    Ok(Locked { txn, ticket, dispatches, now: ctx.clock.now() })
+}
+
+pub(crate) fn next_status(ticket: &ticket::Model, action: TicketAction) -> AppResult<TicketStatus> {
+    let from = TicketStatus::parse(&ticket.status)
+        .ok_or_else(|| AppError::Internal(format!("unknown ticket status {}", ticket.status)))?;
+    ticket_transition(from, action)
+        .ok_or_else(|| AppError::Conflict(format!("ticket {} is {from}; it cannot {action} now", ticket.number)))
+}
+
+pub(crate) fn next_dispatch_status(dispatch: &dispatch::Model, action: DispatchAction) -> AppResult<DispatchStatus> {
+    let from = DispatchStatus::parse(&dispatch.status)
+        .ok_or_else(|| AppError::Internal(format!("unknown dispatch status {}", dispatch.status)))?;
+    dispatch_transition(from, action)
+        .ok_or_else(|| AppError::Conflict(format!("the dispatch is {from}; cannot {action} it")))
+}
+
+/// Writes the changed ticket with the next version; the row lock makes the check certain.
+pub(crate) async fn save(
+    txn: &DatabaseTransaction,
+    mut row: ticket::ActiveModel,
+    current: &ticket::Model,
+    now: DateTime<Utc>,
+) -> AppResult<ticket::Model> {
+    row.version = Set(current.version + 1);
+    row.updated_at = Set(now);
+    ticket::Entity::update(row).validate()?.filter(ticket::Column::Version.eq(current.version)).exec(txn).await.map_err(
+        |err| match err {
+            sea_orm::DbErr::RecordNotUpdated => {
+                AppError::Conflict("the ticket changed at the same moment; retry".into())
+            }
+            other => other.into(),
+        },
+    )
+}
+
+/// The last step of every change: save the ticket with the next version, read it back as the
+/// caller sees it, commit.
+pub(crate) async fn commit(
+    ctx: &AppContext,
+    txn: DatabaseTransaction,
+    viewer: &Viewer<'_>,
+    row: ticket::ActiveModel,
+    current: &ticket::Model,
+    now: DateTime<Utc>,
+) -> AppResult<TicketView> {
+    let ticket = save(&txn, row, current, now).await?;
+    let view = view_in(ctx, &txn, viewer, ticket).await?;
+    txn.commit().await?;
+    Ok(view)
+}

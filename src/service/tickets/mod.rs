@@ -1,0 +1,63 @@
+//! Tickets (诉求工单): filing, reading, the dispatcher's actions (派单, 吹哨, 取消), the
+//! resident's rating (好差评) and auto-close. Every change locks the ticket row, checks the
+//! state machine, bumps `version` and writes its timeline events in one transaction.
+
+mod closure;
+mod dispatching;
+mod filing;
+mod locked;
+mod personal_data;
+mod query;
+
+pub use closure::*;
+pub use dispatching::*;
+pub use filing::*;
+pub(crate) use locked::*;
+pub use personal_data::*;
+pub use query::*;
+
+use entities::{dispatch, rating, ticket};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::domain::validate::FieldErrors;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+/// A ticket as one caller may see it.
+#[derive(Debug, Clone)]
+pub struct TicketView {
+    pub ticket: ticket::Model,
+    pub dispatches: Vec<dispatch::Model>,
+    pub rating: Option<rating::Model>,
+    /// Resident name and phone unmasked.
+    pub show_contact: bool,
+    /// The ticket lies in the viewer's jurisdiction (decided with the same facts as
+    /// `show_contact`, so a single read needs no second look-up).
+    pub in_scope: bool,
+    /// Every SLA clock of the ticket and its dispatches, oldest first.
+    pub sla: Vec<crate::service::sla::ClockStatus>,
+}
+
+pub struct Filed {
+    pub view: TicketView,
+    /// True when an `Idempotency-Key` retry returned the ticket filed before.
+    pub replayed: bool,
+}
+
+/// Free text of at most `max` characters; line breaks allowed, other control characters not.
+pub(crate) fn long_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        errors.add(field, "must not be empty");
+    } else if trimmed.chars().count() > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    } else if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        errors.add(field, "must not contain control characters");
+    }
+    trimmed.to_owned()
+}
