@@ -177,6 +177,7 @@ fn clock(
         breached_at: Set(None),
         followed_up_at: Set(None),
         stopped_at: Set(None),
+        stop_reason: Set(None),
         estimated: Set(false),
     }
 }

@@ -84,6 +84,8 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
                     .handler(StatusCode::METHOD_NOT_ALLOWED, http::problem::method_not_allowed),
             )
             .wrap(middleware::from_fn(http::request_id::middleware))
+            // No response is ever to be sniffed into another type (a JSON string as HTML).
+            .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .configure(http::routes)
             .default_service(web::to(http::problem::not_found))
     })

@@ -43,3 +43,17 @@ pub enum Role {
     #[sea_orm(string_value = "admin")]
     Admin,
 }
+
+/// Why an SLA clock stopped. `None` on a stopped clock written before this was recorded reads
+/// as goal met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ClockStop {
+    /// The clock's goal was reached (reported in, contacted, resolved) — on time or late.
+    #[sea_orm(string_value = "goal_met")]
+    GoalMet,
+    /// The ticket or dispatch ended without the goal (closure, cancellation, a return).
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}

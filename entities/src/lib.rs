@@ -24,4 +24,4 @@ pub mod ticket_counter;
 pub mod ticket_event;
 pub mod user;
 
-pub use enums::{Priority, Role, UnitLevel};
+pub use enums::{ClockStop, Priority, Role, UnitLevel};

@@ -20,6 +20,7 @@ pub struct Model {
     pub breached_at: Option<DateTimeUtc>,
     pub followed_up_at: Option<DateTimeUtc>,
     pub stopped_at: Option<DateTimeUtc>,
+    pub stop_reason: Option<crate::ClockStop>,
     pub estimated: bool,
 }
 

@@ -28,9 +28,25 @@ pub fn mask_phone(phone: &str) -> String {
     }
 }
 
+/// `和平街12号3号楼` → `和平街******`: the street stays, the house number and everything after
+/// it go. An address without digits keeps its first half.
+pub fn mask_address(address: &str) -> String {
+    let chars: Vec<char> = address.trim().chars().collect();
+    let keep = chars.iter().position(char::is_ascii_digit).unwrap_or(chars.len() / 2);
+    chars.iter().take(keep).chain(std::iter::repeat_n(&'*', chars.len() - keep)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(mask_address("和平街12号3号楼"), "和平街******");
+        assert_eq!(mask_address("长征街小区北门"), "长征街****");
+        assert_eq!(mask_address("12号"), "***");
+        assert_eq!(mask_address(""), "");
+    }
 
     #[test]
     fn names() {

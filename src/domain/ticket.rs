@@ -270,6 +270,11 @@ impl TicketStatus {
     pub fn parse(text: &str) -> Option<Self> {
         parse_from(&Self::ALL, text)
     }
+
+    /// Closed or cancelled: the ticket has ended and nothing on it runs again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Closed | Self::Cancelled)
+    }
 }
 
 impl DispatchStatus {

@@ -24,9 +24,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
-    /// A trimmed, non-empty text of at most `max` characters without control characters.
+    /// A trimmed, non-empty text of at most `max` characters without control characters;
+    /// bidirectional overrides are dropped (see [`strip_bidi_overrides`]).
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
-        let trimmed = value.trim();
+        let cleaned = strip_bidi_overrides(value);
+        let trimmed = cleaned.trim();
         if trimmed.is_empty() {
             self.add(field, "must not be empty");
         } else if trimmed.chars().count() > max {
@@ -68,8 +70,21 @@ impl FieldErrors {
     }
 }
 
+/// Drops the bidirectional embedding, override and isolate controls (U+202A–U+202E,
+/// U+2066–U+2069): they make text display differently from what it says (`楼道\u{202E}...`
+/// shows reversed), which is a spoofing tool in names, titles and file names.
+pub fn strip_bidi_overrides(value: &str) -> String {
+    value.chars().filter(|c| !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bidirectional_overrides_are_dropped() {
+        assert_eq!(super::strip_bidi_overrides("a\u{202E}b\u{2066}c\u{2069}d\u{202A}"), "abcd");
+        assert_eq!(super::strip_bidi_overrides("普通文字"), "普通文字");
+    }
+
     use super::*;
 
     #[test]

@@ -228,10 +228,15 @@ pub struct Ticket {
     pub description: String,
     pub location: Option<crate::service::tickets::Location>,
     pub grid_unit_id: Uuid,
+    /// Masked after the street (`和平街******`): often the resident's home.
     pub address: Option<String>,
-    /// Masked (`张*`, `138****5678`) unless the caller must call the resident back.
+    /// Always masked (`张*`, `138****5678`); the unmasked values come only from the audited
+    /// `GET /tickets/{id}/contact`.
     pub resident: Option<ResidentContact>,
+    /// Always true: kept for clients that check it.
     pub contact_masked: bool,
+    /// The caller may reveal the contact and address through `GET /tickets/{id}/contact`.
+    pub contact_revealable: bool,
     pub channel: String,
     #[schema(value_type = Vec<Object>)]
     pub attachments: Value,
@@ -251,7 +256,11 @@ pub struct Ticket {
     /// A resolved ticket with no rating closes itself at this time.
     pub rating_due_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The dispatches the caller may read: all of them, or for department staff their own
+    /// department's only.
     pub dispatches: Vec<Dispatch>,
+    /// For department staff: the other departments on the ticket and their state, nothing more.
+    pub other_departments: Vec<crate::service::tickets::OtherDepartment>,
     /// The latest rating.
     pub rating: Option<Rating>,
     /// Every SLA clock of the ticket and its dispatches: deadline, state
@@ -269,9 +278,8 @@ pub struct ResidentContact {
 
 impl From<crate::service::tickets::TicketView> for Ticket {
     fn from(view: crate::service::tickets::TicketView) -> Self {
-        use crate::domain::privacy::{mask_name, mask_phone};
+        use crate::domain::privacy::{mask_address, mask_name, mask_phone};
         let t = view.ticket;
-        let show = view.show_contact;
         let sla_state =
             view.sla.iter().filter(|c| c.stopped_at.is_none()).map(|c| c.state.clone()).max_by_key(|state| match state
                 .as_str()
@@ -289,8 +297,8 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             })
             .collect();
         let resident = (t.resident_name.is_some() || t.resident_phone.is_some()).then(|| ResidentContact {
-            name: t.resident_name.map(|n| if show { n } else { mask_name(&n) }),
-            phone: t.resident_phone.map(|p| if show { p } else { mask_phone(&p) }),
+            name: t.resident_name.as_deref().map(mask_name),
+            phone: t.resident_phone.as_deref().map(mask_phone),
         });
         Self {
             id: t.id,
@@ -301,9 +309,10 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             description: t.description,
             location: t.lat.zip(t.lon).map(|(lat, lon)| crate::service::tickets::Location { lat, lon }),
             grid_unit_id: t.unit_id,
-            address: t.address,
+            address: t.address.as_deref().map(mask_address),
             resident,
-            contact_masked: !show,
+            contact_masked: true,
+            contact_revealable: view.contact_revealable,
             channel: t.channel,
             attachments: t.attachments,
             status: t.status,
@@ -319,6 +328,7 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             rating_due_at: t.rating_due_at,
             closed_at: t.closed_at,
             dispatches,
+            other_departments: view.other_departments,
             rating: view.rating.map(Rating::from),
             sla: view.sla,
             sla_state,
@@ -336,6 +346,8 @@ pub struct Dispatch {
     /// pending, acknowledged, returned, resolved or cancelled
     pub status: String,
     pub dispatched_at: DateTime<Utc>,
+    /// The deadline to report in (签收报到时限) this dispatch is judged by.
+    pub ack_due_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub returned_at: Option<DateTime<Utc>>,
     pub return_reason: Option<String>,
@@ -356,6 +368,7 @@ impl From<entities::dispatch::Model> for Dispatch {
             role: d.role,
             status: d.status,
             dispatched_at: d.created_at,
+            ack_due_at: d.ack_due_at,
             acknowledged_at: d.acknowledged_at,
             returned_at: d.returned_at,
             return_reason: d.return_reason,

@@ -27,6 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(get().to(sla::prometheus)))
         .service(
             web::scope("/api/v1")
+                // API answers may carry residents' personal data: no cache (browser, proxy)
+                // is to keep any of them.
+                .wrap(actix_web::middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
                 .service(resource("/auth/token").route(post().to(session::token)))
                 .service(resource("/auth/logout").route(post().to(session::logout)))
                 .service(resource("/auth/refresh").route(post().to(session::refresh)))

@@ -185,7 +185,7 @@ pub async fn cancel(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
-    /// Why the contact is needed (recorded in the audit log), e.g. 回访.
+    /// Why the contact is needed (required; recorded in the audit log), e.g. 回访.
     reason: Option<String>,
 }
 
@@ -193,19 +193,21 @@ pub struct ContactQuery {
 pub struct Contact {
     pub name: Option<String>,
     pub phone: Option<String>,
+    pub address: Option<String>,
 }
 
-/// The resident's name and phone unmasked; audited. 403 for roles that may not see them.
+/// The resident's name, phone and address unmasked — the only read that shows them. Needs a
+/// `reason` (422 without); every reveal is audited. 403 for roles that may not see them.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), ContactQuery),
-    responses((status = 200, body = Contact), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Contact), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn contact(
     ctx: web::Data<AppContext>,
     caller: Caller,
     PathId(id): PathId,
     Query(q): Query<ContactQuery>,
 ) -> AppResult<web::Json<Contact>> {
-    let (name, phone) = tickets::contact(&ctx, &caller, id, q.reason).await?;
-    Ok(web::Json(Contact { name, phone }))
+    let contact = tickets::contact(&ctx, &caller, id, q.reason).await?;
+    Ok(web::Json(Contact { name: contact.name, phone: contact.phone, address: contact.address }))
 }
 
 /// Blanks the resident's name and phone on their request (admin); the ticket stays.

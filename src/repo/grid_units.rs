@@ -51,3 +51,39 @@ pub async fn has_children(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, D
 pub fn ancestry(path: &str) -> Vec<Uuid> {
     path.split('/').filter_map(|s| Uuid::parse_str(s).ok()).collect()
 }
+
+/// After a subtree moved: every ticket filed in it gets the township and county it now lies
+/// in, so reports by township/county and the supervisors of the overdue list agree with
+/// visibility (which follows the path). One UPDATE per distinct (township, county) pair.
+pub async fn refresh_ticket_ancestors(db: &impl ConnectionTrait, subtree_path: &str) -> Result<u64, DbErr> {
+    use std::collections::{BTreeSet, HashMap};
+
+    use entities::{UnitLevel, ticket};
+
+    let units = grid_unit::Entity::find().filter(grid_unit::Column::Path.starts_with(subtree_path)).all(db).await?;
+    let ancestors: BTreeSet<Uuid> = units.iter().flat_map(|u| ancestry(&u.path)).collect();
+    let levels: HashMap<Uuid, UnitLevel> = grid_unit::Entity::find()
+        .filter(grid_unit::Column::Id.is_in(ancestors))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.level))
+        .collect();
+    let at = |path: &str, level: UnitLevel| ancestry(path).into_iter().find(|id| levels.get(id) == Some(&level));
+    let mut groups: HashMap<(Option<Uuid>, Option<Uuid>), Vec<Uuid>> = HashMap::new();
+    for unit in &units {
+        let key = (at(&unit.path, UnitLevel::Township), at(&unit.path, UnitLevel::County));
+        groups.entry(key).or_default().push(unit.id);
+    }
+    let mut changed = 0;
+    for ((township, county), unit_ids) in groups {
+        changed += ticket::Entity::update_many()
+            .col_expr(ticket::Column::TownshipId, Expr::val(township))
+            .col_expr(ticket::Column::CountyId, Expr::val(county))
+            .filter(ticket::Column::UnitId.is_in(unit_ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(changed)
+}

@@ -1,7 +1,7 @@
 //! The department side of a ticket: 签收/报到, 退单, progress and 办结 on its own dispatches,
 //! and the dispatcher's refusal of a return.
 
-use entities::{dispatch, ticket};
+use entities::{ClockStop, dispatch, ticket};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::json;
@@ -166,7 +166,8 @@ pub async fn acknowledge(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResu
         row.ack_working_seconds = Set(Some(worked));
     })
     .await?;
-    super::sla::stop(&locked.txn, dispatch.ticket_id, &[ClockKind::Acknowledge], Some(id), now).await?;
+    super::sla::stop(&locked.txn, dispatch.ticket_id, &[ClockKind::Acknowledge], Some(id), ClockStop::GoalMet, now)
+        .await?;
     let actor = Some(caller.user_id);
     let payload = json!({"department_id": dispatch.department_id, "role": dispatch.role});
     repo::tickets::record_event(&locked.txn, dispatch.ticket_id, Some(id), event::ACKNOWLEDGED, actor, now, payload)
@@ -225,7 +226,7 @@ pub async fn return_dispatch(
     let payload =
         json!({"department_id": dispatch.department_id, "role": dispatch.role, "reason": reason, "returns": returns});
     repo::tickets::record_event(&locked.txn, ticket_id, Some(id), event::RETURNED, actor, now, payload).await?;
-    super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Acknowledge], Some(id), now).await?;
+    super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Acknowledge], Some(id), ClockStop::Cancelled, now).await?;
 
     let mut row = locked.ticket.clone().into_active_model();
     row.return_count = Set(returns);
@@ -271,17 +272,26 @@ pub async fn reject_return(
     })?;
     let current = locked.dispatches.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;
     let status = next_dispatch_status(&current, DispatchAction::RefuseReturn)?;
+    // Nothing comes back to life on a closed or cancelled ticket, whatever the dispatch's role.
+    if TicketStatus::parse(&locked.ticket.status).is_some_and(TicketStatus::is_terminal) {
+        return Err(AppError::Conflict(format!(
+            "ticket {} is {}; its returns can no longer be refused",
+            locked.ticket.number, locked.ticket.status
+        )));
+    }
     let mut row = locked.ticket.clone().into_active_model();
     if is_primary(&current) {
         row.status = Set(next_status(&locked.ticket, TicketAction::ForceBack)?.to_string());
     }
+    // Back to pending: reporting in is due again, and judged by the new deadline.
+    let clock =
+        super::sla::start(ctx, &locked.txn, &locked.ticket, Some(id), ClockKind::Acknowledge, locked.now).await?;
     let dispatch = set_dispatch(&locked, &current, |row| {
         row.status = Set(status.to_string());
         row.return_refused = Set(true);
+        row.ack_due_at = Set(Some(clock.due_at));
     })
     .await?;
-    // Back to pending: reporting in is due again.
-    super::sla::start(ctx, &locked.txn, &locked.ticket, Some(id), ClockKind::Acknowledge, locked.now).await?;
     let payload = json!({"department_id": dispatch.department_id, "reason": reason});
     repo::tickets::record_event(
         &locked.txn,
@@ -315,7 +325,15 @@ pub async fn progress(
     let first_contact = contacted && locked.ticket.first_contact_at.is_none();
     if first_contact {
         row.first_contact_at = Set(Some(locked.now));
-        super::sla::stop(&locked.txn, current.ticket_id, &[ClockKind::FirstContact], None, locked.now).await?;
+        super::sla::stop(
+            &locked.txn,
+            current.ticket_id,
+            &[ClockKind::FirstContact],
+            None,
+            ClockStop::GoalMet,
+            locked.now,
+        )
+        .await?;
     }
     let payload = json!({"department_id": current.department_id, "note": note, "contacted_resident": contacted, "first_contact": first_contact});
     repo::tickets::record_event(
@@ -367,7 +385,12 @@ pub async fn resolve(
         row.resolve_working_seconds = Set(Some(ctx.calendar().working_time_between(since, now).num_seconds()));
         let policy = super::sla::durations(ctx, &locked.txn, locked.ticket.category_id, locked.ticket.priority).await?;
         row.rating_due_at = Set(Some(ctx.calendar().add(now, policy.rating_window).at));
-        super::sla::stop(&locked.txn, ticket_id, &[ClockKind::Resolve, ClockKind::Rectify], None, now).await?;
+        // The reply reaches the resident: that is a contact, whether or not progress said so.
+        let clocks = [ClockKind::Resolve, ClockKind::Rectify, ClockKind::FirstContact];
+        super::sla::stop(&locked.txn, ticket_id, &clocks, None, ClockStop::GoalMet, now).await?;
+        if locked.ticket.first_contact_at.is_none() {
+            row.first_contact_at = Set(Some(now));
+        }
         repo::tickets::record_event(
             &locked.txn,
             ticket_id,

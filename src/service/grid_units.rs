@@ -153,6 +153,7 @@ pub async fn update(
             None => (format!("/{id}/"), 0),
         };
         repo::grid_units::move_subtree(&txn, &unit.path, &path, depth - unit.depth).await?;
+        repo::grid_units::refresh_ticket_ancestors(&txn, &path).await?;
         row.parent_id = Set(new_parent);
         row.path = Set(path);
         row.depth = Set(depth);

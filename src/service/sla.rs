@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entities::{Priority, category, sla_clock, sla_policy, ticket};
+use entities::{ClockStop, Priority, category, sla_clock, sla_policy, ticket};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr,
 };
@@ -93,6 +93,7 @@ pub async fn start(
         breached_at: Set(None),
         followed_up_at: Set(None),
         stopped_at: Set(None),
+        stop_reason: Set(None),
         estimated: Set(deadline.estimated),
     }
     .insert(db)
@@ -105,10 +106,12 @@ pub async fn stop(
     ticket_id: Uuid,
     kinds: &[ClockKind],
     dispatch_id: Option<Uuid>,
+    reason: ClockStop,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let mut update = sla_clock::Entity::update_many()
         .col_expr(sla_clock::Column::StoppedAt, Expr::val(now))
+        .col_expr(sla_clock::Column::StopReason, Expr::val(reason))
         .col_expr(sla_clock::Column::NextCheckAt, Expr::val(Option::<DateTime<Utc>>::None))
         .filter(sla_clock::Column::TicketId.eq(ticket_id))
         .filter(sla_clock::Column::StoppedAt.is_null())
@@ -191,7 +194,8 @@ pub struct ClockStatus {
     pub dispatch_id: Option<Uuid>,
     pub started_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
-    /// on_track, warning, breached — or met / missed once stopped.
+    /// on_track, warning, breached — or met / missed once its goal was reached, cancelled when the
+    /// ticket or dispatch ended without it (closure, cancellation, a return).
     pub state: String,
     /// Working time left (negative when late), in seconds, the way the clock counts.
     pub remaining_seconds: i64,
@@ -209,6 +213,8 @@ pub fn status(ctx: &AppContext, clock: &sla_clock::Model, now: DateTime<Utc>) ->
         (false, _) => (clock.due_at - end).num_seconds(),
     };
     let state = match clock.stopped_at {
+        // Stopped by closure, cancellation or a return: the goal was never reached.
+        Some(_) if clock.stop_reason == Some(ClockStop::Cancelled) => "cancelled",
         Some(stopped) if stopped <= clock.due_at => "met",
         Some(_) => "missed",
         None => SlaState::at(now, clock.warn_at, clock.due_at).as_str(),

@@ -154,7 +154,7 @@ pub async fn reply(
     row.replied_by = Set(Some(caller.user_id));
     row.replied_at = Set(Some(now));
     let order = row.update(&txn).await?;
-    let payload = json!({"supervision_order_id": order.id, "reply": reply});
+    let payload = json!({"supervision_order_id": order.id, "department_id": order.department_id, "reply": reply});
     repo::tickets::record_event(
         &txn,
         order.ticket_id,

@@ -141,7 +141,7 @@ async fn permission_matrix_of_sla_reports_and_operations() {
             (Method::GET, "/api/v1/reports/sla?from=2026-11-01&to=2026-11-30&group_by=department".into(), None, routing_readers, 200),
             (Method::GET, "/api/v1/reports/overdue".into(), None, routing_readers, 200),
             (Method::GET, "/api/v1/reports/trend?from=2026-11-01&to=2026-11-30&interval=week".into(), None, routing_readers, 200),
-            (Method::GET, format!("/api/v1/tickets/{ticket_id}/contact"), None, contact_readers, 200),
+            (Method::GET, format!("/api/v1/tickets/{ticket_id}/contact?reason=回访"), None, contact_readers, 200),
             (Method::POST, format!("/api/v1/tickets/{ticket_id}/erase-personal-data"), Some(json!({"reason": ""})), admin_only, 422),
         ];
         for (method, path, body, allowed, status) in &cases {

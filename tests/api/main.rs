@@ -13,6 +13,7 @@ mod reports;
 mod security;
 mod sla;
 mod ticket_access;
+mod ticket_integrity;
 mod ticket_rules;
 mod tickets;
 mod users;

@@ -91,7 +91,7 @@ async fn contact_reveals_are_audited_and_erasure_blanks_the_resident() {
         let id = ticket["id"].as_str().expect("id").to_owned();
         let path = format!("/api/v1/tickets/{id}/contact?reason=回访");
         let revealed = app.get(&path, &demo.grid).await.expect(200);
-        assert_eq!(revealed, json!({"name": "张三丰", "phone": RESIDENT_PHONE}));
+        assert_eq!(revealed, json!({"name": "张三丰", "phone": RESIDENT_PHONE, "address": "和平街12号3号楼"}));
         app.get(&path, &demo.supervisor).await.problem(403);
         app.get(&path, &demo.dept).await.problem(403); // not reported in yet
         let elsewhere = app.user_in(&demo.admin, "grid2", "grid_worker", "140902002001-G01").await;
@@ -118,7 +118,7 @@ async fn contact_reveals_are_audited_and_erasure_blanks_the_resident() {
         let erased = app.post(&erase, &demo.admin, json!({"reason": "居民申请删除个人信息"})).await.expect(200);
         assert_eq!(erased["resident"], Value::Null);
         assert_eq!(erased["number"], ticket["number"], "the ticket stays");
-        assert_eq!(app.get(&path, &demo.grid).await.expect(200), json!({"name": null, "phone": null}));
+        assert_eq!(app.get(&path, &demo.grid).await.expect(200), json!({"name": null, "phone": null, "address": null}));
         assert_eq!(app.timeline(&id, &demo.admin).await.last().map(String::as_str), Some("personal_data_erased"));
         let erasures = app.get("/api/v1/audit?action=personal_data_erased", &demo.admin).await.expect(200);
         assert_eq!(erasures["items"].as_array().map(Vec::len), Some(1));
@@ -202,7 +202,7 @@ async fn personal_data_never_reaches_the_logs() {
         let mut bad = ticket_body(&environment);
         bad["title"] = json!("");
         app.post("/api/v1/tickets", &demo.grid, bad).await.problem(422);
-        app.get(&format!("/api/v1/tickets/{id}/contact"), &demo.grid).await.expect(200);
+        app.get(&format!("/api/v1/tickets/{id}/contact?reason=回访"), &demo.grid).await.expect(200);
         let dispatch = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
         app.post(&format!("/api/v1/dispatches/{dispatch}/acknowledge"), &demo.dept, json!({})).await.expect(200);
         app.post(&format!("/api/v1/dispatches/{dispatch}/resolve"), &demo.dept, json!({"reply": "已处理"}))

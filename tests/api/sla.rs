@@ -356,6 +356,7 @@ async fn two_sweepers_fire_each_clock_once() {
             breached_at: sea_orm::Set(None),
             followed_up_at: sea_orm::Set(None),
             stopped_at: sea_orm::Set(None),
+            stop_reason: sea_orm::Set(None),
             estimated: sea_orm::Set(false),
         });
         entities::sla_clock::Entity::insert_many(clocks).exec(&app.ctx.db).await.expect("clocks inserted");

@@ -32,7 +32,8 @@ async fn happy_path_from_phone_to_closed_ticket() {
             app.id_by_code("grid-units", "140902001001-G01", &demo.admin).await.as_str()
         );
         assert_eq!(ticket["priority"], "normal", "the category's default");
-        assert_eq!(ticket["resident"]["phone"], RESIDENT_PHONE, "the filing grid worker sees the contact");
+        assert_eq!(ticket["resident"]["phone"], "138****5678", "masked, even for the filer");
+        assert_eq!(ticket["contact_revealable"], true, "the filer may reveal it through /contact");
         assert_eq!(ticket["dispatches"].as_array().map(Vec::len), Some(1));
         assert_eq!(ticket["dispatches"][0]["role"], "primary");
         assert_eq!(ticket["dispatches"][0]["status"], "pending");
@@ -46,7 +47,7 @@ async fn happy_path_from_phone_to_closed_ticket() {
             app.post(&format!("/api/v1/dispatches/{dispatch_id}/acknowledge"), &demo.dept, json!({})).await.expect(200);
         assert_eq!(acked["dispatch"]["status"], "acknowledged");
         assert_eq!(acked["ticket"]["status"], "in_progress");
-        assert_eq!(acked["ticket"]["resident"]["phone"], RESIDENT_PHONE);
+        assert_eq!(acked["ticket"]["contact_revealable"], true, "reported in: the department may call back");
 
         let progress = app
             .post(

@@ -110,7 +110,7 @@ pub async fn rate(
     } else {
         repo::tickets::record_event(&txn, id, None, event::CLOSED, actor, now, json!({"score": request.score})).await?;
         row.closed_at = Set(Some(now));
-        crate::service::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
+        end_open_work(&txn, id, &dispatches, now).await?;
     }
     commit(ctx, txn, &viewer, row, &ticket, now).await
 }
@@ -144,7 +144,8 @@ pub async fn auto_close_due(ctx: &AppContext, limit: u64) -> AppResult<usize> {
         let status = next_status(&ticket, TicketAction::AutoClose)?;
         let payload = json!({"clock": "rating_window", "due_at": ticket.rating_due_at});
         repo::tickets::record_event(&txn, id, None, event::AUTO_CLOSED, None, now, payload).await?;
-        crate::service::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
+        let dispatches = repo::tickets::dispatches_of(&txn, &[id]).await?;
+        end_open_work(&txn, id, &dispatches, now).await?;
         let mut row = ticket.clone().into_active_model();
         row.status = Set(status.to_string());
         row.closed_at = Set(Some(now));

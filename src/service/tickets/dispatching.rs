@@ -17,7 +17,7 @@ use crate::{
     domain::{
         access::{Caller, Permission},
         sla::ClockKind,
-        ticket::{DispatchAction, DispatchRole, DispatchStatus, TicketAction, event},
+        ticket::{DispatchRole, DispatchStatus, TicketAction, event},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -249,10 +249,6 @@ pub async fn whistle(
     commit(ctx, txn, &viewer, ticket.clone().into_active_model(), &ticket, now).await
 }
 
-pub(crate) fn dispatch_is_open(d: &dispatch::Model) -> bool {
-    DispatchStatus::parse(&d.status).is_some_and(DispatchStatus::is_open)
-}
-
 /// Duplicate or withdrawn: the ticket ends, its open dispatches with it.
 pub async fn cancel(
     ctx: &AppContext,
@@ -268,13 +264,7 @@ pub async fn cancel(
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
     let status = next_status(&ticket, TicketAction::Cancel)?;
-    for open in dispatches.iter().filter(|d| dispatch_is_open(d)) {
-        let mut row = open.clone().into_active_model();
-        row.status = Set(next_dispatch_status(open, DispatchAction::Cancel)?.to_string());
-        row.updated_at = Set(now);
-        row.update(&txn).await?;
-    }
-    crate::service::sla::stop(&txn, id, &ClockKind::ALL, None, now).await?;
+    end_open_work(&txn, id, &dispatches, now).await?;
     repo::tickets::record_event(&txn, id, None, event::CANCELLED, Some(caller.user_id), now, json!({"reason": reason}))
         .await?;
     let mut row = ticket.clone().into_active_model();

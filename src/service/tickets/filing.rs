@@ -156,7 +156,12 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         errors.add("attachments", format!("at most {MAX_ATTACHMENTS} attachments"));
     }
     for (i, attachment) in input.attachments.iter().enumerate() {
-        errors.text(&format!("attachments[{i}].file_name"), &attachment.file_name, 200);
+        let field = format!("attachments[{i}].file_name");
+        let name = errors.text(&field, &attachment.file_name, 200);
+        // A plain name: never a path a client could be tricked into writing elsewhere.
+        if name.contains(['/', '\\']) || name == "." || name == ".." {
+            errors.add(&field, "must be a plain file name, without '/', '\\' or '..'");
+        }
         errors.text(&format!("attachments[{i}].content_type"), &attachment.content_type, 100);
         if attachment.size > MAX_ATTACHMENT_BYTES {
             errors.add(&format!("attachments[{i}].size"), "must be at most 50 MiB");
@@ -299,7 +304,7 @@ async fn replay(
     else {
         return Ok(None);
     };
-    if earlier.request_hash != request_hash {
+    if earlier.request_hash != request_hash && earlier.request_hash != super::personal_data::ERASED_FINGERPRINT {
         return Err(AppError::invalid(
             "Idempotency-Key",
             "this key was already used for a different request; use a new key",
@@ -307,7 +312,12 @@ async fn replay(
     }
     let ticket = crate::service::found::<ticket::Entity>(db, earlier.ticket_id, "ticket").await?;
     let viewer = Viewer::of(db, caller).await?;
-    Ok(Some(Filed { view: view_in(ctx, db, &viewer, ticket).await?, replayed: true }))
+    let view = view_in(ctx, db, &viewer, ticket).await?;
+    // The same visibility as a read: a filer who moved away no longer sees it by replaying.
+    if !view.in_scope {
+        return Err(AppError::not_found("ticket"));
+    }
+    Ok(Some(Filed { view, replayed: true }))
 }
 
 async fn locate(db: &impl ConnectionTrait, point: Point) -> AppResult<grid_unit::Model> {

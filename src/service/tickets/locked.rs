@@ -3,8 +3,10 @@
 
 use super::{TicketView, view_in};
 use chrono::{DateTime, Utc};
-use entities::{dispatch, grid_unit, ticket};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
+use entities::{ClockStop, dispatch, grid_unit, ticket};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -12,6 +14,7 @@ use crate::{
     db::begin_write,
     domain::{
         access::{Caller, DepartmentDispatch, TicketFacts, TicketScope, may_see_ticket, ticket_scope},
+        sla::ClockKind,
         ticket::{DispatchAction, DispatchStatus, TicketAction, TicketStatus, dispatch_transition, ticket_transition},
     },
     error::{AppError, AppResult},
@@ -145,4 +148,26 @@ pub(crate) async fn commit(
     let view = view_in(ctx, &txn, viewer, ticket).await?;
     txn.commit().await?;
     Ok(view)
+}
+
+/// A ticket ends (closed, auto-closed, cancelled): every open dispatch ends with it and every
+/// running clock stops without its goal, so nothing on it can act, fire or escalate again.
+pub(crate) async fn end_open_work(
+    txn: &DatabaseTransaction,
+    ticket_id: Uuid,
+    dispatches: &[dispatch::Model],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    for open in dispatches.iter().filter(|d| dispatch_is_open(d)) {
+        let mut row = open.clone().into_active_model();
+        row.status = Set(next_dispatch_status(open, DispatchAction::Cancel)?.to_string());
+        row.updated_at = Set(now);
+        row.update(txn).await?;
+    }
+    crate::service::sla::stop(txn, ticket_id, &ClockKind::ALL, None, ClockStop::Cancelled, now).await?;
+    Ok(())
+}
+
+pub(crate) fn dispatch_is_open(d: &dispatch::Model) -> bool {
+    DispatchStatus::parse(&d.status).is_some_and(DispatchStatus::is_open)
 }

@@ -32,15 +32,32 @@ pub struct ReasonRequest {
 #[derive(Debug, Clone)]
 pub struct TicketView {
     pub ticket: ticket::Model,
+    /// The dispatches the viewer may read in full: all of them, or for department staff only
+    /// their own department's.
     pub dispatches: Vec<dispatch::Model>,
+    /// For department staff, the other departments on the ticket: who and in which state,
+    /// never their replies, reasons or clocks.
+    pub other_departments: Vec<OtherDepartment>,
     pub rating: Option<rating::Model>,
-    /// Resident name and phone unmasked.
-    pub show_contact: bool,
+    /// The viewer may reveal the resident's contact through the audited `/contact` read.
+    /// Every other read shows it masked.
+    pub contact_revealable: bool,
     /// The ticket lies in the viewer's jurisdiction (decided with the same facts as
-    /// `show_contact`, so a single read needs no second look-up).
+    /// `contact_revealable`, so a single read needs no second look-up).
     pub in_scope: bool,
-    /// Every SLA clock of the ticket and its dispatches, oldest first.
+    /// The SLA clocks of the ticket and of the dispatches above, oldest first.
     pub sla: Vec<crate::service::sla::ClockStatus>,
+}
+
+/// Another department's share of a ticket, as department staff see it.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct OtherDepartment {
+    pub department_id: uuid::Uuid,
+    pub department_name: String,
+    /// primary or co_handler
+    pub role: String,
+    /// pending, acknowledged, returned, resolved or cancelled
+    pub status: String,
 }
 
 pub struct Filed {
@@ -51,7 +68,8 @@ pub struct Filed {
 
 /// Free text of at most `max` characters; line breaks allowed, other control characters not.
 pub(crate) fn long_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
-    let trimmed = value.trim();
+    let cleaned = crate::domain::validate::strip_bidi_overrides(value);
+    let trimmed = cleaned.trim();
     if trimmed.is_empty() {
         errors.add(field, "must not be empty");
     } else if trimmed.chars().count() > max {

@@ -1,7 +1,8 @@
 //! Residents' personal data: the audited reveal and erasure.
 
 use super::*;
-use sea_orm::{IntoActiveModel, Set};
+use entities::idempotency_key;
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,22 +21,31 @@ use crate::{
 
 // ---- residents' personal data -------------------------------------------------------------
 
-/// The resident's name and phone, unmasked, for the people who must call back; every reveal
-/// is audited with its reason.
+/// The resident's personal data, unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResidentContact {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// Where the problem is; often the resident's home, so personal data too.
+    pub address: Option<String>,
+}
+
+/// The resident's name, phone and address, unmasked, for the people who must call back or
+/// go there: the only read that shows them, and every such read is audited with its reason.
 pub async fn contact(
     ctx: &AppContext,
     caller: &Caller,
     id: Uuid,
     reason: Option<String>,
-) -> AppResult<(Option<String>, Option<String>)> {
+) -> AppResult<ResidentContact> {
     require(caller, Permission::ReadTickets)?;
-    let mut errors = FieldErrors::new();
-    let reason = reason.as_deref().map(|r| long_text(&mut errors, "reason", r, 200));
-    errors.into_result()?;
     let view = get(ctx, caller, id).await?;
-    if !view.show_contact {
+    if !view.contact_revealable {
         return Err(AppError::Forbidden("your role may not see this resident's contact details".into()));
     }
+    let mut errors = FieldErrors::new();
+    let reason = long_text(&mut errors, "reason", reason.as_deref().unwrap_or_default(), 200);
+    errors.into_result()?;
     let txn = begin_write(&ctx.db).await?;
     let entry = crate::service::audit::Entry::by(
         caller,
@@ -47,10 +57,12 @@ pub async fn contact(
     .in_unit(Some(view.ticket.unit_id));
     crate::service::audit::record(&txn, entry, ctx.clock.now()).await?;
     txn.commit().await?;
-    Ok((view.ticket.resident_name, view.ticket.resident_phone))
+    let t = view.ticket;
+    Ok(ResidentContact { name: t.resident_name, phone: t.resident_phone, address: t.address })
 }
 
-/// Blanks the resident's name and phone at their request; the ticket and its history stay.
+/// Blanks the resident's name, phone and address at their request, and every derived copy;
+/// the ticket and its history stay.
 pub async fn erase_personal_data(
     ctx: &AppContext,
     caller: &Caller,
@@ -66,6 +78,14 @@ pub async fn erase_personal_data(
     let mut row = ticket.clone().into_active_model();
     row.resident_name = Set(None);
     row.resident_phone = Set(None);
+    row.address = Set(None);
+    // The idempotency record's fingerprint of the filing body would let the phone be
+    // guessed back (replay with a guess: 200 or 422); it no longer describes any body.
+    idempotency_key::Entity::update_many()
+        .col_expr(idempotency_key::Column::RequestHash, Expr::val(ERASED_FINGERPRINT))
+        .filter(idempotency_key::Column::TicketId.eq(id))
+        .exec(&txn)
+        .await?;
     repo::tickets::record_event(
         &txn,
         id,
@@ -87,3 +107,7 @@ pub async fn erase_personal_data(
     crate::service::audit::record(&txn, entry, now).await?;
     commit(ctx, txn, &viewer, row, &ticket, now).await
 }
+
+/// The idempotency fingerprint of a ticket whose personal data was erased: a replay of its key
+/// answers the ticket whatever the body, so the key tells nothing about what was sent.
+pub(crate) const ERASED_FINGERPRINT: &str = "erased";

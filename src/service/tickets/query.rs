@@ -5,15 +5,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entities::{Priority, dispatch, grid_unit, ticket};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::service::{referenced, require};
 use crate::{
     context::AppContext,
     domain::{
-        access::{Caller, Permission, may_see_contact, may_see_ticket},
-        ticket::TicketStatus,
+        access::{Caller, Permission, may_see_contact, may_see_ticket, own_department_only},
+        ticket::{TicketStatus, event},
     },
     error::{AppError, AppResult},
     repo::{
@@ -108,9 +108,23 @@ pub async fn events(
     request: PageRequest,
 ) -> AppResult<Page<entities::ticket_event::Model>> {
     use entities::ticket_event;
-    get(ctx, caller, id).await?;
-    let select = ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(id));
-    Ok(repo::page::fetch(&ctx.db, select, ticket_event::Column::Id, |e| e.id, request).await?)
+    let view = get(ctx, caller, id).await?;
+    let mut select = ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(id));
+    let Some(department) = own_department_only(caller) else {
+        return Ok(repo::page::fetch(&ctx.db, select, ticket_event::Column::Id, |e| e.id, request).await?);
+    };
+    // Department staff read the ticket-level facts and their own dispatches' events, never
+    // another department's reply, return reason, clocks or supervision orders.
+    let own: Vec<Uuid> = view.dispatches.iter().map(|d| d.id).collect();
+    select = select.filter(
+        Condition::any()
+            .add(ticket_event::Column::DispatchId.is_null())
+            .add(ticket_event::Column::DispatchId.is_in(own.clone()))
+            .add(ticket_event::Column::Kind.eq(event::RESOLVED)),
+    );
+    let mut page = repo::page::fetch(&ctx.db, select, ticket_event::Column::Id, |e| e.id, request).await?;
+    page.items.retain_mut(|e| department_may_read(e, department, &own));
+    Ok(page)
 }
 
 pub(crate) async fn view_in(
@@ -122,7 +136,7 @@ pub(crate) async fn view_in(
     Ok(views_in(ctx, db, viewer, vec![ticket]).await?.remove(0))
 }
 
-/// Views of several tickets with three queries, whatever their number.
+/// Views of several tickets with a fixed number of queries, whatever their number.
 async fn views_in(
     ctx: &AppContext,
     db: &impl ConnectionTrait,
@@ -135,6 +149,11 @@ async fn views_in(
     for d in repo::tickets::dispatches_of(db, &ids).await? {
         dispatches.entry(d.ticket_id).or_default().push(d);
     }
+    let own_department = own_department_only(viewer.caller);
+    let department_names = match own_department {
+        Some(_) => department_names(db, dispatches.values().flatten()).await?,
+        None => HashMap::new(),
+    };
     let mut ratings = repo::tickets::latest_ratings(db, &ids).await?;
     let mut clocks = crate::service::sla::clocks_of(db, &ids).await?;
     let now = ctx.clock.now();
@@ -142,18 +161,73 @@ async fn views_in(
     Ok(tickets
         .into_iter()
         .map(|ticket| {
-            let dispatches = dispatches.remove(&ticket.id).unwrap_or_default();
+            let all = dispatches.remove(&ticket.id).unwrap_or_default();
             let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
-            let facts = viewer.facts(&ticket, path, &dispatches);
-            let (show_contact, in_scope) =
+            let facts = viewer.facts(&ticket, path, &all);
+            let (contact_revealable, in_scope) =
                 (may_see_contact(viewer.caller, &facts), may_see_ticket(viewer.caller, &facts));
+            let (readable, others): (Vec<dispatch::Model>, Vec<dispatch::Model>) =
+                all.into_iter().partition(|d| own_department.is_none_or(|own| d.department_id == own));
+            let other_departments = others
+                .into_iter()
+                .map(|d| OtherDepartment {
+                    department_name: department_names.get(&d.department_id).cloned().unwrap_or_default(),
+                    department_id: d.department_id,
+                    role: d.role,
+                    status: d.status,
+                })
+                .collect();
             let sla = clocks
                 .remove(&ticket.id)
                 .unwrap_or_default()
                 .iter()
+                .filter(|c| c.dispatch_id.is_none_or(|id| readable.iter().any(|d| d.id == id)))
                 .map(|c| crate::service::sla::status(ctx, c, now))
                 .collect();
-            TicketView { rating: ratings.remove(&ticket.id), ticket, dispatches, show_contact, in_scope, sla }
+            TicketView {
+                rating: ratings.remove(&ticket.id),
+                ticket,
+                dispatches: readable,
+                other_departments,
+                contact_revealable,
+                in_scope,
+                sla,
+            }
         })
         .collect())
+}
+
+async fn department_names<'a>(
+    db: &impl ConnectionTrait,
+    dispatches: impl Iterator<Item = &'a dispatch::Model>,
+) -> AppResult<HashMap<Uuid, String>> {
+    let mut ids: Vec<Uuid> = dispatches.map(|d| d.department_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(entities::department::Entity::find()
+        .filter(entities::department::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect())
+}
+
+/// Whether department staff of `department` may read a ticket event, redacting the payload
+/// where only the fact is theirs (another department's resolution resolved the ticket).
+fn department_may_read(event: &mut entities::ticket_event::Model, department: Uuid, own: &[Uuid]) -> bool {
+    if event.dispatch_id.is_some_and(|d| own.contains(&d)) {
+        return true;
+    }
+    match event.kind.as_str() {
+        event::RESOLVED if event.dispatch_id.is_some() => {
+            event.payload = serde_json::json!({});
+            event.dispatch_id = None;
+            true
+        }
+        event::SUPERVISION_ORDERED | event::SUPERVISION_REPLIED => {
+            event.payload.get("department_id").and_then(|v| v.as_str()) == Some(department.to_string().as_str())
+        }
+        _ => event.dispatch_id.is_none(),
+    }
 }
