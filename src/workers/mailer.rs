@@ -72,9 +72,22 @@ pub async fn run(ctx: AppContext, token: CancellationToken) {
     }
 }
 
+/// Claims due mail and delivers it: what one tick of the loop does.
 pub async fn run_once(ctx: &AppContext, transport: &Transport) -> AppResult<MailReport> {
+    let claimed = claim(ctx).await?;
+    deliver(ctx, transport, claimed).await
+}
+
+/// The mails one claim took, to be delivered by the claimer alone.
+#[derive(Debug)]
+pub struct Claim {
+    pub mails: Vec<notification::Model>,
+}
+
+/// Sends the mails of `claim` and records each outcome.
+pub async fn deliver(ctx: &AppContext, transport: &Transport, claim: Claim) -> AppResult<MailReport> {
     let mut report = MailReport::default();
-    for mail in claim(ctx).await? {
+    for mail in claim.mails {
         let outcome = send(ctx, transport, &mail).await;
         let now = ctx.clock.now();
         let attempts = mail.attempts + 1;
@@ -114,7 +127,7 @@ fn backoff(attempts: i32) -> chrono::Duration {
 }
 
 /// Takes a lease on due rows in a short transaction of its own.
-async fn claim(ctx: &AppContext) -> AppResult<Vec<notification::Model>> {
+pub async fn claim(ctx: &AppContext) -> AppResult<Claim> {
     let now = ctx.clock.now();
     let txn = begin_write(&ctx.db).await?;
     let mut select = notification::Entity::find()
@@ -138,7 +151,7 @@ async fn claim(ctx: &AppContext) -> AppResult<Vec<notification::Model>> {
         claimed.push(row.update(&txn).await?);
     }
     txn.commit().await?;
-    Ok(claimed)
+    Ok(Claim { mails: claimed })
 }
 
 /// Err((permanent, message)): a malformed address will never work; a refused connection may.
