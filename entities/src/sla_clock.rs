@@ -21,6 +21,11 @@ pub struct Model {
     pub followed_up_at: Option<DateTimeUtc>,
     pub stopped_at: Option<DateTimeUtc>,
     pub estimated: bool,
+    /// Why the sweeper last failed to process this clock; cleared when it succeeds.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    /// Failures in a row; the next attempt waits longer after each.
+    pub failures: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -94,6 +94,8 @@ pub async fn start(
         followed_up_at: Set(None),
         stopped_at: Set(None),
         estimated: Set(deadline.estimated),
+        last_error: Set(None),
+        failures: Set(0),
     }
     .insert(db)
     .await?)
