@@ -5,13 +5,13 @@ use std::{collections::HashMap, sync::Arc};
 
 use actix_web::ResponseError;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use entities::{sla_clock, ticket_event};
-use gridwhistle::{error::AppError, workers::sweeper};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use entities::{escalation_rule, sla_clock, ticket_event};
+use gridwhistle::{error::AppError, service::escalation, workers::sweeper};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, TestApp, each_backend, spawn_app_with};
 
 /// Beijing time: `cst("2026-12-01 09:00")`.
 fn cst(text: &str) -> DateTime<Utc> {
@@ -177,4 +177,30 @@ async fn sweeper_and_eight_clients_on_the_same_tickets() {
     }
     assert_eq!(expected, events.len(), "every warning and breach event belongs to a clock that recorded it");
     assert!(expected > 0, "the sweeper fired something");
+}
+
+/// Replicas starting together on an empty database both install the default escalation
+/// chain; the table ends up with one copy.
+#[tokio::test]
+async fn default_escalation_rules_install_once_when_replicas_start_together() {
+    each_backend(|app: TestApp| async move {
+        let db = &app.ctx.db;
+        let configured = app.ctx.settings.escalation.rules.len() as u64;
+        assert_eq!(escalation_rule::Entity::find().count(db).await.expect("count"), configured, "installed at start");
+        escalation_rule::Entity::delete_many().exec(db).await.expect("emptied");
+
+        let (a, b) =
+            tokio::join!(escalation::install_default_rules(&app.ctx), escalation::install_default_rules(&app.ctx));
+        a.expect("first replica");
+        b.expect("second replica");
+        assert_eq!(escalation_rule::Entity::find().count(db).await.expect("count"), configured, "one set");
+
+        // Later starts leave the (edited) table alone.
+        escalation::install_default_rules(&app.ctx).await.expect("restart");
+        assert_eq!(escalation_rule::Entity::find().count(db).await.expect("count"), configured);
+        let admin = app.admin_token().await;
+        let listed = app.get("/api/v1/escalation-rules?limit=200", &admin).await.expect(200);
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(configured as usize));
+    })
+    .await;
 }
