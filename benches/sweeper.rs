@@ -178,6 +178,8 @@ fn clock(
         followed_up_at: Set(None),
         stopped_at: Set(None),
         estimated: Set(false),
+        last_error: Set(None),
+        failures: Set(0),
     }
 }
 
