@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
 use entities::notification;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
