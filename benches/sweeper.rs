@@ -179,6 +179,8 @@ fn clock(
         stopped_at: Set(None),
         stop_reason: Set(None),
         estimated: Set(false),
+        last_error: Set(None),
+        failures: Set(0),
     }
 }
 

@@ -1,8 +1,11 @@
 //! The one error type of the service layer. `http::problem` turns it into RFC 9457 problem details.
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 use crate::domain::validate::FieldErrors;
+
+/// The cause of an internal error, kept so the log shows the whole chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,11 +29,20 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// A busy or contended database: the same request is expected to succeed when retried.
     #[error("{0}")]
     Unavailable(String),
 
+    /// Ours, without an underlying error. Prefer [`AppError::internal_from`] when there is one.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Ours, with the error that caused it; the cause chain is logged once, never sent.
+    #[error("internal error: {context}")]
+    InternalCause {
+        context: String,
+        #[source]
+        source: Cause,
+    },
     #[error("database error")]
     Database(#[source] DbErr),
 }
@@ -43,6 +55,33 @@ impl AppError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(FieldErrors::single(field, message))
     }
+
+    /// An internal error that has no underlying cause.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into())
+    }
+
+    /// An internal error caused by `source`: `context` says what we were doing.
+    pub fn internal_from(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Self::InternalCause { context: context.into(), source: source.into() }
+    }
+
+    /// The error and its causes, outermost first, joined by ": " — for logs only.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// `err` and its `source()` chain on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl From<FieldErrors> for AppError {
@@ -51,8 +90,9 @@ impl From<FieldErrors> for AppError {
     }
 }
 
-/// Constraint violations are the client's conflict, a pool timeout is a busy server, the rest
-/// is ours. Services check references up front with named fields; these are the backstops.
+/// Constraint violations are the client's conflict; a pool timeout, a lock wait that gave up,
+/// a deadlock or a serialization failure is a busy server (503, retry); the rest is ours.
+/// Services check references up front with named fields; these are the backstops.
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
         // SQLite reports an ON DELETE RESTRICT refusal as SQLITE_CONSTRAINT_TRIGGER (1811),
@@ -69,9 +109,36 @@ impl From<DbErr> for AppError {
             _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
                 Self::Unavailable("the database is busy; retry shortly".into())
             }
+            _ if is_contention(&err) => {
+                // The transaction was rolled back as a whole; nothing of the request is kept.
+                tracing::warn!(error = %chain(&err), "transaction gave way to a concurrent one");
+                Self::Unavailable("the request collided with a concurrent change; retry shortly".into())
+            }
             _ => Self::Database(err),
         }
     }
+}
+
+/// Whether the database gave up on the statement because of concurrent transactions, so the
+/// same work is expected to succeed when retried: PostgreSQL's deadlock (40P01) and
+/// serialization failure (40001), SQLite's busy / locked after the busy timeout.
+pub fn is_contention(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = &**e else { return false };
+    let code = db.code().unwrap_or_default();
+    if db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some() {
+        return matches!(code.as_ref(), "40P01" | "40001");
+    }
+    if db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+        return code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6));
+    }
+    false
 }
 
 pub type AppResult<T> = Result<T, AppError>;

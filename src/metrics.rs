@@ -9,6 +9,8 @@ struct Metrics {
     sla_events: IntCounterVec,
     escalations: IntCounterVec,
     mails: IntCounterVec,
+    sweeper_clock_failures: IntCounterVec,
+    mail_leases: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -24,6 +26,16 @@ fn metrics() -> &'static Metrics {
             sla_events: counter("gridwhistle_sla_events_total", "SLA warnings and breaches fired", &["kind", "clock"]),
             escalations: counter("gridwhistle_escalations_total", "Escalation rules fired", &["trigger"]),
             mails: counter("gridwhistle_mails_total", "Notification mails by outcome", &["outcome"]),
+            sweeper_clock_failures: counter(
+                "gridwhistle_sweeper_clock_failures_total",
+                "SLA clocks the sweeper could not process and put aside for a retry",
+                &["clock"],
+            ),
+            mail_leases: counter(
+                "gridwhistle_mail_leases_lost_total",
+                "Mails a sender skipped or could not record because its claim had run out",
+                &["stage"],
+            ),
             registry,
         }
     })
@@ -41,6 +53,16 @@ pub fn escalations() -> &'static IntCounterVec {
 /// `outcome` is `sent`, `retry` or `failed`.
 pub fn mails() -> &'static IntCounterVec {
     &metrics().mails
+}
+
+/// `clock` is the clock kind (`unknown` when the stored kind does not parse).
+pub fn sweeper_clock_failures() -> &'static IntCounterVec {
+    &metrics().sweeper_clock_failures
+}
+
+/// Outcomes of the fenced mail update: `lease_lost` when a sender's claim was taken over.
+pub fn mail_leases() -> &'static IntCounterVec {
+    &metrics().mail_leases
 }
 
 pub fn render() -> String {

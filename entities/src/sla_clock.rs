@@ -22,6 +22,11 @@ pub struct Model {
     pub stopped_at: Option<DateTimeUtc>,
     pub stop_reason: Option<crate::ClockStop>,
     pub estimated: bool,
+    /// Why the sweeper last failed to process this clock; cleared when it succeeds.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    /// Failures in a row; the next attempt waits longer after each.
+    pub failures: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -65,7 +65,9 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) | AppError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -83,16 +85,18 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             AppError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             AppError::Unavailable(_) => ("unavailable", "Service busy"),
-            AppError::Internal(_) | AppError::Database(_) => ("internal", "Internal error"),
+            AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
+                ("internal", "Internal error")
+            }
         };
         let (detail, errors) = match self {
             AppError::Validation(fields) => {
                 let names: Vec<&str> = fields.0.keys().map(String::as_str).collect();
                 (format!("invalid fields: {}", names.join(", ")), Some(fields.0.clone()))
             }
-            AppError::Internal(_) | AppError::Database(_) => {
+            AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 // Logged once, with the cause chain; the client learns nothing internal.
-                tracing::error!(error = %error_chain(self), "request failed");
+                tracing::error!(error = %self.chain(), "request failed");
                 ("the server could not complete the request; it has been logged".to_owned(), None)
             }
             other => (other.to_string(), None),
@@ -101,24 +105,20 @@ impl ResponseError for AppError {
             status,
             Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors },
         );
-        if let AppError::TooManyRequests { retry_after_secs, .. } = self
-            && let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.max(&1).to_string())
+        // A busy database (pool exhausted, deadlock, serialization failure) clears within
+        // moments; the client is told when to try the same request again.
+        let retry_after = match self {
+            AppError::TooManyRequests { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            AppError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The router answers a wrong method with an empty 405; give it a problem body too.

@@ -8,7 +8,7 @@ use entities::{dispatch, grid_unit, rating, ticket, ticket_counter, ticket_event
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, OnConflict, Query},
+    sea_query::{Expr, LockType, OnConflict, Query},
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -16,10 +16,15 @@ use uuid::Uuid;
 /// Loads a ticket for change. On PostgreSQL the row stays locked until the transaction ends,
 /// so concurrent changes to one ticket queue instead of overwriting each other; SQLite's
 /// write transaction already excludes every other writer.
+///
+/// The lock is `FOR NO KEY UPDATE`, not `FOR UPDATE`: rows that merely point at the ticket
+/// (events, supervision orders, escalations) take `FOR KEY SHARE` on it through their
+/// foreign key, which `FOR UPDATE` would block. The sweeper writes such rows while holding
+/// clocks that a ticket change then waits for, so `FOR UPDATE` deadlocked the two.
 pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<ticket::Model>, DbErr> {
     let mut select = ticket::Entity::find_by_id(id);
     if db.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_exclusive();
+        select = select.lock(LockType::NoKeyUpdate);
     }
     select.one(db).await
 }

@@ -6,8 +6,12 @@ use chrono::{DateTime, Utc};
 use entities::{
     Role, UnitLevel, department, dispatch, escalation, escalation_rule, grid_unit, supervision_order, ticket, user,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    sea_query::OnConflict,
+};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::notify::{self, Mail};
@@ -234,23 +238,35 @@ async fn people_at(
 }
 
 /// Loads the configured default chain into an empty rules table (first start).
+///
+/// Replicas starting together on an empty database may all find it empty. Each default rule
+/// therefore has a fixed id (derived from its place in the configuration) and the chain goes
+/// in as one `INSERT … ON CONFLICT (id) DO NOTHING`: whoever comes second inserts nothing.
 pub async fn install_default_rules(ctx: &AppContext) -> AppResult<()> {
-    if escalation_rule::Entity::find().count(&ctx.db).await? > 0 {
+    if escalation_rule::Entity::find().count(&ctx.db).await? > 0 || ctx.settings.escalation.rules.is_empty() {
         return Ok(());
     }
     let now = ctx.clock.now();
-    for rule in &ctx.settings.escalation.rules {
-        escalation_rule::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            trigger: Set(rule.trigger.clone()),
-            notify: Set(json!(rule.notify)),
-            supervision_level: Set(rule.supervision.clone()),
-            active: Set(true),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&ctx.db)
+    let rows = ctx.settings.escalation.rules.iter().enumerate().map(|(position, rule)| escalation_rule::ActiveModel {
+        id: Set(default_rule_id(position, &rule.trigger)),
+        trigger: Set(rule.trigger.clone()),
+        notify: Set(json!(rule.notify)),
+        supervision_level: Set(rule.supervision.clone()),
+        active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    });
+    escalation_rule::Entity::insert_many(rows)
+        .on_conflict(OnConflict::column(escalation_rule::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(&ctx.db)
         .await?;
-    }
     Ok(())
+}
+
+/// The same id for the same default rule on every replica.
+fn default_rule_id(position: usize, trigger: &str) -> Uuid {
+    let digest = Sha256::digest(format!("gridwhistle:default-escalation-rule:{position}:{trigger}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

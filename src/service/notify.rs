@@ -47,6 +47,7 @@ pub async fn enqueue(
             attempts: Set(0),
             next_attempt_at: Set(now),
             lease_until: Set(None),
+            lease_token: Set(None),
             last_error: Set(None),
             created_at: Set(now),
             sent_at: Set(None),

@@ -95,6 +95,8 @@ pub async fn start(
         stopped_at: Set(None),
         stop_reason: Set(None),
         estimated: Set(deadline.estimated),
+        last_error: Set(None),
+        failures: Set(0),
     }
     .insert(db)
     .await?)

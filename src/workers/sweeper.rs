@@ -1,7 +1,9 @@
 //! The SLA sweeper: fires warnings, breaches and follow-ups of due clocks, once each, and
 //! auto-closes unrated tickets. Due clocks come from the `next_check_at` index a batch at a
 //! time; on PostgreSQL each batch is claimed `FOR UPDATE SKIP LOCKED`, so several replicas
-//! share the work and never fire the same milestone twice.
+//! share the work and never fire the same milestone twice. Each clock is processed in a
+//! savepoint of its own: one that fails is rolled back alone, keeps its error, is counted in
+//! `gridwhistle_sweeper_clock_failures_total` and is retried later with backoff.
 
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use chrono::{DateTime, Utc};
 use entities::{dispatch, sla_clock, ticket};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{LockBehavior, LockType},
+    TransactionTrait,
+    sea_query::{Expr, LockBehavior, LockType},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -43,14 +46,14 @@ pub async fn run(ctx: AppContext, token: CancellationToken) {
                     tracing::info!(removed, "expired tokens and old idempotency keys removed")
                 }
                 Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, "housekeeping failed"),
+                Err(err) => tracing::error!(error = %err.chain(), "housekeeping failed"),
             }
             last_housekeeping = Some(std::time::Instant::now());
         }
         match run_once(&ctx).await {
             Ok(report) if report != SweepReport::default() => tracing::info!(?report, "sla sweep"),
             Ok(_) => {}
-            Err(err) => tracing::error!(error = %err, "sla sweep failed; retrying next tick"),
+            Err(err) => tracing::error!(error = %err.chain(), "sla sweep failed; retrying next tick"),
         }
         let wait = until_next_deadline(&ctx).await.unwrap_or(ctx.settings.sla.sweep_interval);
         if !super::pause(&token, wait.min(ctx.settings.sla.sweep_interval)).await {
@@ -88,20 +91,96 @@ pub async fn run_once(ctx: &AppContext) -> AppResult<SweepReport> {
 async fn sweep_batch(ctx: &AppContext, report: &mut SweepReport) -> AppResult<usize> {
     let now = ctx.clock.now();
     let txn = begin_write(&ctx.db).await?;
+    // A fixed order (deadline, then id) so replicas and retries see the same sequence; on
+    // PostgreSQL rows another sweeper holds are skipped, never waited for.
     let mut select = sla_clock::Entity::find()
         .filter(sla_clock::Column::NextCheckAt.lte(now))
         .filter(sla_clock::Column::StoppedAt.is_null())
         .order_by_asc(sla_clock::Column::NextCheckAt)
+        .order_by_asc(sla_clock::Column::Id)
         .limit(ctx.settings.sla.sweep_batch);
     if txn.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        select = select.lock_with_behavior(LockType::NoKeyUpdate, LockBehavior::SkipLocked);
     }
     let due = select.all(&txn).await?;
     for clock in &due {
-        fire_due(ctx, &txn, clock, now, report).await?;
+        // Each clock in a savepoint of its own: one that fails is undone alone and put aside,
+        // and the batch goes on without it.
+        let savepoint = txn.begin().await?;
+        match fire_due(ctx, &savepoint, clock, now).await {
+            Ok(fired) => {
+                savepoint.commit().await?;
+                fired.count(clock, report);
+            }
+            Err(err) => {
+                savepoint.rollback().await?;
+                put_aside(&txn, clock, &err, now).await?;
+            }
+        }
     }
     txn.commit().await?;
     Ok(due.len())
+}
+
+/// What one clock fired, counted once its savepoint is committed.
+#[derive(Debug, Default)]
+struct Fired {
+    warning: bool,
+    breach: bool,
+    followup: bool,
+}
+
+impl Fired {
+    fn count(&self, clock: &sla_clock::Model, report: &mut SweepReport) {
+        if self.warning {
+            report.warnings += 1;
+            metrics::sla_events().with_label_values(&["warning", &clock.clock]).inc();
+        }
+        if self.breach {
+            report.breaches += 1;
+            metrics::sla_events().with_label_values(&["breach", &clock.clock]).inc();
+        }
+        if self.followup {
+            report.followups += 1;
+        }
+    }
+}
+
+/// Records why a clock failed and when to try it again: a minute after the first failure,
+/// doubling up to an hour, so a clock that keeps failing neither blocks nor floods.
+async fn put_aside(
+    db: &impl ConnectionTrait,
+    clock: &sla_clock::Model,
+    err: &AppError,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let failures = clock.failures.saturating_add(1);
+    let retry_at = now + retry_delay(failures);
+    let error: String = err.chain().chars().take(2000).collect();
+    tracing::error!(
+        clock_id = %clock.id,
+        ticket_id = %clock.ticket_id,
+        clock = %clock.clock,
+        failures,
+        %retry_at,
+        error = %error,
+        "an SLA clock could not be processed; the others go on and it is retried later"
+    );
+    let kind = ClockKind::parse(&clock.clock).map_or("unknown", |kind| kind.as_str());
+    metrics::sweeper_clock_failures().with_label_values(&[kind]).inc();
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::LastError, Expr::value(error))
+        .col_expr(sla_clock::Column::Failures, Expr::value(failures))
+        .col_expr(sla_clock::Column::NextCheckAt, Expr::value(retry_at))
+        .filter(sla_clock::Column::Id.eq(clock.id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn retry_delay(failures: i32) -> chrono::Duration {
+    let exponent = failures.clamp(1, 7) as u32 - 1;
+    chrono::Duration::minutes((1_i64 << exponent).min(60))
 }
 
 /// Fires every milestone of one clock that has passed and not fired, then points the clock
@@ -111,8 +190,7 @@ async fn fire_due(
     db: &impl ConnectionTrait,
     clock: &sla_clock::Model,
     now: DateTime<Utc>,
-    report: &mut SweepReport,
-) -> AppResult<()> {
+) -> AppResult<Fired> {
     let kind =
         ClockKind::parse(&clock.clock).ok_or_else(|| AppError::Internal(format!("unknown clock {}", clock.clock)))?;
     let ticket =
@@ -122,6 +200,7 @@ async fn fire_due(
         None => None,
     };
     let mut row: sla_clock::ActiveModel = clock.clone().into();
+    let mut fired = Fired::default();
     let (mut warned, mut breached, mut followed_up) =
         (clock.warned_at.is_some(), clock.breached_at.is_some(), clock.followed_up_at.is_some());
     let cause = |trigger| escalation::Cause {
@@ -143,8 +222,7 @@ async fn fire_due(
         escalation::fire(ctx, db, &cause(Trigger::Warning(kind)), now).await?;
         row.warned_at = Set(Some(now));
         warned = true;
-        report.warnings += 1;
-        metrics::sla_events().with_label_values(&["warning", kind.as_str()]).inc();
+        fired.warning = true;
     }
     if !breached && now >= clock.due_at {
         repo::tickets::record_event(db, ticket.id, clock.dispatch_id, event::SLA_BREACHED, None, now, payload.clone())
@@ -152,16 +230,19 @@ async fn fire_due(
         escalation::fire(ctx, db, &cause(Trigger::Breach(kind)), now).await?;
         row.breached_at = Set(Some(now));
         breached = true;
-        report.breaches += 1;
-        metrics::sla_events().with_label_values(&["breach", kind.as_str()]).inc();
+        fired.breach = true;
     }
     if breached && !followed_up && clock.followup_at.is_some_and(|at| now >= at) {
         escalation::fire(ctx, db, &cause(Trigger::ResolveFollowup), now).await?;
         row.followed_up_at = Set(Some(now));
         followed_up = true;
-        report.followups += 1;
+        fired.followup = true;
     }
     row.next_check_at = Set(next_check(warned, breached, followed_up, clock.warn_at, clock.due_at, clock.followup_at));
+    if clock.failures > 0 {
+        row.failures = Set(0);
+        row.last_error = Set(None);
+    }
     row.update(db).await?;
-    Ok(())
+    Ok(fired)
 }

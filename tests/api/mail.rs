@@ -181,3 +181,46 @@ async fn mail_waits_while_the_server_is_down_and_goes_out_when_it_is_back() {
     })
     .await;
 }
+
+/// A sender that stalls keeps its claim for as long as a whole batch may take; once its lease
+/// has run out and another replica sent the mail, the stalled sender neither sends it again
+/// nor overwrites what the other recorded.
+#[tokio::test]
+async fn a_stalled_sender_neither_sends_again_nor_overwrites_the_record() {
+    each_backend(|app| async move {
+        let port = free_port();
+        let mailbox = Mailbox::start(port);
+        let transport = smtp(&app.ctx.settings.smtp, port);
+        let demo = app.demo().await;
+        app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+
+        let stalled = mailer::claim(&app.ctx).await.expect("first replica claims");
+        assert_eq!(stalled.mails.len(), 1);
+        assert!(mailer::claim(&app.ctx).await.expect("second replica claims").mails.is_empty(), "claimed once");
+
+        // Minutes pass inside one batch (a slow SMTP server answers each mail in up to 15 s).
+        app.clock.advance(Duration::minutes(3));
+        assert_eq!(
+            mailer::run_once(&app.ctx, &transport).await.expect("another replica"),
+            MailReport::default(),
+            "still the first replica's"
+        );
+
+        // The first replica is gone for good: its lease runs out and another replica sends.
+        app.clock.advance(Duration::hours(1));
+        assert_eq!(
+            mailer::run_once(&app.ctx, &transport).await.expect("another replica"),
+            MailReport { sent: 1, ..Default::default() }
+        );
+        // The stalled replica wakes up with its old claim.
+        assert_eq!(
+            mailer::deliver(&app.ctx, &transport, stalled).await.expect("stale delivery"),
+            MailReport::default()
+        );
+        assert_eq!(mailbox.received().len(), 1, "sent once");
+        let sent = app.get("/api/v1/notifications?status=sent", &demo.admin).await.expect(200);
+        assert_eq!(sent["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(sent["items"][0]["attempts"], 1, "the stale sender recorded nothing");
+    })
+    .await;
+}

@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod concurrency;
 mod errors;
 mod geography;
 mod helpers;

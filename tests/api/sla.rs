@@ -6,7 +6,7 @@ use gridwhistle::{
     context::AppContext,
     workers::sweeper::{self, SweepReport},
 };
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, each_backend};
@@ -358,6 +358,8 @@ async fn two_sweepers_fire_each_clock_once() {
             stopped_at: sea_orm::Set(None),
             stop_reason: sea_orm::Set(None),
             estimated: sea_orm::Set(false),
+            last_error: sea_orm::Set(None),
+            failures: sea_orm::Set(0),
         });
         entities::sla_clock::Entity::insert_many(clocks).exec(&app.ctx.db).await.expect("clocks inserted");
 
@@ -380,6 +382,68 @@ async fn two_sweepers_fire_each_clock_once() {
         };
         assert_eq!(count("sla_warning").await, 1000);
         assert_eq!(count("sla_breached").await, 1000);
+        assert_eq!(sweep(&app.ctx).await, SweepReport::default());
+    })
+    .await;
+}
+
+/// The value of a counter in the Prometheus text, 0 when it has not been touched yet.
+async fn counter(app: &TestApp, name: &str) -> f64 {
+    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// A clock whose processing fails (here: the database refuses its breach event) is put aside
+/// with its error and retried later; the other clocks of the batch fire as if nothing happened.
+#[tokio::test]
+async fn one_failing_clock_does_not_stop_the_others() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 09:00"));
+        let demo = app.demo().await;
+        let category = app.category("environment", &demo.admin).await;
+        let broken = app.file(&demo.grid, &category).await; // its clocks come first in the batch
+        app.clock.set(cst("2026-12-01 09:01"));
+        let healthy = app.file(&demo.grid, &category).await;
+        let number = broken["number"].as_str().expect("number");
+        let refuse = match app.ctx.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => vec![
+                format!(
+                    "CREATE FUNCTION refuse_breach() RETURNS trigger AS $$ BEGIN \
+                     IF NEW.kind = 'sla_breached' AND NEW.ticket_id = (SELECT id FROM tickets WHERE number = '{number}') \
+                     THEN RAISE EXCEPTION 'simulated failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                ),
+                "CREATE TRIGGER refuse_breach BEFORE INSERT ON ticket_events FOR EACH ROW EXECUTE FUNCTION refuse_breach()"
+                    .to_owned(),
+            ],
+            _ => vec![format!(
+                "CREATE TRIGGER refuse_breach BEFORE INSERT ON ticket_events \
+                 WHEN NEW.kind = 'sla_breached' AND NEW.ticket_id = (SELECT id FROM tickets WHERE number = '{number}') \
+                 BEGIN SELECT RAISE(ABORT, 'simulated failure'); END"
+            )],
+        };
+        for statement in &refuse {
+            app.ctx.db.execute_unprepared(statement).await.expect("trigger installed");
+        }
+        let failures_before = counter(&app, "gridwhistle_sweeper_clock_failures_total").await;
+
+        // Both acknowledge clocks are past warning and deadline: the broken one fails halfway.
+        app.clock.set(cst("2026-12-01 11:05"));
+        let report = sweep(&app.ctx).await;
+        assert_eq!(report, SweepReport { warnings: 1, breaches: 1, ..Default::default() }, "the healthy ticket's");
+        assert_eq!(events_of_kind(&app, &id(&healthy), "sla_breached").await.len(), 1);
+        assert!(events_of_kind(&app, &id(&broken), "sla_warning").await.is_empty(), "all or nothing per clock");
+        assert!(events_of_kind(&app, &id(&broken), "sla_breached").await.is_empty());
+        assert!(counter(&app, "gridwhistle_sweeper_clock_failures_total").await >= failures_before + 1.0);
+        // Not retried on every tick...
+        assert_eq!(sweep(&app.ctx).await, SweepReport::default(), "put aside for a while");
+
+        // ...but again once the cause is gone and its retry time has come, and then once only.
+        app.ctx.db.execute_unprepared("DROP TRIGGER refuse_breach ON ticket_events").await.ok();
+        app.ctx.db.execute_unprepared("DROP TRIGGER IF EXISTS refuse_breach").await.ok();
+        app.clock.set(cst("2026-12-01 11:30"));
+        assert_eq!(sweep(&app.ctx).await, SweepReport { warnings: 1, breaches: 1, ..Default::default() });
+        assert_eq!(events_of_kind(&app, &id(&broken), "sla_warning").await.len(), 1);
+        assert_eq!(events_of_kind(&app, &id(&broken), "sla_breached").await.len(), 1);
         assert_eq!(sweep(&app.ctx).await, SweepReport::default());
     })
     .await;
