@@ -170,23 +170,26 @@ pub async fn trend(
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
     let english = q.lang.as_deref() == Some("en");
+    reports::check_dates(&ctx, q.from, q.to)?;
+    let out_of_range = || AppError::invalid("to", "out of range");
     let mut points = Vec::new();
     let mut start = q.from;
     while start <= q.to {
         let next = match q.interval.as_str() {
-            "day" => start + Duration::days(1),
-            "week" => start + Duration::days(7 - i64::from(start.weekday().num_days_from_monday())),
+            "day" => start.checked_add_signed(Duration::days(1)),
+            "week" => start.checked_add_signed(Duration::days(7 - i64::from(start.weekday().num_days_from_monday()))),
             "month" => {
                 let (y, m) =
                     if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
-                NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(|| AppError::invalid("to", "out of range"))?
+                NaiveDate::from_ymd_opt(y, m, 1)
             }
             _ => return Err(AppError::invalid("interval", "day, week or month")),
-        };
+        }
+        .ok_or_else(out_of_range)?;
         if points.len() >= 120 {
             return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
         }
-        let end = (next - Duration::days(1)).min(q.to);
+        let end = next.pred_opt().ok_or_else(out_of_range)?.min(q.to);
         let request =
             ReportRequest { from: start, to: end, group_by: GroupBy::Category, unit: q.unit, category: q.category };
         let mut figures = reports::totals(&ctx, &caller, &request).await?;

@@ -15,4 +15,5 @@ mod sla;
 mod ticket_access;
 mod ticket_rules;
 mod tickets;
+mod time_bounds;
 mod users;
