@@ -264,7 +264,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let sql = format!(
         "SELECT {dispatch_group} AS grp, COUNT(*) AS a, COUNT(d.acknowledged_at) AS b, \
          SUM(CASE WHEN d.acknowledged_at IS NOT NULL AND d.acknowledged_at <= d.ack_due_at THEN 1 ELSE 0 END) AS c, \
-         SUM(CASE WHEN d.status = 'returned' THEN 1 ELSE 0 END) AS e \
+         SUM(CASE WHEN d.returned_at IS NOT NULL THEN 1 ELSE 0 END) AS e \
          FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
          WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
         w = q.where_tickets
