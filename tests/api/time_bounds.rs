@@ -121,3 +121,30 @@ async fn an_absurd_extension_is_refused_before_any_transaction() {
     })
     .await;
 }
+
+/// A policy of 24 working hours stays 24 working hours once stored (it used to be stored as
+/// "1d working", one working *day*): from Tue 3 Mar 2026 09:00 it is due Fri 6 Mar 12:00.
+#[tokio::test]
+async fn working_hours_keep_their_meaning_once_stored() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-03-03 09:00"));
+        let demo = app.demo().await;
+        let environment = app.category("environment", &demo.admin).await;
+        let texts = json!({"acknowledge": "2h working", "first_contact": "24h", "resolve": "24h working", "rectify": "15d working", "rating_window": "3d"});
+        let policy = json!({"normal": texts, "urgent": texts});
+        let saved = app.put_json(&format!("/api/v1/sla-policies/{environment}"), &demo.admin, policy).await.expect(200);
+        assert_eq!(saved["normal"]["resolve"], "24h working");
+        let read = app.get(&format!("/api/v1/sla-policies/{environment}"), &demo.admin).await.expect(200);
+        assert_eq!(read["normal"]["resolve"], "24h working");
+        let ticket = app.file(&demo.grid, &environment).await;
+        let resolve = ticket["sla"]
+            .as_array()
+            .expect("sla")
+            .iter()
+            .find(|c| c["clock"] == "resolve")
+            .unwrap_or_else(|| panic!("a resolve clock in {ticket}"))
+            .clone();
+        assert_eq!(resolve["due_at"], "2026-03-06T04:00:00Z", "Fri 6 Mar 12:00 Beijing");
+    })
+    .await;
+}
