@@ -43,13 +43,8 @@ async fn deadline_arithmetic_refuses_absurd_durations_and_dates() {
             names_field(&problem, "duration");
         }
         for start in ["2300-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "%2B262142-12-31T00:00:00Z"] {
-            let reply = quickly(deadline(&app, &token, &format!("start={start}&duration=2h%20working"))).await;
-            // A year chrono cannot read is refused by the query parser (400); one it can, by the bound.
-            if reply.status.as_u16() == 422 {
-                names_field(&reply.problem(422), "start");
-            } else {
-                reply.problem(400);
-            }
+            let problem = quickly(deadline(&app, &token, &format!("start={start}&duration=2h%20working"))).await;
+            names_field(&problem.problem(422), "start");
         }
         // The longest durations allowed still answer, and the server keeps serving.
         for duration in ["366d", "8784h%20working", "366d%20working"] {
