@@ -94,9 +94,9 @@ pub struct OutOfRange;
 
 /// One year's official schedule in the holiday-cn format: each listed date is either off
 /// (a holiday) or a make-up workday; unlisted dates follow the weekday rule. A year's file
-/// may list dates of the years next to it (2019.json holds 2018-12-29…31, the New Year
-/// holiday and its make-up day announced with 2019's schedule); each date belongs to its own
-/// year when loaded.
+/// may list dates of the month on either side of it (2019.json holds 2018-12-29…31, the New
+/// Year holiday and its make-up day announced with 2019's schedule); each date belongs to its
+/// own year when loaded.
 #[derive(Debug, Clone, Deserialize)]
 pub struct YearSchedule {
     pub year: i32,
@@ -115,9 +115,18 @@ pub struct ScheduleDay {
 impl YearSchedule {
     pub fn parse(json: &str) -> Result<Self, String> {
         let schedule: YearSchedule = serde_json::from_str(json).map_err(|e| format!("not a holiday schedule: {e}"))?;
-        let adjacent = |date: NaiveDate| (i64::from(date.year()) - i64::from(schedule.year)).abs() <= 1;
-        if let Some(stray) = schedule.days.iter().find(|d| !adjacent(d.date)) {
-            return Err(format!("{} is neither in {} nor in a year next to it", stray.date, schedule.year));
+        // The year itself, and the month on either side of it: enough for a New Year holiday
+        // announced with the next year, and still refusing a file labelled with the wrong year.
+        let reach = schedule
+            .year
+            .checked_sub(1)
+            .and_then(|before| NaiveDate::from_ymd_opt(before, 12, 1))
+            .zip(schedule.year.checked_add(1).and_then(|after| NaiveDate::from_ymd_opt(after, 1, 31)));
+        let Some((first, last)) = reach else {
+            return Err(format!("{} is not a year the calendar can hold", schedule.year));
+        };
+        if let Some(stray) = schedule.days.iter().find(|d| d.date < first || d.date > last) {
+            return Err(format!("{} is neither in {} nor in the month next to it", stray.date, schedule.year));
         }
         Ok(schedule)
     }
@@ -456,8 +465,14 @@ mod tests {
 
     #[test]
     fn rejects_a_schedule_with_dates_of_a_distant_year() {
-        let json = r#"{"year": 2027, "days": [{"name": "元旦", "date": "2025-01-01", "isOffDay": true}]}"#;
-        assert!(YearSchedule::parse(json).is_err());
+        let with =
+            |date: &str| format!(r#"{{"year": 2027, "days": [{{"name": "x", "date": "{date}", "isOffDay": true}}]}}"#);
+        for far in ["2025-01-01", "2026-01-01", "2026-11-30", "2028-02-01", "2029-01-01"] {
+            assert!(YearSchedule::parse(&with(far)).is_err(), "{far}");
+        }
+        for near in ["2026-12-01", "2026-12-31", "2027-06-01", "2028-01-01", "2028-01-31"] {
+            assert!(YearSchedule::parse(&with(near)).is_ok(), "{near}");
+        }
         let json = r#"{"year": -2147483648, "days": [{"name": "x", "date": "2025-01-01", "isOffDay": true}]}"#;
         assert!(YearSchedule::parse(json).is_err());
         assert!(YearSchedule::parse("{}").is_err());
