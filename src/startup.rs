@@ -79,6 +79,7 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(middleware::from_fn(http::catch_panic::middleware))
             .wrap(
                 middleware::ErrorHandlers::new()
                     .handler(StatusCode::METHOD_NOT_ALLOWED, http::problem::method_not_allowed),

@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-/// Parses `<whole number><unit>` with unit `s`, `m`, `h` or `d`.
+/// The longest duration anyone may write, whatever it measures: a year (leap or not). It keeps
+/// every deadline computed from one a short, bounded calculation.
+pub const MAX_DAYS: u64 = 366;
+
+/// Parses `<whole number><unit>` with unit `s`, `m`, `h` or `d`, at most [`MAX_DAYS`] long.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -15,7 +19,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400),
         _ => return Err(format!("`{text}` has no unit: use s, m, h or d")),
     };
-    seconds.map(Duration::from_secs).ok_or_else(|| format!("`{text}` is too long"))
+    match seconds {
+        Some(seconds) if seconds <= MAX_DAYS * 86_400 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!("`{text}` is too long: at most {MAX_DAYS} days")),
+    }
 }
 
 #[cfg(test)]
@@ -31,8 +38,18 @@ mod tests {
     }
 
     #[test]
+    fn a_year_is_the_longest() {
+        assert_eq!(parse_duration("366d"), Ok(Duration::from_secs(366 * 86_400)));
+        assert_eq!(parse_duration("8784h"), Ok(Duration::from_secs(366 * 86_400)));
+        assert_eq!(parse_duration("31622400s"), Ok(Duration::from_secs(366 * 86_400)));
+        for long in ["367d", "8785h", "527041m", "31622401s"] {
+            assert!(parse_duration(long).is_err(), "{long:?} should be rejected");
+        }
+    }
+
+    #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "h", "12", "12x", "-5m", "1.5h", "99999999999999999999d"] {
+        for bad in ["", "h", "12", "12x", "-5m", "1.5h", "99999999999999999999d", "99999999999d", "9999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, extractors, DTOs, problem details and the OpenAPI document.
 
+pub mod catch_panic;
 pub mod categories;
 pub mod departments;
 pub mod dispatches;

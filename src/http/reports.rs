@@ -71,8 +71,14 @@ fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bool> {
     }
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+/// A text cell: neutralised when it starts like a spreadsheet formula — `=`, `+`, `-`, `@`, tab
+/// or carriage return get a leading `'` (OWASP's advice against CSV injection), so a name such
+/// as `=HYPERLINK(…)` shows as text — then quoted when it holds a separator. Every text cell
+/// goes through here; numeric cells are written from numbers and are never prefixed, so a
+/// negative figure stays a number.
+fn csv_text(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
 fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
@@ -88,7 +94,7 @@ fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
             .iter()
             .map(|(key, ..)| match &value[*key] {
                 serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => csv_field(s),
+                serde_json::Value::String(s) => csv_text(s),
                 other => other.to_string(),
             })
             .collect();
@@ -170,23 +176,26 @@ pub async fn trend(
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
     let english = q.lang.as_deref() == Some("en");
+    reports::check_dates(&ctx, q.from, q.to)?;
+    let out_of_range = || AppError::invalid("to", "out of range");
     let mut points = Vec::new();
     let mut start = q.from;
     while start <= q.to {
         let next = match q.interval.as_str() {
-            "day" => start + Duration::days(1),
-            "week" => start + Duration::days(7 - i64::from(start.weekday().num_days_from_monday())),
+            "day" => start.checked_add_signed(Duration::days(1)),
+            "week" => start.checked_add_signed(Duration::days(7 - i64::from(start.weekday().num_days_from_monday()))),
             "month" => {
                 let (y, m) =
                     if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
-                NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(|| AppError::invalid("to", "out of range"))?
+                NaiveDate::from_ymd_opt(y, m, 1)
             }
             _ => return Err(AppError::invalid("interval", "day, week or month")),
-        };
+        }
+        .ok_or_else(out_of_range)?;
         if points.len() >= 120 {
             return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
         }
-        let end = (next - Duration::days(1)).min(q.to);
+        let end = next.pred_opt().ok_or_else(out_of_range)?.min(q.to);
         let request =
             ReportRequest { from: start, to: end, group_by: GroupBy::Category, unit: q.unit, category: q.category };
         let mut figures = reports::totals(&ctx, &caller, &request).await?;
@@ -234,21 +243,82 @@ pub async fn overdue(
     }
     let items = reports::overdue(&ctx, &caller, limit).await?;
     if wants_csv(&req, q.format.as_deref())? {
-        let mut body = String::from("\u{feff}工单编号,时限,截止时间,状态,超时秒数,责任部门,督办人\r\n");
-        for item in &items {
-            let line = [
-                csv_field(&item.number),
-                item.clock.clone(),
-                item.due_at.to_rfc3339(),
-                item.state.clone(),
-                item.late_seconds.to_string(),
-                csv_field(item.department_name.as_deref().unwrap_or_default()),
-                csv_field(&item.supervisors.join("、")),
-            ];
-            body.push_str(&line.join(","));
-            body.push_str("\r\n");
-        }
-        return Ok(csv_response(body, "overdue"));
+        return Ok(csv_response(overdue_csv(&items), "overdue"));
     }
     Ok(HttpResponse::Ok().json(List { items, next_cursor: None }))
+}
+
+fn overdue_csv(items: &[reports::OverdueItem]) -> String {
+    let mut body = String::from("\u{feff}工单编号,时限,截止时间,状态,超时秒数,责任部门,督办人\r\n");
+    for item in items {
+        let line = [
+            csv_text(&item.number),
+            csv_text(&item.clock),
+            csv_text(&item.due_at.to_rfc3339()),
+            csv_text(&item.state),
+            item.late_seconds.to_string(),
+            csv_text(item.department_name.as_deref().unwrap_or_default()),
+            csv_text(&item.supervisors.join("、")),
+        ];
+        body.push_str(&line.join(","));
+        body.push_str("\r\n");
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_cells_that_look_like_formulas_are_neutralised() {
+        assert_eq!(
+            csv_text(r#"=HYPERLINK("http://x.example","click")"#),
+            r#""'=HYPERLINK(""http://x.example"",""click"")""#
+        );
+        for (text, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("忻府区城市管理局", "忻府区城市管理局"),
+            ("a=b", "a=b"),
+            ("a,b", "\"a,b\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_text(text), cell, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_stay_numbers_and_names_are_neutralised_in_every_csv() {
+        let row =
+            ReportRow {
+                group_name: "-负责人".into(), dispatched: 3, response_rate: Some(0.5), ..Default::default()
+            };
+        let total = ReportRow::default();
+        let text = csv(&[row], &total, true);
+        let line = text.lines().nth(1).expect("a row");
+        assert!(line.starts_with(",'-负责人,3,0,0,0.5,"), "{line}");
+
+        let item = reports::OverdueItem {
+            ticket_id: uuid::Uuid::nil(),
+            number: "XZ-2026-000001".into(),
+            clock: "resolve".into(),
+            due_at: chrono::DateTime::UNIX_EPOCH,
+            state: "warning".into(),
+            late_seconds: -3600,
+            department_id: None,
+            department_name: Some("=cmd|' /C calc'!A0".into()),
+            supervisors: vec!["@督办".into(), "陈刚".into()],
+        };
+        let text = overdue_csv(&[item]);
+        let line = text.lines().nth(1).expect("a row");
+        assert_eq!(
+            line,
+            "XZ-2026-000001,resolve,1970-01-01T00:00:00+00:00,warning,-3600,'=cmd|' /C calc'!A0,'@督办、陈刚"
+        );
+    }
 }

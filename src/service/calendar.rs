@@ -11,14 +11,23 @@ use crate::{
     db::begin_write,
     domain::{
         access::{Caller, Permission},
-        calendar::{Deadline, SlaDuration, YearSchedule},
+        calendar::{Deadline, SlaDuration, YearSchedule, check_instant_near},
+        validate::FieldErrors,
     },
     error::{AppError, AppResult},
 };
 
+/// `start + duration`; both bounded (a year at most, within a century of today), so the
+/// arithmetic is short and never leaves the calendar.
 pub fn deadline(ctx: &AppContext, start: DateTime<Utc>, duration: &str) -> AppResult<Deadline> {
-    let duration = SlaDuration::parse(duration).map_err(|m| AppError::invalid("duration", m))?;
-    Ok(ctx.calendar().add(start, duration))
+    let mut errors = FieldErrors::new();
+    let duration = SlaDuration::parse(duration).map_err(|m| errors.add("duration", m)).ok();
+    if let Err(message) = check_instant_near(ctx.clock.now(), start) {
+        errors.add("start", message);
+    }
+    errors.into_result()?;
+    let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2h working\""))?;
+    ctx.calendar().try_add(start, duration).map_err(|e| AppError::invalid("duration", e.to_string()))
 }
 
 pub fn loaded_years(ctx: &AppContext) -> Vec<i32> {

@@ -52,13 +52,15 @@ async fn target_clock(db: &impl sea_orm::ConnectionTrait, ticket_id: Uuid) -> Ap
     Ok(running.iter().find(|c| c.clock == ClockKind::Rectify.as_str()).or(running.first()).cloned())
 }
 
-fn max_working_seconds(ctx: &AppContext, duration: SlaDuration, from: chrono::DateTime<chrono::Utc>) -> (i64, i64) {
-    let asked = ctx.calendar().working_time_between(from, ctx.calendar().add(from, duration).at).num_seconds();
-    let allowed = ctx
-        .calendar()
-        .working_time_between(from, ctx.calendar().add(from, ctx.settings.extensions.max_duration).at)
-        .num_seconds();
-    (asked, allowed)
+/// Whether `duration` buys more working time from `from` than one extension may. The duration
+/// is already at most a year, so this is a short calculation.
+fn over_the_cap(ctx: &AppContext, duration: SlaDuration, from: chrono::DateTime<chrono::Utc>) -> AppResult<bool> {
+    let calendar = ctx.calendar();
+    let working = |d: SlaDuration| -> AppResult<i64> {
+        let until = calendar.try_add(from, d).map_err(|e| AppError::invalid("duration", e.to_string()))?;
+        Ok(calendar.working_time_between(from, until.at).num_seconds())
+    };
+    Ok(working(duration)? > working(ctx.settings.extensions.max_duration)?)
 }
 
 pub async fn request(
@@ -73,6 +75,13 @@ pub async fn request(
     let duration = SlaDuration::parse(&body.duration).map_err(|m| errors.add("duration", m)).ok();
     errors.into_result()?;
     let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2d working\""))?;
+    // The cap first: no lock, no transaction for a request that cannot succeed.
+    if over_the_cap(ctx, duration, ctx.clock.now())? {
+        return Err(AppError::invalid(
+            "duration",
+            format!("at most {} per extension", ctx.settings.extensions.max_duration),
+        ));
+    }
     let viewer = Viewer::of(&ctx.db, caller).await?;
     // The dispatch as it is under the ticket's lock, not as it was a moment before.
     let (locked, dispatch) = super::dispatches::lock_own(ctx, &viewer, dispatch_id).await?;
@@ -87,13 +96,6 @@ pub async fn request(
         .ok_or_else(|| AppError::Conflict("no running resolve clock to extend".into()))?;
     if locked.now >= clock.due_at {
         return Err(AppError::Conflict("the clock has already run out; ask before the deadline".into()));
-    }
-    let (asked, allowed) = max_working_seconds(ctx, duration, locked.now);
-    if asked > allowed {
-        return Err(AppError::invalid(
-            "duration",
-            format!("at most {} per extension", ctx.settings.extensions.max_duration),
-        ));
     }
     let approved = extension_request::Entity::find()
         .filter(extension_request::Column::DispatchId.eq(dispatch_id))

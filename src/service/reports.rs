@@ -17,7 +17,9 @@ use crate::{
     context::AppContext,
     domain::{
         access::{Caller, Permission},
+        calendar::check_date_near,
         report::{nearest_rank, rate, score},
+        validate::FieldErrors,
     },
     error::{AppError, AppResult},
     repo::tickets::Scope,
@@ -162,8 +164,22 @@ impl Query {
     }
 }
 
+/// The days a client asks about lie within a century of today (in the city's time zone), so
+/// every date computed from them exists.
+pub fn check_dates(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
+    let today = ctx.clock.now().with_timezone(&ctx.calendar().offset()).date_naive();
+    let mut errors = FieldErrors::new();
+    for (field, date) in [("from", from), ("to", to)] {
+        if let Err(message) = check_date_near(today, date) {
+            errors.add(field, message);
+        }
+    }
+    Ok(errors.into_result()?)
+}
+
 pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportRequest) -> AppResult<Report> {
     require(caller, Permission::ReadReports)?;
+    check_dates(ctx, request.from, request.to)?;
     if request.to < request.from {
         return Err(AppError::invalid("to", "must not be before from"));
     }
@@ -185,6 +201,7 @@ pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) 
 }
 
 async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<Query> {
+    check_dates(ctx, request.from, request.to)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let mut params = Params { first: 0, values: Vec::new() };
     let mut conditions = vec![match viewer.scope() {
@@ -213,10 +230,15 @@ async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> 
         conditions.push(format!("t.category_id = {}", params.push(category)));
     }
     let offset = ctx.calendar().offset();
+    let out_of_range = || AppError::invalid("to", "out of range");
     let local_midnight = |date: NaiveDate| {
-        (date.and_time(chrono::NaiveTime::MIN) - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc()
+        date.and_time(chrono::NaiveTime::MIN)
+            .checked_sub_signed(Duration::seconds(i64::from(offset.local_minus_utc())))
+            .map(|t| t.and_utc())
+            .ok_or_else(out_of_range)
     };
-    let period = (local_midnight(request.from), local_midnight(request.to + Duration::days(1)));
+    let day_after = request.to.succ_opt().ok_or_else(out_of_range)?;
+    let period = (local_midnight(request.from)?, local_midnight(day_after)?);
     Ok(Query {
         backend: ctx.db.get_database_backend(),
         period,
@@ -242,7 +264,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let sql = format!(
         "SELECT {dispatch_group} AS grp, COUNT(*) AS a, COUNT(d.acknowledged_at) AS b, \
          SUM(CASE WHEN d.acknowledged_at IS NOT NULL AND d.acknowledged_at <= d.ack_due_at THEN 1 ELSE 0 END) AS c, \
-         SUM(CASE WHEN d.status = 'returned' THEN 1 ELSE 0 END) AS e \
+         SUM(CASE WHEN d.returned_at IS NOT NULL THEN 1 ELSE 0 END) AS e \
          FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
          WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
         w = q.where_tickets

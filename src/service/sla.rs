@@ -33,10 +33,10 @@ pub async fn durations(
     priority: Priority,
 ) -> AppResult<SlaDurations> {
     let stored = sla_policy::Entity::find_by_id((category_id, priority_name(priority).to_owned())).one(db).await?;
-    match stored {
-        Some(row) => from_row(&row),
-        None => Ok(default_for(ctx, priority)),
-    }
+    Ok(match stored {
+        Some(row) => from_row(&row, default_for(ctx, priority)),
+        None => default_for(ctx, priority),
+    })
 }
 
 fn default_for(ctx: &AppContext, priority: Priority) -> SlaDurations {
@@ -53,15 +53,24 @@ pub fn priority_name(priority: Priority) -> &'static str {
     }
 }
 
-fn from_row(row: &sla_policy::Model) -> AppResult<SlaDurations> {
-    let parse = |text: &str| SlaDuration::parse(text).map_err(AppError::Internal);
-    Ok(SlaDurations {
-        acknowledge: parse(&row.acknowledge)?,
-        first_contact: parse(&row.first_contact)?,
-        resolve: parse(&row.resolve)?,
-        rectify: parse(&row.rectify)?,
-        rating_window: parse(&row.rating_window)?,
-    })
+/// A stored policy's durations. One that no longer parses (stored before durations were capped
+/// at a year) gives way to the configured default, with a warning, rather than failing every
+/// filing of its category.
+fn from_row(row: &sla_policy::Model, defaults: SlaDurations) -> SlaDurations {
+    let parse = |name: &str, text: &str, default: SlaDuration| {
+        SlaDuration::parse(text).unwrap_or_else(|message| {
+            tracing::warn!(category_id = %row.category_id, priority = %row.priority, clock = name, %message,
+                "stored SLA duration unusable; the default applies");
+            default
+        })
+    };
+    SlaDurations {
+        acknowledge: parse("acknowledge", &row.acknowledge, defaults.acknowledge),
+        first_contact: parse("first_contact", &row.first_contact, defaults.first_contact),
+        resolve: parse("resolve", &row.resolve, defaults.resolve),
+        rectify: parse("rectify", &row.rectify, defaults.rectify),
+        rating_window: parse("rating_window", &row.rating_window, defaults.rating_window),
+    }
 }
 
 /// Starts a clock now. A policy change later affects only clocks started after it.
@@ -359,4 +368,38 @@ pub async fn put_policy(
     .await?;
     txn.commit().await?;
     effective(ctx, category_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_stored_duration_over_a_year_gives_way_to_the_default() {
+        let defaults = SlaDurations {
+            acknowledge: SlaDuration::WorkingTime(Duration::hours(2)),
+            first_contact: SlaDuration::Calendar(Duration::hours(24)),
+            resolve: SlaDuration::WorkingDays(7),
+            rectify: SlaDuration::WorkingDays(15),
+            rating_window: SlaDuration::Calendar(Duration::days(3)),
+        };
+        let row = sla_policy::Model {
+            category_id: Uuid::nil(),
+            priority: "normal".into(),
+            acknowledge: "30m".into(),
+            first_contact: "24h working".into(),
+            resolve: "400d".into(),
+            rectify: "9999999999h working".into(),
+            rating_window: "5d".into(),
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let read = from_row(&row, defaults);
+        assert_eq!(read.acknowledge, SlaDuration::Calendar(Duration::minutes(30)));
+        assert_eq!(read.first_contact, SlaDuration::WorkingTime(Duration::hours(24)));
+        assert_eq!(read.resolve, defaults.resolve);
+        assert_eq!(read.rectify, defaults.rectify);
+        assert_eq!(read.rating_window, SlaDuration::Calendar(Duration::days(5)));
+    }
 }

@@ -17,4 +17,5 @@ mod ticket_access;
 mod ticket_integrity;
 mod ticket_rules;
 mod tickets;
+mod time_bounds;
 mod users;

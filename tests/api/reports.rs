@@ -421,3 +421,76 @@ async fn other_groupings_csv_and_scope() {
     })
     .await;
 }
+
+/// A refused 退单 is still a return: the dispatch goes back to pending, but it was returned.
+#[tokio::test]
+async fn refused_returns_still_count_as_returns() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 09:00"));
+        app.seed_demo().await;
+        let admin = as_user(&app, "demo-admin").await;
+        let grid = as_user(&app, "demo-grid").await;
+        let ticket = app.file(&grid, &app.category("environment", &admin).await).await;
+        let dispatch = app.dispatch_of(&ticket, "XF-CGJ", &admin).await;
+        app.clock.set(cst("2026-12-01 09:10"));
+        post(&app, "demo-dept", &format!("/api/v1/dispatches/{dispatch}/return"), json!({"reason": "不属于"})).await;
+        app.clock.set(cst("2026-12-01 09:20"));
+        post(
+            &app,
+            "demo-dispatcher",
+            &format!("/api/v1/dispatches/{dispatch}/reject-return"),
+            json!({"reason": "属于"}),
+        )
+        .await;
+        let supervisor = as_user(&app, "demo-supervisor").await;
+        let report = app
+            .get("/api/v1/reports/sla?from=2026-12-01&to=2026-12-01&group_by=department", &supervisor)
+            .await
+            .expect(200);
+        let cgj = app.id_by_code("departments", "XF-CGJ", &admin).await;
+        assert_eq!(row(&report, &cgj)["returns"], 1, "the refused return counts");
+        assert_eq!(report["total"]["returns"], 1);
+    })
+    .await;
+}
+
+/// Names a user can choose go into CSV cells neutralised (OWASP: a leading `'`), so Excel
+/// shows them as text instead of running them; numbers stay numbers.
+#[tokio::test]
+async fn csv_cells_cannot_carry_formulas() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 09:00"));
+        app.seed_demo().await;
+        let admin = as_user(&app, "demo-admin").await;
+        let county = app.id_by_code("grid-units", "140902", &admin).await;
+        let formula = r#"=HYPERLINK("http://x.example","click")"#;
+        for (code, name) in [("XF-EVIL1", formula), ("XF-EVIL2", "@SUM(1+1)"), ("XF-EVIL3", "-2+3"), ("XF-EVIL4", "+1")]
+        {
+            let body =
+                json!({"code": code, "name": name, "unit_id": county, "email": "evil@x.example", "active": true});
+            app.post("/api/v1/departments", &admin, body).await.expect(201);
+        }
+        let supervisor = as_user(&app, "demo-supervisor").await;
+        let csv = app
+            .client
+            .get(app.url("/api/v1/reports/sla?from=2026-12-01&to=2026-12-01&group_by=department&format=csv&lang=en"))
+            .bearer_auth(&supervisor)
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        assert!(csv.contains(r#","'=HYPERLINK(""http://x.example"",""click"")","#), "{csv}");
+        assert!(csv.contains(",'@SUM(1+1),"), "{csv}");
+        assert!(csv.contains(",'-2+3,"), "{csv}");
+        assert!(csv.contains(",'+1,"), "{csv}");
+        for line in csv.trim_start_matches('\u{feff}').lines().skip(1) {
+            for cell in line.split(',') {
+                assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a live cell {cell:?} in {line}");
+                assert!(!cell.starts_with("\"=") && !cell.starts_with("\"@"), "a live quoted cell {cell:?} in {line}");
+            }
+        }
+    })
+    .await;
+}
