@@ -259,7 +259,11 @@ impl Settings {
                 message: "must be at least one minute".into(),
             });
         }
-        if let Some(problem) = crate::domain::password::policy_violation("demo-admin", &self.demo.password) {
+        if let Some(problem) = crate::domain::password::policy_violation(
+            "demo-admin",
+            &self.demo.password,
+            crate::domain::password::Forbidden::default(),
+        ) {
             return Err(SettingsError::Invalid { key: "demo.password", message: problem });
         }
         let prefix_ok = (1..=8).contains(&self.tickets.number_prefix.len())

@@ -80,12 +80,31 @@ fn yes() -> bool {
 }
 
 pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppResult<user::Model> {
+    create_account(ctx, caller, input, forbidden_passwords(ctx)).await
+}
+
+/// The demo seed's way in: the demo accounts are the only ones that may carry the published
+/// demo password (`demo.password`); every other account is refused it.
+pub async fn create_demo_account(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppResult<user::Model> {
+    create_account(ctx, caller, input, password::Forbidden::default()).await
+}
+
+fn forbidden_passwords(ctx: &AppContext) -> password::Forbidden<'_> {
+    password::Forbidden { demo_password: Some(&ctx.settings.demo.password) }
+}
+
+async fn create_account(
+    ctx: &AppContext,
+    caller: &Caller,
+    input: NewUser,
+    forbidden: password::Forbidden<'_>,
+) -> AppResult<user::Model> {
     require(caller, Permission::ManageUsers)?;
     let mut errors = FieldErrors::new();
     let username = username(&mut errors, &input.username);
     let display_name = errors.text("display_name", &input.display_name, 100);
     let email = input.email.as_deref().map(|e| errors.email("email", e));
-    if let Some(problem) = password::policy_violation(&username, &input.password) {
+    if let Some(problem) = password::policy_violation(&username, &input.password, forbidden) {
         errors.add("password", problem);
     }
     errors.into_result()?;
@@ -128,7 +147,7 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     let display_name = changes.display_name.as_deref().map(|n| errors.text("display_name", n, 100));
     let email = changes.email.clone().map(|e| e.map(|e| errors.email("email", &e)));
     if let Some(new_password) = &changes.password
-        && let Some(problem) = password::policy_violation(&current.username, new_password)
+        && let Some(problem) = password::policy_violation(&current.username, new_password, forbidden_passwords(ctx))
     {
         errors.add("password", problem);
     }
