@@ -9,6 +9,7 @@ mod m20261129_000004_sla;
 mod m20261129_000005_security;
 mod m20261129_000006_report_columns;
 mod m20261129_000007_housekeeping_indexes;
+mod m20261129_000008_login_failures;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_security::Migration),
             Box::new(m20261129_000006_report_columns::Migration),
             Box::new(m20261129_000007_housekeeping_indexes::Migration),
+            Box::new(m20261129_000008_login_failures::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use entities::{api_token, user};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+use sea_orm::{ActiveModelTrait, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,8 +26,10 @@ pub struct IssuedToken {
 
 const WRONG_CREDENTIALS: &str = "wrong user name or password";
 
-/// Checks the credentials and issues a token. A locked account answers 429 even with the
-/// right password; the failure that reaches `security.lockout_after` locks it.
+/// Checks the credentials and issues a token. Failures are counted per user name — whether
+/// or not an account has it — so a name nobody has locks out like a real one and the
+/// answers do not tell which accounts exist. A locked name answers 429 even with the right
+/// password; the failure that reaches `security.lockout_after` locks it.
 pub async fn login(
     ctx: &AppContext,
     username: &str,
@@ -37,8 +39,23 @@ pub async fn login(
     ctx.limits.check_login(ip)?;
     let now = ctx.clock.now();
     let ip_text = ip.map(|ip| ip.to_string());
-    let found = super::users::by_username(&ctx.db, username.trim()).await?;
-    if let Some(locked_until) = found.as_ref().and_then(|u| u.locked_until).filter(|until| *until > now) {
+    let name = repo::login_failures::normalise(username);
+    let found = super::users::by_username(&ctx.db, &name).await?;
+    let attempt = |action| Entry {
+        actor_id: None,
+        action,
+        target_type: "user",
+        target_id: found.as_ref().map(|u| u.id.to_string()),
+        ip: ip_text.clone(),
+        detail: json!({"username": name}),
+        unit_id: found.as_ref().and_then(|u| u.unit_id),
+    };
+
+    let failures = repo::login_failures::find(&ctx.db, &name).await?;
+    if let Some(locked_until) = failures.and_then(|f| f.locked_until).filter(|until| *until > now) {
+        let txn = begin_write(&ctx.db).await?;
+        audit::record(&txn, attempt("login_locked"), now).await?;
+        txn.commit().await?;
         return Err(AppError::TooManyRequests {
             message: "too many failed logins: this account is locked for a while".into(),
             retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
@@ -48,31 +65,15 @@ pub async fn login(
     let stored_hash = found.as_ref().map_or(password::decoy_hash(), |u| u.password_hash.as_str());
     let password_ok = password::verify(password_text, stored_hash);
     let txn = begin_write(&ctx.db).await?;
-    let user = match found {
+    let user = match found.clone() {
         Some(user) if password_ok && user.active => user,
-        other => {
-            let detail = json!({"username": username.trim().chars().take(64).collect::<String>()});
-            let mut entry = Entry {
-                actor_id: None,
-                action: "login_failed",
-                target_type: "user",
-                target_id: None,
-                ip: ip_text,
-                detail,
-                unit_id: None,
-            };
-            if let Some(user) = other {
-                let failures = user.failed_logins + 1;
-                let mut row = user.clone().into_active_model();
-                row.failed_logins = Set(failures);
-                if failures >= ctx.settings.security.lockout_after {
-                    let lock = chrono::Duration::from_std(ctx.settings.security.lockout_for).unwrap_or_default();
-                    row.locked_until = Set(Some(now + lock));
-                }
-                row.update(&txn).await?;
-                entry = Entry { target_id: Some(user.id.to_string()), unit_id: user.unit_id, ..entry };
+        _ => {
+            let failures = repo::login_failures::count_failure(&txn, &name, now).await?;
+            if failures >= ctx.settings.security.lockout_after {
+                let lock = chrono::Duration::from_std(ctx.settings.security.lockout_for).unwrap_or_default();
+                repo::login_failures::lock(&txn, &name, now + lock).await?;
             }
-            audit::record(&txn, entry, now).await?;
+            audit::record(&txn, attempt("login_failed"), now).await?;
             txn.commit().await?;
             return Err(AppError::Unauthenticated(WRONG_CREDENTIALS.into()));
         }
@@ -81,12 +82,7 @@ pub async fn login(
     let token = new_token();
     let ttl = ctx.settings.auth.token_ttl;
     let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
-    if user.failed_logins > 0 || user.locked_until.is_some() {
-        let mut row = user.clone().into_active_model();
-        row.failed_logins = Set(0);
-        row.locked_until = Set(None);
-        row.update(&txn).await?;
-    }
+    repo::login_failures::clear(&txn, &name).await?;
     api_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user.id),

@@ -1,9 +1,72 @@
 //! Accounts and sessions: lock-out by name, password policy, who may read which users, and
 //! how long a session lives.
 
-use serde_json::json;
+use chrono::Duration;
+use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_PASSWORD, each_backend};
+use crate::helpers::{DEMO_PASSWORD, Reply, each_backend};
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After")
+}
+
+/// What a client sees of five failures and the attempt after them: statuses, problem bodies
+/// and the wait.
+async fn lock_out(app: &crate::helpers::TestApp, username: &str) -> (Vec<Value>, Value, u64) {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        failures.push(app.login(username, "wrong password").await.problem(401));
+    }
+    let locked = app.login(username, "wrong password").await;
+    let wait = retry_after(&locked);
+    (failures, locked.problem(429), wait)
+}
+
+#[tokio::test]
+async fn unknown_names_lock_out_exactly_like_real_accounts() {
+    each_backend(|app| async move {
+        app.seed_demo().await;
+        let admin = app.demo_token("demo-admin").await;
+
+        let real = lock_out(&app, "demo-dept").await;
+        let unknown = lock_out(&app, "nobody-here").await;
+        assert_eq!(real.0, unknown.0, "the failures read the same");
+        assert_eq!(real.1, unknown.1, "the lock reads the same");
+        assert!((14 * 60..=15 * 60).contains(&unknown.2), "Retry-After {}", unknown.2);
+        assert!(unknown.2.abs_diff(real.2) <= 1, "same wait: {} vs {}", real.2, unknown.2);
+
+        // The right password does not open a locked name; the lock is on the name as typed
+        // in any case, and other names are unaffected.
+        app.login("demo-dept", DEMO_PASSWORD).await.problem(429);
+        app.login(" Demo-Dept ", DEMO_PASSWORD).await.problem(429);
+        app.login(" NOBODY-here", "wrong password").await.problem(429);
+        app.login("demo-grid", DEMO_PASSWORD).await.expect(200);
+        app.login("nobody-else", "wrong password").await.problem(401);
+
+        // Attempts against locked names are audited, real or not.
+        let audit = app.get("/api/v1/audit?action=login_locked&limit=200", &admin).await.expect(200);
+        let names: Vec<&str> =
+            audit["items"].as_array().expect("items").iter().filter_map(|a| a["detail"]["username"].as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "demo-dept").count(), 3, "{audit}");
+        assert_eq!(names.iter().filter(|n| **n == "nobody-here").count(), 2, "{audit}");
+
+        // After the wait both names answer as before: the real account logs in.
+        app.clock.advance(Duration::minutes(16));
+        app.login("demo-dept", DEMO_PASSWORD).await.expect(200);
+        app.login("nobody-here", "wrong password").await.problem(401);
+
+        // Names sprayed at the login are not kept for ever.
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        let kept = || async { entities::login_failure::Entity::find().count(&app.ctx.db).await.expect("count") };
+        assert_eq!(kept().await, 2, "nobody-here and nobody-else; demo-dept's success cleared its count");
+        gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs");
+        assert_eq!(kept().await, 2, "a fresh failure stays");
+        app.clock.advance(Duration::days(8));
+        gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs");
+        assert_eq!(kept().await, 0);
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn weak_passwords_are_refused_with_a_reason() {
