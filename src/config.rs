@@ -50,6 +50,9 @@ pub struct HttpSettings {
 pub struct AuthSettings {
     #[serde(deserialize_with = "de_duration")]
     pub token_ttl: Duration,
+    /// How long a session lives from its login, however often its token is refreshed.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +260,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "auth.token_ttl",
                 message: "must be at least one minute".into(),
+            });
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(366 * 86_400)).contains(&self.auth.session_max_age) {
+            return Err(SettingsError::Invalid {
+                key: "auth.session_max_age",
+                message: "must be between one minute and 366 days".into(),
             });
         }
         if let Some(problem) = crate::domain::password::policy_violation(

@@ -10,6 +10,7 @@ mod m20261129_000005_security;
 mod m20261129_000006_report_columns;
 mod m20261129_000007_housekeeping_indexes;
 mod m20261129_000008_login_failures;
+mod m20261129_000008_session_start;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_report_columns::Migration),
             Box::new(m20261129_000007_housekeeping_indexes::Migration),
             Box::new(m20261129_000008_login_failures::Migration),
+            Box::new(m20261129_000008_session_start::Migration),
         ]
     }
 }

@@ -2,9 +2,10 @@
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use entities::{api_token, user};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -79,20 +80,8 @@ pub async fn login(
         }
     };
 
-    let token = new_token();
-    let ttl = ctx.settings.auth.token_ttl;
-    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
     repo::login_failures::clear(&txn, &name).await?;
-    api_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user.id),
-        token_hash: Set(token_hash(&token)),
-        created_at: Set(now),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    let issued = issue(ctx, &txn, user.id, now, now).await?;
     let entry = Entry {
         actor_id: Some(user.id),
         action: "login",
@@ -105,31 +94,64 @@ pub async fn login(
     audit::record(&txn, entry, now).await?;
     txn.commit().await?;
     tracing::info!(user_id = %user.id, "login");
-    Ok(IssuedToken { access_token: token, expires_in: ttl.as_secs() })
+    Ok(issued)
 }
 
-/// A fresh token for the caller's session; the presented one is revoked.
+/// A fresh token for the caller's session; the presented one is revoked. The session keeps
+/// its login time: the fresh token expires with the session at the latest, and once the
+/// session is `auth.session_max_age` old there is nothing left to refresh (401).
 pub async fn refresh(ctx: &AppContext, caller: &Caller, token: &str) -> AppResult<IssuedToken> {
-    let fresh = new_token();
     let now = ctx.clock.now();
-    let ttl = ctx.settings.auth.token_ttl;
-    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
+    let hash = token_hash(token);
     let txn = begin_write(&ctx.db).await?;
-    if repo::tokens::revoke(&txn, &token_hash(token), now).await? == 0 {
+    let presented = repo::tokens::live_token(&txn, &hash, now).await?.filter(|t| t.user_id == caller.user_id);
+    let Some(presented) = presented else {
+        return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
+    };
+    let session_started_at = presented.session_started_at.unwrap_or(presented.created_at);
+    if now >= session_end(ctx, session_started_at)? {
+        return Err(AppError::Unauthenticated("the session has reached its maximum age; log in again".into()));
+    }
+    if repo::tokens::revoke(&txn, &hash, now).await? == 0 {
         return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
     }
+    let issued = issue(ctx, &txn, caller.user_id, session_started_at, now).await?;
+    txn.commit().await?;
+    Ok(issued)
+}
+
+/// A new token of the session that began at `session_started_at`, valid for `auth.token_ttl`
+/// but not past the session's end.
+async fn issue(
+    ctx: &AppContext,
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    session_started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<IssuedToken> {
+    let ttl = chrono::Duration::from_std(ctx.settings.auth.token_ttl).map_err(|e| AppError::Internal(e.to_string()))?;
+    let expires_at = (now + ttl).min(session_end(ctx, session_started_at)?);
+    let token = new_token();
     api_token::ActiveModel {
         id: Set(Uuid::now_v7()),
-        user_id: Set(caller.user_id),
-        token_hash: Set(token_hash(&fresh)),
+        user_id: Set(user_id),
+        token_hash: Set(token_hash(&token)),
         created_at: Set(now),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
+        session_started_at: Set(Some(session_started_at)),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    txn.commit().await?;
-    Ok(IssuedToken { access_token: fresh, expires_in: ttl.as_secs() })
+    // To the nearest second: the stored login time has lost the clock's sub-microseconds.
+    let expires_in = u64::try_from(((expires_at - now).num_milliseconds() + 500) / 1000).unwrap_or(0);
+    Ok(IssuedToken { access_token: token, expires_in })
+}
+
+fn session_end(ctx: &AppContext, session_started_at: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
+    let max_age =
+        chrono::Duration::from_std(ctx.settings.auth.session_max_age).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(session_started_at + max_age)
 }
 
 pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {

@@ -104,3 +104,47 @@ async fn weak_passwords_are_refused_with_a_reason() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn refreshing_does_not_outlive_the_session_cap() {
+    each_backend(|app| async move {
+        app.seed_demo().await;
+        let mut token = app.demo_token("demo-grid").await;
+        // Refresh every 11 hours: the session lives 7 days from the login, not for ever.
+        let mut lived = Duration::zero();
+        while lived + Duration::hours(11) < Duration::days(7) {
+            app.clock.advance(Duration::hours(11));
+            lived += Duration::hours(11);
+            let fresh = app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await;
+            let fresh = fresh.expect(200);
+            let left = (Duration::days(7) - lived).num_seconds();
+            assert_eq!(fresh["expires_in"].as_i64(), Some(left.min(12 * 3600)), "at {lived}");
+            token = fresh["access_token"].as_str().expect("token").to_owned();
+        }
+        // The last token ends with the session, and cannot be refreshed past it.
+        app.clock.advance(Duration::days(7) - lived - Duration::seconds(1));
+        app.get("/api/v1/me", &token).await.expect(200);
+        app.clock.advance(Duration::seconds(1));
+        app.get("/api/v1/me", &token).await.problem(401);
+        app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await.problem(401);
+        // Logging in again starts a new session.
+        let token = app.demo_token("demo-grid").await;
+        app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await.expect(200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_session_cap_is_configurable() {
+    for backend in crate::helpers::backends() {
+        let app = crate::helpers::spawn_app_with(backend, &[("GRIDWHISTLE_AUTH__SESSION_MAX_AGE", "20h")]).await;
+        app.seed_demo().await;
+        let token = app.demo_token("demo-admin").await;
+        app.clock.advance(Duration::hours(10));
+        let fresh = app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await.expect(200);
+        assert_eq!(fresh["expires_in"], 10 * 3600, "ten hours of the twenty are left");
+        let token = fresh["access_token"].as_str().expect("token").to_owned();
+        app.clock.advance(Duration::hours(10));
+        app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await.problem(401);
+    }
+}
