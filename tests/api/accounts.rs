@@ -148,3 +148,60 @@ async fn the_session_cap_is_configurable() {
         app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&token), None).await.problem(401);
     }
 }
+
+/// The user names in a user list, sorted.
+async fn usernames(app: &crate::helpers::TestApp, path: &str, token: &str) -> Vec<String> {
+    let listed = app.get(path, token).await.expect(200);
+    let mut names: Vec<String> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["username"].as_str().expect("username").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn supervisors_read_only_the_users_of_their_subtree() {
+    each_backend(|app| async move {
+        app.seed_demo().await;
+        let admin = app.demo_token("demo-admin").await;
+        // 原平市: a county supervisor, a street dispatcher, a grid worker and the county's
+        // department staff; the demo users all live in 忻府区 or city-wide.
+        let county = app.user_in(&admin, "yp.supervisor", "supervisor", "140981").await;
+        app.user_in(&admin, "yp.dispatcher", "dispatcher", "140981001000").await;
+        app.user_in(&admin, "yp.grid", "grid_worker", "140981001001-G01").await;
+        app.user_in(&admin, "yp.clerk", "department_staff", "YP-CGJ").await;
+        let city = app.demo_token("demo-supervisor").await;
+
+        let all = usernames(&app, "/api/v1/users?limit=200", &admin).await;
+        assert_eq!(all.len(), 9, "{all:?}");
+        assert_eq!(
+            usernames(&app, "/api/v1/users?limit=200", &county).await,
+            ["yp.clerk", "yp.dispatcher", "yp.grid", "yp.supervisor"]
+        );
+        assert_eq!(usernames(&app, "/api/v1/users?role=department_staff", &county).await, ["yp.clerk"]);
+        let city_wide = usernames(&app, "/api/v1/users?limit=200", &city).await;
+        assert_eq!(city_wide, all.iter().filter(|n| *n != "demo-admin").cloned().collect::<Vec<_>>());
+
+        // One user at a time: out of the subtree is not found, not forbidden.
+        let id_of = |name: &'static str| {
+            let (app, admin) = (&app, &admin);
+            async move {
+                let found = app.get(&format!("/api/v1/users?username={name}"), admin).await.expect(200);
+                found["items"][0]["id"].as_str().expect("id").to_owned()
+            }
+        };
+        for outside in ["demo-grid", "demo-dept", "demo-dispatcher", "demo-supervisor", "demo-admin"] {
+            let id = id_of(outside).await;
+            app.get(&format!("/api/v1/users/{id}"), &county).await.problem(404);
+        }
+        let clerk = app.get(&format!("/api/v1/users/{}", id_of("yp.clerk").await), &county).await.expect(200);
+        assert_eq!(clerk["username"], "yp.clerk");
+        app.get(&format!("/api/v1/users/{}", id_of("demo-dept").await), &city).await.expect(200);
+        app.get(&format!("/api/v1/users/{}", id_of("demo-admin").await), &city).await.problem(404);
+        app.get(&format!("/api/v1/users/{}", id_of("demo-admin").await), &admin).await.expect(200);
+    })
+    .await;
+}
