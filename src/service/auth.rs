@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use entities::{api_token, user};
+use entities::{api_token, login_failure, user};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
@@ -52,18 +52,22 @@ pub async fn login(
         unit_id: found.as_ref().and_then(|u| u.unit_id),
     };
 
-    let failures = repo::login_failures::find(&ctx.db, &name).await?;
-    if let Some(locked_until) = failures.and_then(|f| f.locked_until).filter(|until| *until > now) {
+    let locked =
+        |failures: Option<login_failure::Model>| failures.and_then(|f| f.locked_until).filter(|until| *until > now);
+    let refuse_locked = |locked_until: DateTime<Utc>| AppError::TooManyRequests {
+        message: "too many failed logins: this account is locked for a while".into(),
+        retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
+    };
+    if let Some(locked_until) = locked(repo::login_failures::find(&ctx.db, &name).await?) {
         let txn = begin_write(&ctx.db).await?;
         audit::record(&txn, attempt("login_locked"), now).await?;
         txn.commit().await?;
-        return Err(AppError::TooManyRequests {
-            message: "too many failed logins: this account is locked for a while".into(),
-            retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
-        });
+        return Err(refuse_locked(locked_until));
     }
     // Verify against a decoy when the user is unknown, so timing does not reveal accounts.
-    let stored_hash = found.as_ref().map_or(password::decoy_hash(), |u| u.password_hash.as_str());
+    // The decoy is made on the first login of any name, so that cost reveals nothing either.
+    let decoy = password::decoy_hash();
+    let stored_hash = found.as_ref().map_or(decoy, |u| u.password_hash.as_str());
     let password_ok = password::verify(password_text, stored_hash);
     let txn = begin_write(&ctx.db).await?;
     let user = match found.clone() {
@@ -80,6 +84,12 @@ pub async fn login(
         }
     };
 
+    // Attempts running in parallel may have locked the name since the look above.
+    if let Some(locked_until) = locked(repo::login_failures::find(&txn, &name).await?) {
+        audit::record(&txn, attempt("login_locked"), now).await?;
+        txn.commit().await?;
+        return Err(refuse_locked(locked_until));
+    }
     repo::login_failures::clear(&txn, &name).await?;
     let issued = issue(ctx, &txn, user.id, now, now).await?;
     let entry = Entry {
