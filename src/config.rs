@@ -50,6 +50,9 @@ pub struct HttpSettings {
 pub struct AuthSettings {
     #[serde(deserialize_with = "de_duration")]
     pub token_ttl: Duration,
+    /// How long a session lives from its login, however often its token is refreshed.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,7 +262,17 @@ impl Settings {
                 message: "must be at least one minute".into(),
             });
         }
-        if let Some(problem) = crate::domain::password::policy_violation("demo-admin", &self.demo.password) {
+        if !(Duration::from_secs(60)..=Duration::from_secs(366 * 86_400)).contains(&self.auth.session_max_age) {
+            return Err(SettingsError::Invalid {
+                key: "auth.session_max_age",
+                message: "must be between one minute and 366 days".into(),
+            });
+        }
+        if let Some(problem) = crate::domain::password::policy_violation(
+            "demo-admin",
+            &self.demo.password,
+            crate::domain::password::Forbidden::default(),
+        ) {
             return Err(SettingsError::Invalid { key: "demo.password", message: problem });
         }
         let prefix_ok = (1..=8).contains(&self.tickets.number_prefix.len())

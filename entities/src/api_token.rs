@@ -11,6 +11,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The login that began the session this token belongs to; refreshes carry it over.
+    /// Null only for tokens from before it was recorded: their `created_at` stands in.
+    pub session_started_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

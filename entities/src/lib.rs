@@ -12,6 +12,7 @@ pub mod escalation_rule;
 pub mod extension_request;
 pub mod grid_unit;
 pub mod idempotency_key;
+pub mod login_failure;
 pub mod notification;
 pub mod rating;
 pub mod routing_rule;

@@ -16,9 +16,10 @@ pub struct Model {
     pub password_hash: String,
     /// Where escalations for this user's role reach them.
     pub email: Option<String>,
-    /// Consecutive failed logins; a success resets it.
+    /// Unused: failed logins are counted per name in `login_failures`, so that unknown
+    /// names lock out like real ones. Kept for the rows written before that.
     pub failed_logins: i32,
-    /// Logins are refused until then, even with the right password.
+    /// Unused, see `failed_logins`.
     pub locked_until: Option<DateTimeUtc>,
 
     pub active: bool,

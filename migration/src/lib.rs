@@ -9,6 +9,8 @@ mod m20261129_000004_sla;
 mod m20261129_000005_security;
 mod m20261129_000006_report_columns;
 mod m20261129_000007_housekeeping_indexes;
+mod m20261129_000008_login_failures;
+mod m20261129_000008_session_start;
 mod m20261129_000009_notification_lease_token;
 mod m20261129_000009_sla_clock_failures;
 mod m20261129_000010_clock_stop_reason;
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_security::Migration),
             Box::new(m20261129_000006_report_columns::Migration),
             Box::new(m20261129_000007_housekeeping_indexes::Migration),
+            Box::new(m20261129_000008_login_failures::Migration),
+            Box::new(m20261129_000008_session_start::Migration),
             Box::new(m20261129_000009_notification_lease_token::Migration),
             Box::new(m20261129_000009_sla_clock_failures::Migration),
             Box::new(m20261129_000010_clock_stop_reason::Migration),

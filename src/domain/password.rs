@@ -8,19 +8,167 @@ use argon2::{
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 128;
 
+/// Passwords that lead every leaked-password list, compared case-insensitively. Only ones of
+/// `MIN_LENGTH` or more matter; shorter ones are refused for their length already.
+const COMMON: &[&str] = &[
+    "0000000000",
+    "0123456789",
+    "1111111111",
+    "1122334455",
+    "1234512345",
+    "1234554321",
+    "1234567890",
+    "123456789a",
+    "123456789q",
+    "1234567890a",
+    "123456abcd",
+    "123123123123",
+    "123qweasdzxc",
+    "12345qwert",
+    "1314520520",
+    "147258369a",
+    "1q2w3e4r5t",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "1qazxsw23edc",
+    "5201314520",
+    "a123456789",
+    "a1234567890",
+    "a1b2c3d4e5",
+    "aa123456789",
+    "aaaaaaaaaa",
+    "abc1234567",
+    "abc123456789",
+    "abcd123456",
+    "abcd1234567",
+    "abcdefghij",
+    "admin123456",
+    "admin12345",
+    "administrator",
+    "asdf123456",
+    "asdfghjkl1",
+    "asdfghjkl123",
+    "asdfghjkl;",
+    "asdfasdfasdf",
+    "azertyuiop",
+    "baseball12",
+    "changeme12",
+    "changeme123",
+    "computer12",
+    "dragon1234",
+    "football12",
+    "football123",
+    "iloveyou12",
+    "iloveyou123",
+    "letmein123",
+    "letmein1234",
+    "liverpool1",
+    "login12345",
+    "master1234",
+    "monkey1234",
+    "p@ssw0rd12",
+    "p@ssw0rd123",
+    "p@ssword123",
+    "passw0rd12",
+    "passw0rd123",
+    "password00",
+    "password01",
+    "password1!",
+    "password11",
+    "password12",
+    "password123",
+    "password1234",
+    "password12345",
+    "password123!",
+    "password@123",
+    "passwordpassword",
+    "princess12",
+    "q1w2e3r4t5",
+    "q1w2e3r4t5y6",
+    "qazwsxedcrfv",
+    "qq123456789",
+    "qwe1234567",
+    "qwe123qwe123",
+    "qweasdzxc123",
+    "qwer123456",
+    "qwerty1234",
+    "qwerty12345",
+    "qwerty123456",
+    "qwertyuiop",
+    "qwertyuiop123",
+    "qwertyuiop[]",
+    "sunshine12",
+    "superman12",
+    "trustno123",
+    "welcome123",
+    "welcome1234",
+    "whatever12",
+    "woaini1314",
+    "woaini520520",
+    "woaiwojia123",
+    "zaq12wsxcde",
+    "zxcvbnm123",
+    "zxcvbnm1234",
+    "zxcvbnmasdf",
+    "1qaz2wsx1qaz",
+    "qwertyqwerty",
+    "iloveyou1314",
+    "abcabcabcabc",
+    "password2025",
+    "password2026",
+];
+
+/// What a password is checked against besides its own shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forbidden<'a> {
+    /// The product's published demo password: refused for every account except the demo
+    /// accounts the demo seed creates.
+    pub demo_password: Option<&'a str>,
+}
+
 /// Why a password is refused, phrased for the person choosing it.
-pub fn policy_violation(username: &str, password: &str) -> Option<String> {
+pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>) -> Option<String> {
     let length = password.chars().count();
+    if password.chars().any(char::is_control) {
+        return Some("must not contain control characters (NUL, tab, line breaks and the like)".into());
+    }
     if length < MIN_LENGTH {
         return Some(format!("must be at least {MIN_LENGTH} characters"));
     }
     if length > MAX_LENGTH {
         return Some(format!("must be at most {MAX_LENGTH} characters"));
     }
-    if password.eq_ignore_ascii_case(username) {
+    if password.chars().all(char::is_whitespace) {
+        return Some("must not be only spaces".into());
+    }
+    let lower = password.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    if chars.windows(2).all(|pair| pair[0] == pair[1]) {
+        return Some("must not be one character repeated".into());
+    }
+    if is_run(&chars, 1) || is_run(&chars, -1) {
+        return Some("must not be a run of consecutive characters such as 1234567890 or abcdefghij".into());
+    }
+    if lower == username.to_lowercase() {
         return Some("must not equal the user name".into());
     }
+    if forbidden.demo_password.is_some_and(|demo| lower == demo.to_lowercase()) {
+        return Some("must not be the demo password, which is published with the product".into());
+    }
+    if COMMON.iter().any(|common| lower == *common) {
+        return Some("is one of the most common passwords and would be guessed first: choose another".into());
+    }
     None
+}
+
+/// The whole password steps by `step` from one character to the next (…8, 9, 0 continues an
+/// ascending run of digits the way the keyboard row does, 0, 9, 8… a descending one).
+fn is_run(chars: &[char], step: i64) -> bool {
+    chars.windows(2).all(|pair| {
+        let (a, b) = (pair[0], pair[1]);
+        let wraps = if step > 0 { a == '9' && b == '0' } else { a == '0' && b == '9' };
+        i64::from(u32::from(b)) - i64::from(u32::from(a)) == step || wraps
+    })
 }
 
 pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
@@ -55,11 +203,53 @@ mod tests {
         assert!(!verify("anything", "not a hash"));
     }
 
+    fn check(password: &str) -> Option<String> {
+        policy_violation("alice", password, Forbidden { demo_password: Some("gridwhistle-demo") })
+    }
+
     #[test]
     fn policy() {
-        assert!(policy_violation("alice", "short").is_some());
-        assert!(policy_violation("alice-admin1", "ALICE-ADMIN1").is_some());
-        assert!(policy_violation("alice", &"x".repeat(129)).is_some());
-        assert_eq!(policy_violation("alice", "a long enough phrase"), None);
+        assert!(check("short").is_some());
+        assert!(policy_violation("alice-admin1", "ALICE-ADMIN1", Forbidden::default()).is_some());
+        assert!(check(&"x".repeat(129)).is_some());
+        assert_eq!(check("a long enough phrase"), None);
+    }
+
+    #[test]
+    fn refuses_what_the_issue_found_accepted() {
+        for weak in ["          ", "1234567890", "password12", "PassWord12", "gridwhistle-demo", "GridWhistle-Demo"] {
+            assert!(check(weak).is_some(), "{weak:?} should be refused");
+        }
+        assert!(check("a long\0enough phrase").is_some_and(|m| m.contains("control")));
+        assert!(check("a long\tenough phrase").is_some());
+        assert!(check("a long\u{7f}enough phrase").is_some());
+    }
+
+    #[test]
+    fn refuses_repeats_and_runs_in_either_direction() {
+        for weak in
+            ["aaaaaaaaaaaa", "ZZZZZZZZZZ", "abcdefghijkl", "ZYXWVUTSRQ", "0987654321", "9876543210", "3456789012"]
+        {
+            assert!(check(weak).is_some(), "{weak:?} should be refused");
+        }
+        // A run that covers only part of the password is fine.
+        for fine in ["1234567890x", "abcdefghij!", "aaaaaaaaab"] {
+            assert_eq!(check(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn demo_password_is_refused_only_when_forbidden() {
+        assert_eq!(policy_violation("demo-admin", "gridwhistle-demo", Forbidden::default()), None);
+        assert!(check("gridwhistle-demo").is_some_and(|m| m.contains("demo")));
+    }
+
+    #[test]
+    fn common_list_is_lower_case_and_long_enough_to_matter() {
+        for common in COMMON {
+            assert_eq!(*common, common.to_lowercase(), "{common}");
+            assert!(common.chars().count() >= MIN_LENGTH, "{common} is refused for its length already");
+        }
+        assert!(COMMON.len() >= 90);
     }
 }

@@ -23,13 +23,14 @@ pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the token expires: `auth.token_ttl`, but never past the end of the
+    /// session (`auth.session_max_age` after its login).
     pub expires_in: u64,
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = Credentials,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
-        (status = 429, body = Problem, description = "account locked after repeated failures, or too many logins from this address; see Retry-After")))]
+        (status = 429, body = Problem, description = "this user name is locked after repeated failures (whether or not an account has it), or too many logins from this address; see Retry-After")))]
 pub async fn token(
     ctx: web::Data<AppContext>,
     req: HttpRequest,
@@ -44,9 +45,13 @@ pub async fn token(
     }))
 }
 
-/// A fresh token for the session; the presented one stops working.
+/// A fresh token for the session; the presented one stops working. The session keeps its
+/// login time: once it is `auth.session_max_age` old (7 days by default) the answer is 401
+/// and the user logs in again.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = TokenResponse),
+        (status = 401, body = Problem, description = "the token is unknown, expired or revoked, or the session reached its maximum age")),
+    security(("bearer" = [])))]
 pub async fn refresh(
     ctx: web::Data<AppContext>,
     caller: Caller,

@@ -29,6 +29,8 @@ pub struct UserQuery {
     cursor: Option<String>,
 }
 
+/// Users in the caller's jurisdiction: admins see everyone, supervisors the users whose home
+/// unit or department lies in their unit's subtree.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
     responses((status = 200, body = List<User>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
@@ -50,8 +52,9 @@ pub async fn create(ctx: web::Data<AppContext>, caller: Caller, Json(input): Jso
     Ok(created(format!("/api/v1/users/{}", user.id), User::from(user)))
 }
 
+/// One user; 404 when outside the caller's jurisdiction, as for one that does not exist.
 #[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "users",
-    responses((status = 200, body = User), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<User>> {
     Ok(web::Json(users::get(&ctx, &caller, id).await?.into()))
 }

@@ -1,5 +1,8 @@
 use entities::grid_unit;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, Query, SelectStatement},
+};
 use uuid::Uuid;
 
 use crate::domain::geo::Point;
@@ -45,6 +48,16 @@ pub async fn move_subtree(
 
 pub async fn has_children(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
     Ok(grid_unit::Entity::find().filter(grid_unit::Column::ParentId.eq(id)).one(db).await?.is_some())
+}
+
+/// The ids of every unit in the subtree whose stored path starts with `path`, as a subquery
+/// for rows that hang off units (users, departments).
+pub fn ids_in_subtree(path: &str) -> SelectStatement {
+    Query::select()
+        .column(grid_unit::Column::Id)
+        .from(grid_unit::Entity)
+        .and_where(grid_unit::Column::Path.starts_with(path))
+        .to_owned()
 }
 
 /// The ids on a unit's stored path, root first.

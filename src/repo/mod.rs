@@ -2,6 +2,7 @@
 //! or inside the caller's transaction alike.
 
 pub mod grid_units;
+pub mod login_failures;
 pub mod page;
 pub mod routing_rules;
 pub mod tickets;

@@ -2,9 +2,10 @@
 
 use std::net::IpAddr;
 
-use entities::{api_token, user};
+use chrono::{DateTime, Utc};
+use entities::{api_token, login_failure, user};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,8 +27,10 @@ pub struct IssuedToken {
 
 const WRONG_CREDENTIALS: &str = "wrong user name or password";
 
-/// Checks the credentials and issues a token. A locked account answers 429 even with the
-/// right password; the failure that reaches `security.lockout_after` locks it.
+/// Checks the credentials and issues a token. Failures are counted per user name — whether
+/// or not an account has it — so a name nobody has locks out like a real one and the
+/// answers do not tell which accounts exist. A locked name answers 429 even with the right
+/// password; the failure that reaches `security.lockout_after` locks it.
 pub async fn login(
     ctx: &AppContext,
     username: &str,
@@ -37,66 +40,58 @@ pub async fn login(
     ctx.limits.check_login(ip)?;
     let now = ctx.clock.now();
     let ip_text = ip.map(|ip| ip.to_string());
-    let found = super::users::by_username(&ctx.db, username.trim()).await?;
-    if let Some(locked_until) = found.as_ref().and_then(|u| u.locked_until).filter(|until| *until > now) {
-        return Err(AppError::TooManyRequests {
-            message: "too many failed logins: this account is locked for a while".into(),
-            retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
-        });
+    let name = repo::login_failures::normalise(username);
+    let found = super::users::by_username(&ctx.db, &name).await?;
+    let attempt = |action| Entry {
+        actor_id: None,
+        action,
+        target_type: "user",
+        target_id: found.as_ref().map(|u| u.id.to_string()),
+        ip: ip_text.clone(),
+        detail: json!({"username": name}),
+        unit_id: found.as_ref().and_then(|u| u.unit_id),
+    };
+
+    let locked =
+        |failures: Option<login_failure::Model>| failures.and_then(|f| f.locked_until).filter(|until| *until > now);
+    let refuse_locked = |locked_until: DateTime<Utc>| AppError::TooManyRequests {
+        message: "too many failed logins: this account is locked for a while".into(),
+        retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
+    };
+    if let Some(locked_until) = locked(repo::login_failures::find(&ctx.db, &name).await?) {
+        let txn = begin_write(&ctx.db).await?;
+        audit::record(&txn, attempt("login_locked"), now).await?;
+        txn.commit().await?;
+        return Err(refuse_locked(locked_until));
     }
     // Verify against a decoy when the user is unknown, so timing does not reveal accounts.
-    let stored_hash = found.as_ref().map_or(password::decoy_hash(), |u| u.password_hash.as_str());
+    // The decoy is made on the first login of any name, so that cost reveals nothing either.
+    let decoy = password::decoy_hash();
+    let stored_hash = found.as_ref().map_or(decoy, |u| u.password_hash.as_str());
     let password_ok = password::verify(password_text, stored_hash);
     let txn = begin_write(&ctx.db).await?;
-    let user = match found {
+    let user = match found.clone() {
         Some(user) if password_ok && user.active => user,
-        other => {
-            let detail = json!({"username": username.trim().chars().take(64).collect::<String>()});
-            let mut entry = Entry {
-                actor_id: None,
-                action: "login_failed",
-                target_type: "user",
-                target_id: None,
-                ip: ip_text,
-                detail,
-                unit_id: None,
-            };
-            if let Some(user) = other {
-                let failures = user.failed_logins + 1;
-                let mut row = user.clone().into_active_model();
-                row.failed_logins = Set(failures);
-                if failures >= ctx.settings.security.lockout_after {
-                    let lock = chrono::Duration::from_std(ctx.settings.security.lockout_for).unwrap_or_default();
-                    row.locked_until = Set(Some(now + lock));
-                }
-                row.update(&txn).await?;
-                entry = Entry { target_id: Some(user.id.to_string()), unit_id: user.unit_id, ..entry };
+        _ => {
+            let failures = repo::login_failures::count_failure(&txn, &name, now).await?;
+            if failures >= ctx.settings.security.lockout_after {
+                let lock = chrono::Duration::from_std(ctx.settings.security.lockout_for).unwrap_or_default();
+                repo::login_failures::lock(&txn, &name, now + lock).await?;
             }
-            audit::record(&txn, entry, now).await?;
+            audit::record(&txn, attempt("login_failed"), now).await?;
             txn.commit().await?;
             return Err(AppError::Unauthenticated(WRONG_CREDENTIALS.into()));
         }
     };
 
-    let token = new_token();
-    let ttl = ctx.settings.auth.token_ttl;
-    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
-    if user.failed_logins > 0 || user.locked_until.is_some() {
-        let mut row = user.clone().into_active_model();
-        row.failed_logins = Set(0);
-        row.locked_until = Set(None);
-        row.update(&txn).await?;
+    // Attempts running in parallel may have locked the name since the look above.
+    if let Some(locked_until) = locked(repo::login_failures::find(&txn, &name).await?) {
+        audit::record(&txn, attempt("login_locked"), now).await?;
+        txn.commit().await?;
+        return Err(refuse_locked(locked_until));
     }
-    api_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user.id),
-        token_hash: Set(token_hash(&token)),
-        created_at: Set(now),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    repo::login_failures::clear(&txn, &name).await?;
+    let issued = issue(ctx, &txn, user.id, now, now).await?;
     let entry = Entry {
         actor_id: Some(user.id),
         action: "login",
@@ -109,31 +104,64 @@ pub async fn login(
     audit::record(&txn, entry, now).await?;
     txn.commit().await?;
     tracing::info!(user_id = %user.id, "login");
-    Ok(IssuedToken { access_token: token, expires_in: ttl.as_secs() })
+    Ok(issued)
 }
 
-/// A fresh token for the caller's session; the presented one is revoked.
+/// A fresh token for the caller's session; the presented one is revoked. The session keeps
+/// its login time: the fresh token expires with the session at the latest, and once the
+/// session is `auth.session_max_age` old there is nothing left to refresh (401).
 pub async fn refresh(ctx: &AppContext, caller: &Caller, token: &str) -> AppResult<IssuedToken> {
-    let fresh = new_token();
     let now = ctx.clock.now();
-    let ttl = ctx.settings.auth.token_ttl;
-    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.to_string()))?;
+    let hash = token_hash(token);
     let txn = begin_write(&ctx.db).await?;
-    if repo::tokens::revoke(&txn, &token_hash(token), now).await? == 0 {
+    let presented = repo::tokens::live_token(&txn, &hash, now).await?.filter(|t| t.user_id == caller.user_id);
+    let Some(presented) = presented else {
+        return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
+    };
+    let session_started_at = presented.session_started_at.unwrap_or(presented.created_at);
+    if now >= session_end(ctx, session_started_at)? {
+        return Err(AppError::Unauthenticated("the session has reached its maximum age; log in again".into()));
+    }
+    if repo::tokens::revoke(&txn, &hash, now).await? == 0 {
         return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
     }
+    let issued = issue(ctx, &txn, caller.user_id, session_started_at, now).await?;
+    txn.commit().await?;
+    Ok(issued)
+}
+
+/// A new token of the session that began at `session_started_at`, valid for `auth.token_ttl`
+/// but not past the session's end.
+async fn issue(
+    ctx: &AppContext,
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    session_started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<IssuedToken> {
+    let ttl = chrono::Duration::from_std(ctx.settings.auth.token_ttl).map_err(|e| AppError::Internal(e.to_string()))?;
+    let expires_at = (now + ttl).min(session_end(ctx, session_started_at)?);
+    let token = new_token();
     api_token::ActiveModel {
         id: Set(Uuid::now_v7()),
-        user_id: Set(caller.user_id),
-        token_hash: Set(token_hash(&fresh)),
+        user_id: Set(user_id),
+        token_hash: Set(token_hash(&token)),
         created_at: Set(now),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
+        session_started_at: Set(Some(session_started_at)),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    txn.commit().await?;
-    Ok(IssuedToken { access_token: fresh, expires_in: ttl.as_secs() })
+    // To the nearest second: the stored login time has lost the clock's sub-microseconds.
+    let expires_in = u64::try_from(((expires_at - now).num_milliseconds() + 500) / 1000).unwrap_or(0);
+    Ok(IssuedToken { access_token: token, expires_in })
+}
+
+fn session_end(ctx: &AppContext, session_started_at: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
+    let max_age =
+        chrono::Duration::from_std(ctx.settings.auth.session_max_age).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(session_started_at + max_age)
 }
 
 pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {

@@ -264,7 +264,7 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
             email: Some(format!("{username}@gridwhistle.example")),
             active: true,
         };
-        count(users::create(ctx, &caller, input).await, &mut report)?;
+        count(users::create_demo_account(ctx, &caller, input).await, &mut report)?;
     }
     Ok(report)
 }

@@ -1,5 +1,6 @@
 //! Clean-up nobody should have to remember: tokens that expired or were revoked a week ago,
-//! and idempotency keys older than a week (phones retry within minutes, not days).
+//! idempotency keys older than a week (phones retry within minutes, not days), and failed
+//! logins under names that have been quiet and unlocked for a week.
 
 use chrono::Duration;
 use entities::{api_token, idempotency_key};
@@ -24,5 +25,6 @@ pub async fn run(ctx: &AppContext) -> AppResult<u64> {
         .exec(&ctx.db)
         .await?
         .rows_affected;
-    Ok(tokens + keys)
+    let login_failures = crate::repo::login_failures::forget_older_than(&ctx.db, before).await?;
+    Ok(tokens + keys + login_failures)
 }

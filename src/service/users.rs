@@ -1,7 +1,9 @@
 //! User accounts: role, home unit or department, password, active flag.
 
 use entities::{Role, UnitLevel, department, grid_unit, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set, sea_query::Query,
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -24,6 +26,7 @@ use crate::{
     repo::{
         self,
         page::{self, Page, PageRequest},
+        tickets::Scope,
     },
 };
 
@@ -80,12 +83,31 @@ fn yes() -> bool {
 }
 
 pub async fn create(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppResult<user::Model> {
+    create_account(ctx, caller, input, forbidden_passwords(ctx)).await
+}
+
+/// The demo seed's way in: the demo accounts are the only ones that may carry the published
+/// demo password (`demo.password`); every other account is refused it.
+pub async fn create_demo_account(ctx: &AppContext, caller: &Caller, input: NewUser) -> AppResult<user::Model> {
+    create_account(ctx, caller, input, password::Forbidden::default()).await
+}
+
+fn forbidden_passwords(ctx: &AppContext) -> password::Forbidden<'_> {
+    password::Forbidden { demo_password: Some(&ctx.settings.demo.password) }
+}
+
+async fn create_account(
+    ctx: &AppContext,
+    caller: &Caller,
+    input: NewUser,
+    forbidden: password::Forbidden<'_>,
+) -> AppResult<user::Model> {
     require(caller, Permission::ManageUsers)?;
     let mut errors = FieldErrors::new();
     let username = username(&mut errors, &input.username);
     let display_name = errors.text("display_name", &input.display_name, 100);
     let email = input.email.as_deref().map(|e| errors.email("email", e));
-    if let Some(problem) = password::policy_violation(&username, &input.password) {
+    if let Some(problem) = password::policy_violation(&username, &input.password, forbidden) {
         errors.add("password", problem);
     }
     errors.into_result()?;
@@ -128,7 +150,7 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     let display_name = changes.display_name.as_deref().map(|n| errors.text("display_name", n, 100));
     let email = changes.email.clone().map(|e| e.map(|e| errors.email("email", &e)));
     if let Some(new_password) = &changes.password
-        && let Some(problem) = password::policy_violation(&current.username, new_password)
+        && let Some(problem) = password::policy_violation(&current.username, new_password, forbidden_passwords(ctx))
     {
         errors.add("password", problem);
     }
@@ -187,9 +209,39 @@ pub async fn disable(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<u
     update(ctx, caller, id, changes).await
 }
 
+/// One user, if the caller's jurisdiction covers them; otherwise 404 like a user that does not exist.
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<user::Model> {
     require(caller, Permission::ReadUsers)?;
-    found::<user::Entity>(&ctx.db, id, "user").await
+    user::Entity::find_by_id(id)
+        .filter(readable_by(ctx, caller).await?)
+        .one(&ctx.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))
+}
+
+/// The users a caller may read, in the jurisdiction tickets use (`Viewer::scope`): admins
+/// everyone; supervisors (and any other role whose jurisdiction is a unit subtree) the users
+/// whose home unit, or whose department's unit, lies in it — never the admins, who have
+/// neither. Jurisdictions that are not a subtree cover no other users.
+async fn readable_by(ctx: &AppContext, caller: &Caller) -> AppResult<Condition> {
+    let scope = super::tickets::Viewer::of(&ctx.db, caller).await?.scope();
+    Ok(match scope {
+        Scope::Everything => Condition::all(),
+        Scope::UnitPath(path) => {
+            let units = repo::grid_units::ids_in_subtree(&path);
+            let departments = Query::select()
+                .column(department::Column::Id)
+                .from(department::Entity)
+                .and_where(department::Column::UnitId.in_subquery(units.clone()))
+                .to_owned();
+            Condition::any()
+                .add(user::Column::UnitId.in_subquery(units))
+                .add(user::Column::DepartmentId.in_subquery(departments))
+        }
+        Scope::FiledByOrUnitPath { .. } | Scope::Department(_) | Scope::Nothing => {
+            Condition::all().add(user::Column::Id.is_null())
+        }
+    })
 }
 
 pub async fn list(
@@ -199,7 +251,7 @@ pub async fn list(
     request: PageRequest,
 ) -> AppResult<Page<user::Model>> {
     require(caller, Permission::ReadUsers)?;
-    let mut select = user::Entity::find();
+    let mut select = user::Entity::find().filter(readable_by(ctx, caller).await?);
     if let Some(role) = filter.role {
         select = select.filter(user::Column::Role.eq(role));
     }

@@ -2,6 +2,7 @@
 //! TEST_DATABASE_URL is set, on PostgreSQL.
 
 mod access;
+mod accounts;
 mod auth;
 mod concurrency;
 mod errors;
