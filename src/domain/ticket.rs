@@ -338,6 +338,17 @@ impl DispatchRole {
     }
 }
 
+/// Which dispatch carries a ticket's responsibility (首办负责): its primary dispatch that was
+/// neither returned nor cancelled — at most one at a time. Reports, the overdue list,
+/// escalation mails and supervision orders all name this department; this is the one
+/// definition.
+pub const RESPONSIBLE_STATUSES: [DispatchStatus; 3] =
+    [DispatchStatus::Pending, DispatchStatus::Acknowledged, DispatchStatus::Resolved];
+
+pub fn holds_responsibility(role: &str, status: &str) -> bool {
+    role == DispatchRole::Primary.as_str() && RESPONSIBLE_STATUSES.iter().any(|s| s.to_string() == status)
+}
+
 /// The timeline's event kinds.
 pub mod event {
     pub const FILED: &str = "filed";

@@ -177,15 +177,12 @@ pub async fn open_order(
     Ok(order)
 }
 
-/// The department a cause concerns: its dispatch's, else the ticket's open primary ones.
+/// The department a cause concerns: its dispatch's, else the one responsible for the ticket.
 async fn departments_concerned(db: &impl ConnectionTrait, cause: &Cause<'_>) -> AppResult<Vec<department::Model>> {
     let ids: Vec<Uuid> = match cause.dispatch {
         Some(dispatch) => vec![dispatch.department_id],
-        None => repo::tickets::dispatches_of(db, &[cause.ticket.id])
-            .await?
+        None => super::tickets::responsible_department(&repo::tickets::dispatches_of(db, &[cause.ticket.id]).await?)
             .into_iter()
-            .filter(|d| d.role == "primary" && matches!(d.status.as_str(), "pending" | "acknowledged" | "resolved"))
-            .map(|d| d.department_id)
             .collect(),
     };
     Ok(department::Entity::find().filter(department::Column::Id.is_in(ids)).all(db).await?)

@@ -19,6 +19,7 @@ use crate::{
         access::{Caller, Permission},
         calendar::check_date_near,
         report::{nearest_rank, rate, score},
+        ticket::{DispatchRole, RESPONSIBLE_STATUSES},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -68,9 +69,16 @@ impl GroupBy {
     }
 }
 
-/// The department responsible for a ticket: its primary dispatch that was not returned or
-/// cancelled (a ticket has at most one at a time).
-const RESPONSIBLE: &str = "LEFT JOIN dispatches p ON p.ticket_id = t.id AND p.role = 'primary' AND p.status IN ('pending', 'acknowledged', 'resolved')";
+/// The join to the department responsible for a ticket (`p`), written from the one domain
+/// definition ([`crate::domain::ticket::RESPONSIBLE_STATUSES`]).
+fn responsible_join() -> String {
+    let statuses: Vec<String> = RESPONSIBLE_STATUSES.iter().map(|s| format!("'{s}'")).collect();
+    format!(
+        "LEFT JOIN dispatches p ON p.ticket_id = t.id AND p.role = '{}' AND p.status IN ({})",
+        DispatchRole::Primary.as_str(),
+        statuses.join(", ")
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct ReportRequest {
@@ -256,6 +264,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let mut groups: Groups = BTreeMap::new();
     let mut total = ReportRow { group_name: "total".into(), ..Default::default() };
     let g = group_by.of_ticket();
+    let responsible = responsible_join();
 
     // 1. Dispatches sent in the period: received, reported in (on time), returned.
     let dispatch_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
@@ -280,7 +289,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let sql = format!(
         "SELECT {g} AS grp, COUNT(*) AS a, COUNT(t.resolved_at) AS b, \
          SUM(CASE WHEN t.resolved_at IS NOT NULL AND t.resolved_at <= t.resolve_due_at THEN 1 ELSE 0 END) AS c \
-         FROM tickets t {RESPONSIBLE} \
+         FROM tickets t {responsible} \
          WHERE t.resolve_due_at >= {start} AND t.resolve_due_at < {end} AND t.status <> 'cancelled' AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
@@ -295,7 +304,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let sql = format!(
         "SELECT {g} AS grp, COUNT(*) AS a, SUM(CASE WHEN r.score >= 3 THEN 1 ELSE 0 END) AS b, \
          SUM(CASE WHEN r.score <= 2 THEN 1 ELSE 0 END) AS c \
-         FROM ratings r JOIN tickets t ON t.id = r.ticket_id {RESPONSIBLE} \
+         FROM ratings r JOIN tickets t ON t.id = r.ticket_id {responsible} \
          WHERE r.created_at >= {start} AND r.created_at < {end} AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
@@ -310,7 +319,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let (start, end) = (p.push(q.period.0), p.push(q.period.1));
     let sql = format!(
         "SELECT {clock_group} AS grp, COUNT(*) AS a FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id \
-         LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {RESPONSIBLE} \
+         LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {responsible} \
          WHERE c.breached_at >= {start} AND c.breached_at < {end} AND {w} GROUP BY {clock_group}",
         w = q.where_tickets
     );
@@ -355,7 +364,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         };
         format!(
             "SELECT {select} AS grp, COUNT(DISTINCT t.id) AS a FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id \
-             LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {RESPONSIBLE} \
+             LEFT JOIN dispatches cd ON cd.id = c.dispatch_id {responsible} \
              WHERE c.stopped_at IS NULL AND c.due_at <= {now} AND {w}{group}",
             w = q.where_tickets
         )
@@ -381,7 +390,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let resolve_values = |grp: &str, p: &mut Params| {
         let (start, end) = (p.push(q.period.0), p.push(q.period.1));
         format!(
-            "SELECT {grp} AS grp, t.resolve_working_seconds AS v FROM tickets t {RESPONSIBLE} \
+            "SELECT {grp} AS grp, t.resolve_working_seconds AS v FROM tickets t {responsible} \
              WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL AND {w}",
             w = q.where_tickets
         )
@@ -599,7 +608,7 @@ pub async fn overdue(ctx: &AppContext, caller: &Caller, limit: u64) -> AppResult
                 .iter()
                 .rev()
                 .find(|d: &&dispatch::Model| {
-                    d.ticket_id == clock.ticket_id && d.role == "primary" && d.status != "returned"
+                    d.ticket_id == clock.ticket_id && crate::domain::ticket::holds_responsibility(&d.role, &d.status)
                 })
                 .map(|d| d.department_id),
         }

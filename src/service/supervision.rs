@@ -20,7 +20,7 @@ use crate::{
     domain::{
         access::{Caller, Permission, own_department_only},
         escalation::SupervisionLevel,
-        ticket::event,
+        ticket::{TicketStatus, event},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -76,13 +76,14 @@ pub async fn supervise(
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let locked = lock_in_scope(ctx, &viewer, ticket_id, None).await?;
-    if matches!(locked.ticket.status.as_str(), "closed" | "cancelled") {
+    if TicketStatus::parse(&locked.ticket.status).is_some_and(TicketStatus::is_terminal) {
         return Err(AppError::Conflict(format!(
             "ticket {} is {}; nothing left to supervise",
             locked.ticket.number, locked.ticket.status
         )));
     }
-    let department = locked.dispatches.iter().rev().find(|d| d.role == "primary").map(|d| d.department_id);
+    // Never a department that returned the ticket: the one responsible now, if any.
+    let department = super::tickets::responsible_department(&locked.dispatches);
     let new = NewOrder {
         ticket: &locked.ticket,
         department_id: department,

@@ -455,3 +455,50 @@ async fn moving_a_unit_moves_its_tickets_in_reports_and_visibility() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_department_that_returned_the_ticket_is_not_the_one_supervised() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 09:00"));
+        let demo = app.demo().await;
+        let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        let ticket_id = id(&ticket);
+        let lead = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
+        app.post(&format!("/api/v1/dispatches/{lead}/return"), &demo.dept, json!({"reason": "不归我们管"}))
+            .await
+            .expect(200);
+        // Back with the dispatcher: no department is responsible, least of all the one that
+        // returned it.
+        let order = app
+            .post(
+                &format!("/api/v1/tickets/{ticket_id}/supervise"),
+                &demo.supervisor,
+                json!({"instruction": "请尽快重新派单", "due_at": "2026-12-03T09:00:00Z"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(order["department_id"], Value::Null, "{order}");
+        let cgj_orders = app.get("/api/v1/supervision-orders", &demo.dept).await.expect(200);
+        assert_eq!(cgj_orders["items"].as_array().map(Vec::len), Some(0), "{cgj_orders}");
+
+        // Re-dispatched to 住建局: the next order names it.
+        let zjj = app.id_by_code("departments", "XF-ZJJ", &demo.admin).await;
+        app.post(
+            &format!("/api/v1/tickets/{ticket_id}/dispatch"),
+            &demo.dispatcher,
+            json!({"primary_department_id": zjj}),
+        )
+        .await
+        .expect(200);
+        let order = app
+            .post(
+                &format!("/api/v1/tickets/{ticket_id}/supervise"),
+                &demo.supervisor,
+                json!({"instruction": "请加快办理", "due_at": "2026-12-03T09:00:00Z"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(order["department_id"], zjj.as_str());
+    })
+    .await;
+}

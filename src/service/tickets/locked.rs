@@ -171,3 +171,13 @@ pub(crate) async fn end_open_work(
 pub(crate) fn dispatch_is_open(d: &dispatch::Model) -> bool {
     DispatchStatus::parse(&d.status).is_some_and(DispatchStatus::is_open)
 }
+
+/// The department responsible for a ticket now, from its dispatches (see
+/// [`crate::domain::ticket::holds_responsibility`]); `None` while it lies with the dispatcher.
+pub(crate) fn responsible_department(dispatches: &[dispatch::Model]) -> Option<Uuid> {
+    dispatches
+        .iter()
+        .rev()
+        .find(|d| crate::domain::ticket::holds_responsibility(&d.role, &d.status))
+        .map(|d| d.department_id)
+}
