@@ -92,6 +92,33 @@ pub fn check_instant_near(now: DateTime<Utc>, at: DateTime<Utc>) -> Result<(), S
 #[error("the deadline falls outside the calendar's range")]
 pub struct OutOfRange;
 
+/// An instant as a client writes it: RFC 3339 with an offset, or a local time without one
+/// (`2026-11-27T09:00:00`, `2026-11-27 09:00`), read in the city's time zone. A `+` of an
+/// offset that arrived as a space (an unencoded query string) is read as `+`.
+pub fn parse_instant(text: &str, offset: FixedOffset) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Some((local, zone)) = text.rsplit_once(' ')
+        && zone.len() == 5
+        && zone.contains(':')
+        && let Ok(at) = DateTime::parse_from_rfc3339(&format!("{local}+{zone}"))
+    {
+        return Ok(at.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(local) = NaiveDateTime::parse_from_str(text, format) {
+            return local
+                .and_local_timezone(offset)
+                .single()
+                .map(|at| at.with_timezone(&Utc))
+                .ok_or_else(|| format!("`{text}` is not a valid local time"));
+        }
+    }
+    Err(format!("`{text}` is not a time like 2026-11-27T09:00:00+08:00 or 2026-11-27T09:00:00 (local time)"))
+}
+
 /// One year's official schedule in the holiday-cn format: each listed date is either off
 /// (a holiday) or a make-up workday; unlisted dates follow the weekday rule. A year's file
 /// may list dates of the month on either side of it (2019.json holds 2018-12-29…31, the New
@@ -338,6 +365,24 @@ fn far_future() -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_with_and_without_an_offset() {
+        let cst = FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+        let nine_local = "2026-11-27T01:00:00Z".parse::<DateTime<Utc>>().expect("instant");
+        for text in [
+            "2026-11-27T09:00:00+08:00",
+            "2026-11-27T01:00:00Z",
+            "2026-11-27T09:00:00 08:00",
+            "2026-11-27T09:00:00",
+            "2026-11-27T09:00",
+            "2026-11-27 09:00",
+        ] {
+            assert_eq!(parse_instant(text, cst), Ok(nine_local), "{text}");
+        }
+        assert!(parse_instant("tomorrow", cst).is_err());
+        assert!(parse_instant("2026-13-01T00:00:00", cst).is_err());
+    }
 
     fn calendar() -> BusinessCalendar {
         let mut calendar = BusinessCalendar::china_default();

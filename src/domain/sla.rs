@@ -112,6 +112,19 @@ impl SlaState {
             Self::Breached => "breached",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::OnTrack, Self::Warning, Self::Breached].into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// 中文 name for spreadsheets and mails.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OnTrack => "正常",
+            Self::Warning => "即将超时",
+            Self::Breached => "已超时",
+        }
+    }
 }
 
 #[cfg(test)]

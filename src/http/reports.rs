@@ -8,7 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::{dto::List, extract::Query, problem::Problem};
 use crate::{
     context::AppContext,
-    domain::access::Caller,
+    domain::{
+        access::Caller,
+        sla::{ClockKind, SlaState},
+    },
     error::{AppError, AppResult},
     service::reports::{self, GroupBy, Report, ReportRequest, ReportRow},
 };
@@ -95,6 +98,7 @@ fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
             .map(|(key, ..)| match &value[*key] {
                 serde_json::Value::Null => String::new(),
                 serde_json::Value::String(s) => csv_text(s),
+                serde_json::Value::Number(n) if n.is_f64() => rounded(key, n.as_f64().unwrap_or_default()),
                 other => other.to_string(),
             })
             .collect();
@@ -102,6 +106,15 @@ fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+/// Rates to 4 decimals (0.8333), hours and scores to 2: what a spreadsheet reader wants, and
+/// no float noise (0.30000000000000004). JSON keeps full precision.
+fn rounded(key: &str, value: f64) -> String {
+    let decimals = if key.ends_with("_rate") { 4 } else { 2 };
+    let text = format!("{value:.decimals$}");
+    // 0.5000 → 0.5, 12.00 → 12: the shortest text of the rounded number.
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
 fn csv_response(body: String, name: &str) -> HttpResponse {
@@ -141,8 +154,10 @@ pub async fn sla(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TrendQuery {
-    from: NaiveDate,
-    to: NaiveDate,
+    /// First day; default 29 days before `to` (30 days in all).
+    from: Option<NaiveDate>,
+    /// Last day, inclusive; default today in the city's time zone.
+    to: Option<NaiveDate>,
     /// day, week (from Monday) or month
     interval: String,
     unit: Option<uuid::Uuid>,
@@ -176,11 +191,13 @@ pub async fn trend(
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
     let english = q.lang.as_deref() == Some("en");
-    reports::check_dates(&ctx, q.from, q.to)?;
+    let to = q.to.unwrap_or_else(|| ctx.clock.now().with_timezone(&ctx.calendar().offset()).date_naive());
+    let from = q.from.unwrap_or_else(|| to - Duration::days(29));
+    reports::check_dates(&ctx, from, to)?;
     let out_of_range = || AppError::invalid("to", "out of range");
     let mut points = Vec::new();
-    let mut start = q.from;
-    while start <= q.to {
+    let mut start = from;
+    while start <= to {
         let next = match q.interval.as_str() {
             "day" => start.checked_add_signed(Duration::days(1)),
             "week" => start.checked_add_signed(Duration::days(7 - i64::from(start.weekday().num_days_from_monday()))),
@@ -195,7 +212,7 @@ pub async fn trend(
         if points.len() >= 120 {
             return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
         }
-        let end = next.pred_opt().ok_or_else(out_of_range)?.min(q.to);
+        let end = next.pred_opt().ok_or_else(out_of_range)?.min(to);
         let request =
             ReportRequest { from: start, to: end, group_by: GroupBy::Category, unit: q.unit, category: q.category };
         let mut figures = reports::totals(&ctx, &caller, &request).await?;
@@ -214,7 +231,7 @@ pub async fn trend(
         if let Some(cut) = body.trim_end_matches("\r\n").rfind("\r\n") {
             body.truncate(cut + 2);
         }
-        return Ok(csv_response(body, &format!("trend-{}-{}-{}", q.interval, q.from, q.to)));
+        return Ok(csv_response(body, &format!("trend-{}-{from}-{to}", q.interval)));
     }
     Ok(HttpResponse::Ok().json(Trend { interval: q.interval, points }))
 }
@@ -243,19 +260,22 @@ pub async fn overdue(
     }
     let items = reports::overdue(&ctx, &caller, limit).await?;
     if wants_csv(&req, q.format.as_deref())? {
-        return Ok(csv_response(overdue_csv(&items), "overdue"));
+        return Ok(csv_response(overdue_csv(&items, ctx.calendar().offset()), "overdue"));
     }
     Ok(HttpResponse::Ok().json(List { items, next_cursor: None }))
 }
 
-fn overdue_csv(items: &[reports::OverdueItem]) -> String {
-    let mut body = String::from("\u{feff}工单编号,时限,截止时间,状态,超时秒数,责任部门,督办人\r\n");
+/// The overdue list for a spreadsheet: Chinese labels, the city's local time to the second.
+fn overdue_csv(items: &[reports::OverdueItem], offset: chrono::FixedOffset) -> String {
+    let clock_name = |clock: &str| ClockKind::parse(clock).map_or("", ClockKind::label);
+    let state_name = |state: &str| SlaState::parse(state).map_or("", SlaState::label);
+    let mut body = String::from("\u{feff}工单编号,时限,截止时间(北京时间),状态,超时秒数,责任部门,督办人\r\n");
     for item in items {
         let line = [
             csv_text(&item.number),
-            csv_text(&item.clock),
-            csv_text(&item.due_at.to_rfc3339()),
-            csv_text(&item.state),
+            csv_text(clock_name(&item.clock)),
+            item.due_at.with_timezone(&offset).format("%Y-%m-%d %H:%M:%S").to_string(),
+            csv_text(state_name(&item.state)),
             item.late_seconds.to_string(),
             csv_text(item.department_name.as_deref().unwrap_or_default()),
             csv_text(&item.supervisors.join("、")),
@@ -314,11 +334,9 @@ mod tests {
             department_name: Some("=cmd|' /C calc'!A0".into()),
             supervisors: vec!["@督办".into(), "陈刚".into()],
         };
-        let text = overdue_csv(&[item]);
+        let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+        let text = overdue_csv(&[item], cst);
         let line = text.lines().nth(1).expect("a row");
-        assert_eq!(
-            line,
-            "XZ-2026-000001,resolve,1970-01-01T00:00:00+00:00,warning,-3600,'=cmd|' /C calc'!A0,'@督办、陈刚"
-        );
+        assert_eq!(line, "XZ-2026-000001,办结,1970-01-01 08:00:00,即将超时,-3600,'=cmd|' /C calc'!A0,'@督办、陈刚");
     }
 }

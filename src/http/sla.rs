@@ -69,7 +69,9 @@ pub async fn put_policy(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeadlineQuery {
-    start: DateTime<Utc>,
+    /// RFC 3339 (`2026-11-27T09:00:00+08:00`), or a local time without offset
+    /// (`2026-11-27T09:00:00`), read in the city's time zone.
+    start: String,
     /// "30m", "2h working", "7d working"
     duration: String,
 }
@@ -89,7 +91,7 @@ pub async fn deadline(
     _caller: Caller,
     Query(q): Query<DeadlineQuery>,
 ) -> AppResult<web::Json<DeadlineAnswer>> {
-    let found = calendar::deadline(&ctx, q.start, &q.duration)?;
+    let found = calendar::deadline(&ctx, &q.start, &q.duration)?;
     Ok(web::Json(DeadlineAnswer { deadline: found.at, estimated: found.estimated }))
 }
 

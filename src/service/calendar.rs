@@ -1,7 +1,7 @@
 //! The business calendar as a service: deadline arithmetic for clients, and adding a year's
 //! holiday schedule without a restart.
 
-use chrono::{DateTime, Utc};
+use crate::domain::calendar::parse_instant;
 use entities::calendar_year;
 use sea_orm::{EntityTrait, QueryOrder, Set, sea_query::OnConflict};
 
@@ -19,14 +19,18 @@ use crate::{
 
 /// `start + duration`; both bounded (a year at most, within a century of today), so the
 /// arithmetic is short and never leaves the calendar.
-pub fn deadline(ctx: &AppContext, start: DateTime<Utc>, duration: &str) -> AppResult<Deadline> {
+/// `start` as the client wrote it: with an offset, or local time in the city's time zone.
+pub fn deadline(ctx: &AppContext, start: &str, duration: &str) -> AppResult<Deadline> {
     let mut errors = FieldErrors::new();
     let duration = SlaDuration::parse(duration).map_err(|m| errors.add("duration", m)).ok();
-    if let Err(message) = check_instant_near(ctx.clock.now(), start) {
-        errors.add("start", message);
-    }
+    let start = parse_instant(start, ctx.calendar().offset())
+        .and_then(|at| check_instant_near(ctx.clock.now(), at).map(|()| at))
+        .map_err(|m| errors.add("start", m))
+        .ok();
     errors.into_result()?;
-    let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2h working\""))?;
+    let (Some(start), Some(duration)) = (start, duration) else {
+        return Err(AppError::invalid("duration", "a duration like \"2h working\""));
+    };
     ctx.calendar().try_add(start, duration).map_err(|e| AppError::invalid("duration", e.to_string()))
 }
 

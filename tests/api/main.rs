@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod auth;
 mod concurrency;
+mod contract;
 mod errors;
 mod geography;
 mod helpers;

@@ -348,6 +348,16 @@ async fn other_groupings_csv_and_scope() {
         assert!(lines[0].starts_with("分组编号,分组,派单数,签收数,按时签收数,响应率"), "{}", lines[0]);
         assert_eq!(lines.len(), 1 + 11 + 1, "header + 11 departments + total");
         assert!(lines.last().is_some_and(|l| l.contains("合计") && l.contains(",6,")), "{:?}", lines.last());
+        // Rates to at most 4 decimals, hours and scores to at most 2: no float noise.
+        let header: Vec<&str> = lines[0].split(',').collect();
+        for line in &lines[1..] {
+            for (name, cell) in header.iter().zip(line.split(',')) {
+                let decimals = cell.split_once('.').map_or(0, |(_, d)| d.len());
+                let most = if name.ends_with('率') { 4 } else { 2 };
+                assert!(decimals <= most, "{name} = {cell} in {line}");
+            }
+        }
+        assert!(lines.last().is_some_and(|l| l.contains(",0.1667,")), "⅙ as 0.1667: {:?}", lines.last());
         let english = app
             .client
             .get(app.url("/api/v1/reports/sla?from=2026-12-01&to=2026-12-02&group_by=department&lang=en"))
@@ -410,6 +420,20 @@ async fn other_groupings_csv_and_scope() {
         assert_eq!(items[0]["supervisors"], json!(["忻州市 督办员 陈刚"]), "no county supervisor: the city's");
         let theirs = app.get("/api/v1/reports/overdue", &elsewhere).await.expect(200);
         assert_eq!(theirs["items"].as_array().map(Vec::len), Some(0));
+        // As CSV: Chinese labels, Beijing time to the second.
+        let csv = app
+            .client
+            .get(app.url("/api/v1/reports/overdue?format=csv"))
+            .bearer_auth(&supervisor)
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines[0], "工单编号,时限,截止时间(北京时间),状态,超时秒数,责任部门,督办人");
+        assert!(lines[1].contains(",签收报到,2026-12-01 09:30:00,已超时,"), "{}", lines[1]);
 
         // The trend: the same definitions per day.
         let trend =
