@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use config::{Config, Environment, File, FileFormat};
+use config::{Config, Environment, File, FileFormat, Source, Value, ValueKind};
 use serde::Deserialize;
 
 use crate::domain::{
@@ -124,6 +124,7 @@ pub struct EscalationSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EscalationRuleSettings {
     pub trigger: String,
     pub notify: Vec<String>,
@@ -193,7 +194,38 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    /// Typos must not silently fall back to a default (a server on the wrong port).
+    #[error("{}", describe_unknown(.0))]
+    UnknownKeys(Vec<UnknownKey>),
 }
+
+/// A key no setting reads, where it was found, and the nearest real one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// `GRIDWHISTLE_HTTP_PORT`, or a dotted path such as `htttp.port`.
+    pub name: String,
+    /// "the environment" or the file's path.
+    pub source: String,
+    pub suggestion: Option<String>,
+}
+
+fn describe_unknown(keys: &[UnknownKey]) -> String {
+    let mut text = String::from("unknown configuration keys (every key is listed in config/default.toml):");
+    for key in keys {
+        let name = if key.source == ENVIRONMENT { key.name.clone() } else { format!("`{}`", key.name) };
+        text.push_str(&format!("\n  {name} in {}", key.source));
+        if let Some(suggestion) = &key.suggestion {
+            let suggestion = if key.source == ENVIRONMENT { suggestion.clone() } else { format!("`{suggestion}`") };
+            text.push_str(&format!(": did you mean {suggestion}?"));
+        }
+    }
+    text
+}
+
+const ENVIRONMENT: &str = "the environment";
+const ENV_PREFIX: &str = "GRIDWHISTLE_";
+/// Read by the CLI itself (the local file's path), not a setting.
+const ENV_CONFIG_FILE: &str = "GRIDWHISTLE_CONFIG";
 
 /// Where settings come from. `from_process` reads the real environment; tests pass their own map.
 #[derive(Debug, Default, Clone)]
@@ -216,6 +248,7 @@ impl SettingsSources {
 
 impl Settings {
     pub fn load(sources: SettingsSources) -> Result<Self, SettingsError> {
+        check_keys(&sources)?;
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = &sources.local_file {
             builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
@@ -331,6 +364,106 @@ impl Settings {
     }
 }
 
+/// Every key and table of config/default.toml, which lists every setting with its default:
+/// dotted path → whether it is a table.
+fn known_keys() -> Result<std::collections::BTreeMap<String, bool>, SettingsError> {
+    fn walk(table: &config::Map<String, Value>, prefix: &str, out: &mut std::collections::BTreeMap<String, bool>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            if let ValueKind::Table(inner) = &value.kind {
+                walk(inner, &path, out);
+                out.insert(path, true);
+            } else {
+                out.insert(path, false);
+            }
+        }
+    }
+    let mut known = std::collections::BTreeMap::new();
+    walk(&File::from_str(DEFAULTS, FileFormat::Toml).collect()?, "", &mut known);
+    Ok(known)
+}
+
+/// Refuses keys no setting reads, in the local file and among the `GRIDWHISTLE_*` variables.
+fn check_keys(sources: &SettingsSources) -> Result<(), SettingsError> {
+    let known = known_keys()?;
+    let mut unknown = Vec::new();
+    if let Some(path) = &sources.local_file {
+        let tree = File::from(path.as_path()).format(FileFormat::Toml).required(true).collect()?;
+        let source = path.display().to_string();
+        unknown_in_file(&tree, "", &known, &source, &mut unknown);
+    }
+    let leaves: Vec<String> = known.iter().filter(|(_, table)| !**table).map(|(key, _)| env_name(key)).collect();
+    let mut names: Vec<&String> = sources.env.keys().collect();
+    names.sort();
+    for name in names {
+        let upper = name.to_ascii_uppercase();
+        if !upper.starts_with(ENV_PREFIX) || upper == ENV_CONFIG_FILE || leaves.contains(&upper) {
+            continue;
+        }
+        unknown.push(UnknownKey {
+            name: name.clone(),
+            source: ENVIRONMENT.into(),
+            suggestion: nearest(&upper, leaves.iter().map(String::as_str)),
+        });
+    }
+    if unknown.is_empty() { Ok(()) } else { Err(SettingsError::UnknownKeys(unknown)) }
+}
+
+fn unknown_in_file(
+    table: &config::Map<String, Value>,
+    prefix: &str,
+    known: &std::collections::BTreeMap<String, bool>,
+    source: &str,
+    out: &mut Vec<UnknownKey>,
+) {
+    let mut keys: Vec<&String> = table.keys().collect();
+    keys.sort();
+    for key in keys {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match (known.get(&path), table.get(key).map(|v| &v.kind)) {
+            (Some(true), Some(ValueKind::Table(inner))) => unknown_in_file(inner, &path, known, source, out),
+            // A leaf, or a table given a scalar (deserialisation names that one).
+            (Some(_), _) => {}
+            (None, _) => out.push(UnknownKey {
+                suggestion: nearest(&path, known.keys().map(String::as_str)),
+                name: path,
+                source: source.to_owned(),
+            }),
+        }
+    }
+}
+
+/// `http.port` → `GRIDWHISTLE_HTTP__PORT`.
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// The candidate closest to `word`, if it is close enough to be what was meant.
+fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let budget = (word.chars().count() / 4).max(2);
+    candidates
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= budget)
+        .min()
+        .map(|(_, candidate)| candidate.to_owned())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 fn de_sla_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SlaDuration, D::Error> {
     let text = String::deserialize(d)?;
     SlaDuration::parse(&text).map_err(serde::de::Error::custom)
@@ -387,4 +520,29 @@ fn parse_span(text: &str) -> Result<(chrono::NaiveTime, chrono::NaiveTime), Stri
         chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| format!("`{text}` is not like 08:30-12:00"))
     };
     Ok((time(from)?, time(to)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_key_suggestions() {
+        assert_eq!(edit_distance("htttp", "http"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let keys = ["GRIDWHISTLE_HTTP__PORT", "GRIDWHISTLE_HTTP__HOST", "GRIDWHISTLE_SMTP__PORT"];
+        assert_eq!(nearest("GRIDWHISTLE_HTTP_PORT", keys.into_iter()).as_deref(), Some("GRIDWHISTLE_HTTP__PORT"));
+        assert_eq!(nearest("GRIDWHISTLE_WHATEVER_ELSE", keys.into_iter()), None);
+        assert_eq!(env_name("sla.normal.acknowledge"), "GRIDWHISTLE_SLA__NORMAL__ACKNOWLEDGE");
+    }
+
+    #[test]
+    fn every_setting_is_a_known_key() {
+        let known = known_keys().expect("defaults parse");
+        for key in ["database_url", "http.port", "sla.normal.rating_window", "escalation.rules", "log.format"] {
+            assert_eq!(known.get(key), Some(&false), "{key}");
+        }
+        assert_eq!(known.get("sla.urgent"), Some(&true));
+    }
 }

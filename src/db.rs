@@ -11,11 +11,14 @@ use sea_orm::{
 use crate::config::Settings;
 
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
-    let url = settings.database_url.as_str();
-    if url.starts_with("sqlite:") {
-        ensure_sqlite_folder(url);
-    }
-    let mut options = ConnectOptions::new(url.to_owned());
+    let given = settings.database_url.as_str();
+    let sqlite = given.starts_with("sqlite:");
+    let (url, folder_error) = if sqlite {
+        (sqlite_creating_file(given), ensure_sqlite_folder(given).err())
+    } else {
+        (given.to_owned(), None)
+    };
+    let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(settings.database.max_connections)
         .acquire_timeout(settings.database.acquire_timeout)
@@ -28,7 +31,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(std::time::Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(options).await
+    let connected = Database::connect(options).await;
+    connected.map_err(|err| if sqlite { explain_sqlite_failure(&url, &err, folder_error) } else { err })
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -48,14 +52,63 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
-fn ensure_sqlite_folder(url: &str) {
+/// The file part of a SQLite URL: `sqlite://data/x.db?mode=rwc` → `data/x.db`.
+fn sqlite_path(url: &str) -> &str {
     let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return;
+    path.split('?').next().unwrap_or_default()
+}
+
+fn sqlite_mode(url: &str) -> Option<&str> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| pair.strip_prefix("mode="))
+}
+
+/// Without `mode=` SQLite refuses to create a missing file; an operator naming a new file
+/// means "create it". An explicit mode (`ro`, `rw`, `memory`) is left as written.
+fn sqlite_creating_file(url: &str) -> String {
+    let path = sqlite_path(url);
+    if sqlite_mode(url).is_some() || path.is_empty() || path == ":memory:" {
+        return url.to_owned();
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        // Errors surface right after as a connection error naming the file.
-        let _ = std::fs::create_dir_all(parent);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}mode=rwc")
+}
+
+fn ensure_sqlite_folder(url: &str) -> std::io::Result<()> {
+    let path = sqlite_path(url);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent),
+        None => Ok(()),
+    }
+}
+
+/// SQLite only says "unable to open database file": name the file and the likely cause.
+fn explain_sqlite_failure(url: &str, err: &DbErr, folder_error: Option<std::io::Error>) -> DbErr {
+    let path = sqlite_path(url);
+    let folder = Path::new(path).parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let cause = match (folder_error, sqlite_mode(url)) {
+        (Some(io), _) => format!("its folder `{folder}` could not be created ({io})"),
+        (None, Some(mode @ ("ro" | "rw"))) if !Path::new(path).exists() => {
+            format!("the file does not exist and `mode={mode}` does not create it (use mode=rwc)")
+        }
+        _ => "check that the file and its folder are readable and writable by this user".into(),
+    };
+    DbErr::Conn(sea_orm::RuntimeErr::Internal(format!("cannot open the SQLite database `{path}`: {cause} [{err}]")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_url_without_mode_creates_its_file() {
+        assert_eq!(sqlite_creating_file("sqlite://fresh.db"), "sqlite://fresh.db?mode=rwc");
+        assert_eq!(sqlite_creating_file("sqlite:data/x.db?cache=shared"), "sqlite:data/x.db?cache=shared&mode=rwc");
+        assert_eq!(sqlite_creating_file("sqlite://x.db?mode=ro"), "sqlite://x.db?mode=ro");
+        assert_eq!(sqlite_creating_file("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(sqlite_path("sqlite:///var/lib/gw.db?mode=rwc"), "/var/lib/gw.db");
     }
 }

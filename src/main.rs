@@ -2,7 +2,7 @@
 
 use std::{io::BufRead, path::PathBuf, process::ExitCode, sync::Arc};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, builder::TypedValueParser};
 use entities::Role;
 use gridwhistle::{
     clock::SystemClock,
@@ -14,12 +14,29 @@ use gridwhistle::{
     startup::Application,
     telemetry,
 };
+use migration::{Migrator, MigratorTrait};
 use uuid::Uuid;
 
+const AFTER_HELP: &str = "\
+With no command, gridwhistle runs `serve --demo`: it serves on http://127.0.0.1:8080 from the
+SQLite file data/gridwhistle.db and loads the demo data set if that database has no users.
+
+Choosing the database (GRIDWHISTLE_DATABASE_URL, else DATABASE_URL, else `database_url` in the
+--config file):
+  GRIDWHISTLE_DATABASE_URL=sqlite://data/gridwhistle.db        a SQLite file, created if missing
+  GRIDWHISTLE_DATABASE_URL=postgres://user:pass@host:5432/db   PostgreSQL
+Any setting can be given as GRIDWHISTLE_<SECTION>__<KEY> (GRIDWHISTLE_HTTP__PORT=9000); every key
+and its default is listed in config/default.toml. Unknown keys and variables stop start-up.
+
+First admin of a new database (the password is read from standard input, at least 10 characters):
+  printf '%s\\n' \"$PASSWORD\" | gridwhistle user create --username admin --role admin --display-name 管理员
+  gridwhistle serve
+The admin then creates units, departments and the other users through the API or `user create`.";
+
 #[derive(Parser)]
-#[command(version, about = "吹哨报到 · 接诉即办 service-request backend")]
+#[command(version, about = "吹哨报到 · 接诉即办 service-request backend", after_help = AFTER_HELP)]
 struct Cli {
-    /// A local configuration file layered over config/default.toml.
+    /// A local configuration file layered over config/default.toml (also GRIDWHISTLE_CONFIG).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -28,9 +45,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply pending migrations and serve the API.
+    /// Apply pending migrations and serve the API (the default, with --demo).
     Serve {
-        /// Load the demo data set first if the database has no users yet.
+        /// Load the demo data set first if the database has no users yet (never into one that has).
         #[arg(long)]
         demo: bool,
     },
@@ -45,18 +62,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user; the password is read from standard input.
+    /// Create a user; the password (10–128 characters) is read as one line from standard input.
+    #[command(after_help = "\
+Each role has its home: grid_worker → --unit of a grid; dispatcher → --unit of a township;
+supervisor → --unit of a county or the city; department_staff → --department; admin → neither.
+The first admin of a new database:
+  printf '%s\\n' \"$PASSWORD\" | gridwhistle user create --username admin --role admin --display-name 管理员")]
     Create {
+        /// Login name: 3–64 characters of lower-case letters, digits, '.', '-' or '_'.
         #[arg(long)]
         username: String,
-        #[arg(long, value_parser = parse_role)]
+        /// What the user may do.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ROLES).try_map(|text: String| parse_role(&text)))]
         role: Role,
+        /// The name shown to other users (any text).
         #[arg(long)]
         display_name: String,
-        /// Home unit code (grid, township, county or city, by role).
+        /// Home unit code: a grid (grid_worker), township (dispatcher), county or city (supervisor).
         #[arg(long)]
         unit: Option<String>,
-        /// Department code (department staff).
+        /// Department code (department_staff only).
         #[arg(long)]
         department: Option<String>,
     },
@@ -65,6 +90,8 @@ enum UserCommand {
     /// Disable a user; ends their sessions.
     Disable { username: String },
 }
+
+const ROLES: [&str; 5] = ["grid_worker", "dispatcher", "department_staff", "supervisor", "admin"];
 
 fn parse_role(text: &str) -> std::result::Result<Role, String> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
@@ -85,7 +112,7 @@ async fn main() -> ExitCode {
     match run(cli.command.unwrap_or(Command::Serve { demo: true }), settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "stopped");
+            // Once, on standard error, not again as a log line.
             eprintln!("gridwhistle: {err}");
             ExitCode::FAILURE
         }
@@ -100,17 +127,37 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             let mut app = Application::build(settings).await?;
             app.start_workers();
             let ctx = app.context().clone();
-            if demo && service::demo::database_is_empty(&ctx).await? {
-                let report = service::demo::seed(&ctx).await?;
-                tracing::info!(created = report.created, "demo data loaded");
-                print_demo_logins(&ctx);
+            let empty = service::demo::database_is_empty(&ctx).await?;
+            match (demo, empty) {
+                (true, true) => {
+                    let report = service::demo::seed(&ctx).await?;
+                    tracing::info!(created = report.created, "demo data loaded");
+                    print_demo_logins(&ctx);
+                }
+                (true, false) => tracing::info!(
+                    "demo data not loaded: the database already has users (--demo seeds only an empty \
+                     database; `gridwhistle seed-demo` adds the demo set to any database)"
+                ),
+                (false, true) => tracing::warn!(
+                    "the database has no users, so nobody can log in. Create the first admin with: \
+                     printf '%s\\n' \"$PASSWORD\" | gridwhistle user create --username admin --role admin \
+                     --display-name 管理员"
+                ),
+                (false, false) => {}
             }
             tracing::info!(address = %format!("http://{}:{}", ctx.settings.http.host, app.port()), "serving");
             app.run_until_stopped().await?;
         }
         Command::Migrate => {
-            let ctx = context(settings).await?;
-            println!("migrations applied");
+            let db = db::connect(&settings).await?;
+            let pending = Migrator::get_pending_migrations(&db).await?.len();
+            let ctx = context_on(db, settings).await?;
+            let total = Migrator::migrations().len();
+            match pending {
+                0 => println!("nothing to apply: the database is up to date ({total} migrations)"),
+                1 => println!("applied 1 migration; the database is up to date ({total} migrations)"),
+                n => println!("applied {n} migrations; the database is up to date ({total} migrations)"),
+            }
             ctx.db.close().await?;
         }
         Command::SeedDemo => {
@@ -129,6 +176,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
 
 async fn context(settings: Settings) -> Result<AppContext> {
     let db = db::connect(&settings).await?;
+    context_on(db, settings).await
+}
+
+async fn context_on(db: sea_orm::DatabaseConnection, settings: Settings) -> Result<AppContext> {
     db::migrate(&db).await?;
     let ctx = AppContext::new(db, Arc::new(SystemClock), settings)?;
     gridwhistle::startup::prepare(&ctx).await?;

@@ -11,6 +11,7 @@ mod geography;
 mod helpers;
 mod mail;
 mod operations;
+mod operator;
 mod reference_data;
 mod reports;
 mod security;
