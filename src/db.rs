@@ -36,8 +36,34 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DbBackend::Postgres {
+        // SQLite is one process's file: nobody to race with.
+        return Migrator::up(db, None).await;
+    }
+    // Replicas starting together on an empty database would create the same tables and
+    // types at once and one would fail; an advisory lock makes the second wait, then find
+    // nothing left to apply. It is held on a connection of its own, outside the pool the
+    // migrations use, so a small pool cannot starve it.
+    use sea_orm::sqlx::Connection;
+    let options = db.get_postgres_connection_pool().connect_options();
+    let mut lock = sea_orm::sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let sql_err = |e: sea_orm::sqlx::Error| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into()));
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await
+        .map_err(sql_err)?;
+    let applied = Migrator::up(db, None).await;
+    let released = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut lock).await;
+    lock.close().await.ok();
+    applied?;
+    released.map(|_| ()).map_err(sql_err)
 }
+
+/// The advisory lock key that serialises migrations (any constant the app uses nowhere else).
+const MIGRATION_LOCK: i64 = 0x6772_6964_7768_6973; // "gridwhis"
 
 /// Opens a read-write transaction. On SQLite it takes the write lock at BEGIN, so two
 /// writers queue on the busy timeout instead of one failing when it upgrades a read lock.

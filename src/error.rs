@@ -106,6 +106,9 @@ impl From<DbErr> for AppError {
                 Self::Conflict("the record is still referenced by other records".into())
             }
             _ if restrict_refusal => Self::Conflict("the record is still referenced by other records".into()),
+            // PostgreSQL text cannot hold NUL (SQLite can); a client that sends one made a
+            // mistake, whichever field it was in.
+            _ if is_nul_in_text(&err) => Self::BadRequest("text must not contain NUL (\\u0000) characters".into()),
             _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
                 Self::Unavailable("the database is busy; retry shortly".into())
             }
@@ -117,6 +120,18 @@ impl From<DbErr> for AppError {
             _ => Self::Database(err),
         }
     }
+}
+
+/// PostgreSQL refused a NUL character in a text value: 22021 `invalid byte sequence for
+/// encoding "UTF8": 0x00`, or 22P05 for `\u0000` inside JSON.
+fn is_nul_in_text(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|code| code == "22021" || code == "22P05")
 }
 
 /// Whether the database gave up on the statement because of concurrent transactions, so the

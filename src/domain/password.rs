@@ -132,6 +132,12 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
     if password.chars().any(char::is_control) {
         return Some("must not contain control characters (NUL, tab, line breaks and the like)".into());
     }
+    if password.chars().any(is_invisible) {
+        return Some("must not contain invisible or direction-changing characters (zero-width, BOM, U+2028…)".into());
+    }
+    if password.trim() != password {
+        return Some("must not begin or end with a space".into());
+    }
     if length < MIN_LENGTH {
         return Some(format!("must be at least {MIN_LENGTH} characters"));
     }
@@ -149,6 +155,15 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
     if is_run(&chars, 1) || is_run(&chars, -1) {
         return Some("must not be a run of consecutive characters such as 1234567890 or abcdefghij".into());
     }
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < MIN_DISTINCT {
+        return Some(format!("must use at least {MIN_DISTINCT} different characters (not like a1a1a1a1a1)"));
+    }
+    if is_two_runs(&chars) || is_keyboard_walk(&lower) {
+        return Some("must not be made of keyboard or alphabet sequences such as 12345abcde or zxcvbnmasd".into());
+    }
     if lower == username.to_lowercase() {
         return Some("must not equal the user name".into());
     }
@@ -159,6 +174,38 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
         return Some("is one of the most common passwords and would be guessed first: choose another".into());
     }
     None
+}
+
+/// Fewer different characters than this is a pattern, not a password (`a1a1a1a1a1`).
+const MIN_DISTINCT: usize = 5;
+
+/// Zero-width and formatting characters, line and paragraph separators, the byte-order mark:
+/// they make two passwords that look the same differ, or hide characters altogether.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// Two consecutive runs, each ascending or descending (`12345abcde`, `abcde54321`).
+fn is_two_runs(chars: &[char]) -> bool {
+    (3..chars.len().saturating_sub(2)).any(|cut| {
+        let (a, b) = chars.split_at(cut);
+        (is_run(a, 1) || is_run(a, -1)) && (is_run(b, 1) || is_run(b, -1))
+    })
+}
+
+/// Every character follows its neighbour on a keyboard row (`qwertyuiop`, `zxcvbnmasd`
+/// walks along `zxcvbnm` then `asd`): at most two walks, each along one row.
+fn is_keyboard_walk(lower: &str) -> bool {
+    const ROWS: [&str; 4] = ["1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm"];
+    let chars: Vec<char> = lower.chars().collect();
+    let neighbours = |a: char, b: char| {
+        ROWS.iter().any(|row| {
+            let row: Vec<char> = row.chars().collect();
+            row.windows(2).any(|w| (w[0] == a && w[1] == b) || (w[1] == a && w[0] == b))
+        })
+    };
+    let breaks = chars.windows(2).filter(|w| !neighbours(w[0], w[1])).count();
+    breaks <= 1
 }
 
 /// The whole password steps by `step` from one character to the next (…8, 9, 0 continues an
@@ -193,6 +240,30 @@ pub fn decoy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_padding_and_invisible_characters_are_refused() {
+        for weak in [
+            " password12",
+            "password12 ",
+            "\u{feff}password12",
+            "gridwhistle-demo ",
+            "1234567890\u{200b}",
+            "\u{202e}abcdefghijk",
+            "\u{2028}abcdefghij",
+            "1111111111a",
+            "a1a1a1a1a1",
+            "12345abcde",
+            "zxcvbnmasd",
+            "qwertyuiop",
+        ] {
+            assert!(policy_violation("someone", weak, Forbidden::default()).is_some(), "{weak:?} should be refused");
+        }
+        for fine in ["correct horse battery", "忻州市城管局2026值班", "a long test password", "Tr0ub4dor&3xyz"]
+        {
+            assert_eq!(policy_violation("someone", fine, Forbidden::default()), None, "{fine:?}");
+        }
+    }
 
     #[test]
     fn hash_round_trips_and_rejects_wrong_password() {
@@ -232,8 +303,12 @@ mod tests {
         {
             assert!(check(weak).is_some(), "{weak:?} should be refused");
         }
-        // A run that covers only part of the password is fine.
-        for fine in ["1234567890x", "abcdefghij!", "aaaaaaaaab"] {
+        // A run or a repeat with one character stuck on is still a pattern.
+        for weak in ["1234567890x", "aaaaaaaaab"] {
+            assert!(check(weak).is_some(), "{weak:?} should be refused");
+        }
+        // A run that is only part of a longer password is fine.
+        for fine in ["abcdefghij! 城管局值班", "1234 river stones"] {
             assert_eq!(check(fine), None, "{fine:?}");
         }
     }

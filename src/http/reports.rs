@@ -195,7 +195,8 @@ pub async fn trend(
     let from = q.from.unwrap_or_else(|| to - Duration::days(29));
     reports::check_dates(&ctx, from, to)?;
     let out_of_range = || AppError::invalid("to", "out of range");
-    let mut points = Vec::new();
+    // The buckets first: a request for too many is refused before any query runs.
+    let mut buckets = Vec::new();
     let mut start = from;
     while start <= to {
         let next = match q.interval.as_str() {
@@ -209,16 +210,19 @@ pub async fn trend(
             _ => return Err(AppError::invalid("interval", "day, week or month")),
         }
         .ok_or_else(out_of_range)?;
-        if points.len() >= 120 {
+        if buckets.len() >= 120 {
             return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
         }
-        let end = next.pred_opt().ok_or_else(out_of_range)?.min(to);
+        buckets.push((start, next.pred_opt().ok_or_else(out_of_range)?.min(to)));
+        start = next;
+    }
+    let mut points = Vec::with_capacity(buckets.len());
+    for (start, end) in buckets {
         let request =
             ReportRequest { from: start, to: end, group_by: GroupBy::Category, unit: q.unit, category: q.category };
         let mut figures = reports::totals(&ctx, &caller, &request).await?;
         figures.group_name = format!("{start}");
         points.push(TrendPoint { from: start, to: end, figures });
-        start = next;
     }
     if csv_wanted {
         let rows: Vec<ReportRow> = points

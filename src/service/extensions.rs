@@ -19,7 +19,7 @@ use crate::{
         access::{Caller, Permission},
         calendar::SlaDuration,
         sla::ClockKind,
-        ticket::event,
+        ticket::{TicketStatus, event},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -164,6 +164,12 @@ pub async fn decide(
         other => other,
     })?;
     let request = extension_request::Entity::find_by_id(id).one(&locked.txn).await?.ok_or_else(not_found)?;
+    if TicketStatus::parse(&locked.ticket.status).is_some_and(TicketStatus::is_terminal) {
+        return Err(AppError::Conflict(format!(
+            "ticket {} is {}; nothing on it can be extended",
+            locked.ticket.number, locked.ticket.status
+        )));
+    }
     if request.status != "pending" {
         return Err(AppError::Conflict(format!("the request is {} already", request.status)));
     }

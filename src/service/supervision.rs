@@ -72,6 +72,8 @@ pub async fn supervise(
     let now = ctx.clock.now();
     if request.due_at <= now {
         errors.add("due_at", "must be in the future");
+    } else if let Err(message) = crate::domain::calendar::check_instant_near(now, request.due_at) {
+        errors.add("due_at", message);
     }
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;

@@ -204,3 +204,20 @@ async fn default_escalation_rules_install_once_when_replicas_start_together() {
     })
     .await;
 }
+
+/// Two replicas started together on an empty PostgreSQL database both migrate it: one waits
+/// for the other instead of failing on a half-created type.
+#[tokio::test]
+async fn replicas_migrating_an_empty_database_at_once_both_succeed() {
+    if !postgres_available() {
+        return;
+    }
+    let (url, _guard) = crate::helpers::fresh_database(Backend::Postgres).await;
+    let a = sea_orm::Database::connect(url.as_str()).await.expect("first replica connects");
+    let b = sea_orm::Database::connect(url.as_str()).await.expect("second replica connects");
+    let (first, second) = tokio::join!(gridwhistle::db::migrate(&a), gridwhistle::db::migrate(&b));
+    first.expect("first replica migrates");
+    second.expect("second replica migrates");
+    a.close().await.ok();
+    b.close().await.ok();
+}

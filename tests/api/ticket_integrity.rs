@@ -82,6 +82,7 @@ async fn a_department_sees_its_own_dispatches_and_only_the_outline_of_others() {
         let timeline = app.get(&format!("/api/v1/tickets/{ticket_id}/events?limit=200"), &zjj).await.expect(200);
         let text = timeline.to_string();
         assert!(!text.contains("城管局答复"), "the timeline leaks another department's reply: {text}");
+        assert!(!text.contains(&lead), "another department's dispatch id leaks: {text}");
         assert!(text.contains("住建局内部理由"), "its own return stays on its timeline");
         let kinds: Vec<&str> = timeline["items"]
             .as_array()
@@ -403,7 +404,16 @@ async fn text_cannot_spoof_what_a_reader_sees_and_responses_are_not_cached() {
         assert_eq!(filed["title"], "楼道物杂放堆", "bidirectional overrides are stripped");
         assert_eq!(filed["description"], "描述隐藏内容");
 
-        for bad in ["../../etc/passwd", "a/b.jpg", "c:\\x.jpg", ".."] {
+        for bad in [
+            "../../etc/passwd",
+            "a/b.jpg",
+            "c:\\x.jpg",
+            "..",
+            "photo\u{202e}gpj.exe",
+            "a／b.jpg",
+            "\u{200b}",
+            "x\u{2028}y.jpg",
+        ] {
             let mut body = body.clone();
             body["attachments"][0]["file_name"] = json!(bad);
             let problem = app.post("/api/v1/tickets", &demo.grid, body).await.problem(422);
@@ -499,6 +509,117 @@ async fn a_department_that_returned_the_ticket_is_not_the_one_supervised() {
             .await
             .expect(201);
         assert_eq!(order["department_id"], zjj.as_str());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_nul_byte_is_a_client_error_on_every_backend() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        for path in ["/api/v1/users?username=%00", "/api/v1/categories?code=%00", "/api/v1/audit?action=%00"] {
+            // SQLite finds nothing (200), PostgreSQL refuses the text (400): never a 500.
+            let reply = app.get(path, &demo.admin).await;
+            assert!(!reply.status.is_server_error(), "{path}: {} {}", reply.status, reply.body);
+        }
+        let login = app.request(
+            reqwest::Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({"username": "demo-grid\u{0}", "password": "x"})),
+        );
+        let login = login.await;
+        assert!(login.status.is_client_error(), "{} {}", login.status, login.body);
+        let mut body = ticket_body(&app.category("environment", &demo.admin).await);
+        body["address"] = json!("和平街\u{0}12号");
+        let filed = app.post("/api/v1/tickets", &demo.grid, body).await;
+        assert!(filed.status.is_client_error(), "{} {}", filed.status, filed.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nothing_acts_on_a_cancelled_ticket_through_extensions_or_supervision() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 09:00"));
+        let demo = app.demo().await;
+        let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        let ticket_id = id(&ticket);
+        let lead = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
+        app.post(&format!("/api/v1/dispatches/{lead}/acknowledge"), &demo.dept, json!({})).await.expect(200);
+        let request = app
+            .post(
+                &format!("/api/v1/dispatches/{lead}/extension-requests"),
+                &demo.dept,
+                json!({"reason": "需协调物业", "duration": "1d working"}),
+            )
+            .await
+            .expect(201);
+        let order = app
+            .post(
+                &format!("/api/v1/tickets/{ticket_id}/supervise"),
+                &demo.supervisor,
+                json!({"instruction": "请加快办理", "due_at": "2026-12-03T09:00:00Z"}),
+            )
+            .await
+            .expect(201);
+        app.post(&format!("/api/v1/tickets/{ticket_id}/cancel"), &demo.dispatcher, json!({"reason": "重复工单"}))
+            .await
+            .expect(200);
+        let approve = app
+            .post(&format!("/api/v1/extension-requests/{}/approve", id(&request)), &demo.dispatcher, json!({}))
+            .await;
+        assert_eq!(approve.status.as_u16(), 409, "{}", approve.body);
+        let reply = app
+            .post(&format!("/api/v1/supervision-orders/{}/reply", id(&order)), &demo.dept, json!({"reply": "已办"}))
+            .await;
+        assert_eq!(reply.status.as_u16(), 409, "{}", reply.body);
+        let far = app
+            .post(
+                &format!("/api/v1/tickets/{ticket_id}/supervise"),
+                &demo.supervisor,
+                json!({"instruction": "x", "due_at": "9999-12-31T23:59:59Z"}),
+            )
+            .await;
+        assert_eq!(far.status.as_u16(), 422, "{}", far.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replay_by_someone_who_moved_away_tells_nothing_about_the_body() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let environment = app.category("environment", &demo.admin).await;
+        let worker = app.user_in(&demo.admin, "mover", "dispatcher", "140902001000").await;
+        let body = ticket_body(&environment);
+        let send = |token: String, body: Value| {
+            let app = &app;
+            async move {
+                app.client
+                    .post(app.url("/api/v1/tickets"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "dm-1")
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(send(worker.clone(), body.clone()).await, 201);
+        let users = app.get("/api/v1/users?limit=200", &demo.admin).await.expect(200);
+        let mover = users["items"].as_array().expect("items").iter().find(|u| u["username"] == "mover").cloned();
+        let elsewhere = app.id_by_code("grid-units", "140902002000", &demo.admin).await;
+        app.patch(&format!("/api/v1/users/{}", id(&mover.expect("mover"))), &demo.admin, json!({"unit_id": elsewhere}))
+            .await
+            .expect(200);
+        let worker = app.token("mover", "a long test password").await;
+        let mut guess = body.clone();
+        guess["resident"]["phone"] = json!("13900000000");
+        assert_eq!(send(worker.clone(), body).await, 404);
+        assert_eq!(send(worker, guess).await, 404, "a different body must not answer differently");
     })
     .await;
 }

@@ -120,6 +120,17 @@ struct CheckedTicket {
     resident_name: Option<String>,
     resident_phone: Option<String>,
     point: Option<Point>,
+    attachments: Vec<Attachment>,
+}
+
+/// Zero-width, formatting and direction-changing characters, line and paragraph separators.
+fn is_invisible_or_directional(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// Characters that display like a path separator.
+fn is_slash_like(c: char) -> bool {
+    matches!(c, '/' | '\\' | '\u{FF0F}' | '\u{FF3C}' | '\u{2215}' | '\u{2044}' | '\u{29F5}' | '\u{29F8}' | '\u{29F9}')
 }
 
 fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResult<CheckedTicket> {
@@ -155,14 +166,22 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
     if input.attachments.len() > MAX_ATTACHMENTS {
         errors.add("attachments", format!("at most {MAX_ATTACHMENTS} attachments"));
     }
+    let mut attachments = Vec::with_capacity(input.attachments.len());
     for (i, attachment) in input.attachments.iter().enumerate() {
         let field = format!("attachments[{i}].file_name");
         let name = errors.text(&field, &attachment.file_name, 200);
-        // A plain name: never a path a client could be tricked into writing elsewhere.
-        if name.contains(['/', '\\']) || name == "." || name == ".." {
-            errors.add(&field, "must be a plain file name, without '/', '\\' or '..'");
+        // A plain name that shows what it is: never a path a client could be tricked into
+        // writing elsewhere (slashes and their look-alikes), never text that displays as
+        // something else (`photo\u{202E}gpj.exe` shows as photoexe.jpg) or shows nothing.
+        let deceptive = attachment.file_name.chars().any(|c| is_invisible_or_directional(c) || is_slash_like(c));
+        if deceptive || name == "." || name == ".." {
+            errors.add(
+                &field,
+                "must be a plain file name: no '/', '\\', '..', look-alike slashes or invisible characters",
+            );
         }
-        errors.text(&format!("attachments[{i}].content_type"), &attachment.content_type, 100);
+        let content_type = errors.text(&format!("attachments[{i}].content_type"), &attachment.content_type, 100);
+        attachments.push(Attachment { file_name: name, content_type, ..attachment.clone() });
         if attachment.size > MAX_ATTACHMENT_BYTES {
             errors.add(&format!("attachments[{i}].size"), "must be at most 50 MiB");
         }
@@ -176,7 +195,7 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         errors.add("Idempotency-Key", "must be 1–128 visible ASCII characters");
     }
     errors.into_result()?;
-    Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point })
+    Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point, attachments })
 }
 
 async fn file_in_transaction(
@@ -232,7 +251,7 @@ async fn file_in_transaction(
             Err(err) => return Err(err.into()),
         }
     }
-    let attachments = serde_json::to_value(&input.attachments).map_err(|e| AppError::Internal(e.to_string()))?;
+    let attachments = serde_json::to_value(&checked.attachments).map_err(|e| AppError::Internal(e.to_string()))?;
     let created = ticket::ActiveModel {
         id: Set(id),
         number: Set(number.clone()),
@@ -304,18 +323,19 @@ async fn replay(
     else {
         return Ok(None);
     };
+    let ticket = crate::service::found::<ticket::Entity>(db, earlier.ticket_id, "ticket").await?;
+    let viewer = Viewer::of(db, caller).await?;
+    let view = view_in(ctx, db, &viewer, ticket).await?;
+    // The same visibility as a read, and before the body is compared: a filer who moved away
+    // learns nothing from replaying, not even whether a guessed body matches.
+    if !view.in_scope {
+        return Err(AppError::not_found("ticket"));
+    }
     if earlier.request_hash != request_hash && earlier.request_hash != super::personal_data::ERASED_FINGERPRINT {
         return Err(AppError::invalid(
             "Idempotency-Key",
             "this key was already used for a different request; use a new key",
         ));
-    }
-    let ticket = crate::service::found::<ticket::Entity>(db, earlier.ticket_id, "ticket").await?;
-    let viewer = Viewer::of(db, caller).await?;
-    let view = view_in(ctx, db, &viewer, ticket).await?;
-    // The same visibility as a read: a filer who moved away no longer sees it by replaying.
-    if !view.in_scope {
-        return Err(AppError::not_found("ticket"));
     }
     Ok(Some(Filed { view, replayed: true }))
 }

@@ -165,6 +165,14 @@ pub(crate) async fn end_open_work(
         row.update(txn).await?;
     }
     crate::service::sla::stop(txn, ticket_id, &ClockKind::ALL, None, ClockStop::Cancelled, now).await?;
+    // Open supervision orders and pending extension requests end with the ticket: nobody
+    // answers or approves anything on it any more.
+    entities::supervision_order::Entity::update_many()
+        .col_expr(entities::supervision_order::Column::Status, sea_orm::sea_query::Expr::val("cancelled"))
+        .filter(entities::supervision_order::Column::TicketId.eq(ticket_id))
+        .filter(entities::supervision_order::Column::Status.eq("open"))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

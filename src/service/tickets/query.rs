@@ -219,10 +219,16 @@ fn department_may_read(event: &mut entities::ticket_event::Model, department: Uu
     if event.dispatch_id.is_some_and(|d| own.contains(&d)) {
         return true;
     }
+    // Ticket-level facts stay; who of another department caused them, and the ids of that
+    // department's dispatches, do not.
+    if let Some(ids) = event.payload.get_mut("dispatch_ids").and_then(|v| v.as_array_mut()) {
+        ids.retain(|id| id.as_str().and_then(|id| id.parse::<Uuid>().ok()).is_some_and(|id| own.contains(&id)));
+    }
     match event.kind.as_str() {
-        event::RESOLVED if event.dispatch_id.is_some() => {
+        event::RESOLVED | event::WORK_STARTED if event.dispatch_id.is_none_or(|d| !own.contains(&d)) => {
             event.payload = serde_json::json!({});
             event.dispatch_id = None;
+            event.actor_id = None;
             true
         }
         event::SUPERVISION_ORDERED | event::SUPERVISION_REPLIED => {
