@@ -25,7 +25,10 @@ pub struct CategoryQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/categories", tag = "categories", params(CategoryQuery),
+/// Request categories, filtered by code or active flag.
+///
+/// The taxonomy a ticket is filed under, with its default priority.
+#[utoipa::path(get, path = "/api/v1/categories", operation_id = "listCategories", tag = "categories", params(CategoryQuery),
     responses((status = 200, body = List<Category>), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
@@ -38,7 +41,10 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, Category::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/categories", tag = "categories", request_body = NewCategory,
+/// Create a category.
+///
+/// The code is unique (409).
+#[utoipa::path(post, path = "/api/v1/categories", operation_id = "createCategory", tag = "categories", request_body = NewCategory,
     responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
@@ -49,13 +55,19 @@ pub async fn create(
     Ok(created(format!("/api/v1/categories/{}", category.id), Category::from(category)))
 }
 
-#[utoipa::path(get, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
+/// One category.
+///
+/// Reference data.
+#[utoipa::path(get, path = "/api/v1/categories/{id}", operation_id = "getCategory", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
     responses((status = 200, body = Category), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Category>> {
     Ok(web::Json(categories::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories", request_body = CategoryChanges,
+/// Change a category.
+///
+/// Send only the fields to change; `active: false` stops new filings under it.
+#[utoipa::path(patch, path = "/api/v1/categories/{id}", operation_id = "updateCategory", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories", request_body = CategoryChanges,
     responses((status = 200, body = Category), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -66,7 +78,10 @@ pub async fn update(
     Ok(web::Json(categories::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/categories/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
+/// Delete a category.
+///
+/// Only when nothing refers to it (409 otherwise: set `active` to false instead).
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", operation_id = "deleteCategory", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "categories",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still referenced; set active=false instead")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     categories::delete(&ctx, &caller, id).await?;

@@ -26,7 +26,10 @@ pub struct DepartmentQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/departments", tag = "departments", params(DepartmentQuery),
+/// Departments, filtered by unit, code or active flag.
+///
+/// Reference data for dispatching and filters.
+#[utoipa::path(get, path = "/api/v1/departments", operation_id = "listDepartments", tag = "departments", params(DepartmentQuery),
     responses((status = 200, body = List<Department>), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
@@ -39,7 +42,10 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, Department::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/departments", tag = "departments", request_body = NewDepartment,
+/// Create a department.
+///
+/// The code is unique (409); the notification e-mail receives its dispatches' mails.
+#[utoipa::path(post, path = "/api/v1/departments", operation_id = "createDepartment", tag = "departments", request_body = NewDepartment,
     responses((status = 201, body = Department), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
@@ -50,13 +56,19 @@ pub async fn create(
     Ok(created(format!("/api/v1/departments/{}", department.id), Department::from(department)))
 }
 
-#[utoipa::path(get, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
+/// One department.
+///
+/// Reference data.
+#[utoipa::path(get, path = "/api/v1/departments/{id}", operation_id = "getDepartment", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
     responses((status = 200, body = Department), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<Department>> {
     Ok(web::Json(departments::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments", request_body = DepartmentChanges,
+/// Change a department.
+///
+/// Send only the fields to change; `active: false` retires it from routing without deleting it.
+#[utoipa::path(patch, path = "/api/v1/departments/{id}", operation_id = "updateDepartment", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments", request_body = DepartmentChanges,
     responses((status = 200, body = Department), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -67,7 +79,10 @@ pub async fn update(
     Ok(web::Json(departments::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/departments/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
+/// Delete a department.
+///
+/// Only when nothing refers to it (409 otherwise: set `active` to false instead).
+#[utoipa::path(delete, path = "/api/v1/departments/{id}", operation_id = "deleteDepartment", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "departments",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still referenced; set active=false instead")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     departments::delete(&ctx, &caller, id).await?;

@@ -46,7 +46,10 @@ pub struct LocateQuery {
     lon: f64,
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units", tag = "grid units", params(GridUnitQuery),
+/// Grid units, filtered by level, parent, code or subtree.
+///
+/// The unit tree city › county › township › community › grid, with boundaries (GeoJSON).
+#[utoipa::path(get, path = "/api/v1/grid-units", operation_id = "listGridUnits", tag = "grid units", params(GridUnitQuery),
     responses((status = 200, body = List<GridUnit>), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
@@ -59,7 +62,11 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, GridUnit::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/grid-units", tag = "grid units", request_body = NewGridUnit,
+/// Create a grid unit.
+///
+/// Its level must sit one below its parent's (422 otherwise); the code is unique (409). A boundary is a GeoJSON Polygon or
+/// MultiPolygon.
+#[utoipa::path(post, path = "/api/v1/grid-units", operation_id = "createGridUnit", tag = "grid units", request_body = NewGridUnit,
     responses((status = 201, body = GridUnit), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
@@ -70,13 +77,19 @@ pub async fn create(
     Ok(created(format!("/api/v1/grid-units/{}", unit.id), GridUnit::from(unit)))
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
+/// One grid unit.
+///
+/// With its boundary, if any.
+#[utoipa::path(get, path = "/api/v1/grid-units/{id}", operation_id = "getGridUnit", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
     responses((status = 200, body = GridUnit), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<GridUnit>> {
     Ok(web::Json(grid_units::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units", request_body = GridUnitChanges,
+/// Change a grid unit.
+///
+/// Send only the fields to change. Tickets keep the unit they were filed in.
+#[utoipa::path(patch, path = "/api/v1/grid-units/{id}", operation_id = "updateGridUnit", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units", request_body = GridUnitChanges,
     responses((status = 200, body = GridUnit), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -87,14 +100,20 @@ pub async fn update(
     Ok(web::Json(grid_units::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/grid-units/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
+/// Delete a grid unit.
+///
+/// Only a unit with no children and nothing referring to it (409 otherwise).
+#[utoipa::path(delete, path = "/api/v1/grid-units/{id}", operation_id = "deleteGridUnit", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "grid units",
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "still has children or is referenced")), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     grid_units::delete(&ctx, &caller, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units/{id}/children", tag = "grid units", params(("id" = uuid::Uuid, Path, description = "the id"), PageQuery),
+/// The direct children of a grid unit.
+///
+/// For walking the tree one level at a time.
+#[utoipa::path(get, path = "/api/v1/grid-units/{id}/children", operation_id = "listGridUnitChildren", tag = "grid units", params(("id" = uuid::Uuid, Path, description = "the id"), PageQuery),
     responses((status = 200, body = List<GridUnit>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn children(
     ctx: web::Data<AppContext>,
@@ -107,7 +126,11 @@ pub async fn children(
     Ok(web::Json(List::from_page(found, GridUnit::from)))
 }
 
-#[utoipa::path(get, path = "/api/v1/grid-units/locate", tag = "grid units", params(LocateQuery),
+/// The grid unit holding a point.
+///
+/// The deepest unit whose boundary contains (`lat`, `lon`); 404 when the point is outside every boundary. A phone
+/// without GPS lets the user pick the grid from `listGridUnits` instead.
+#[utoipa::path(get, path = "/api/v1/grid-units/locate", operation_id = "locateGridUnit", tag = "grid units", params(LocateQuery),
     responses((status = 200, body = GridUnit, description = "the deepest unit whose boundary holds the point"),
         (status = 404, body = Problem, description = "outside every grid"), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn locate(

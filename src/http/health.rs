@@ -2,17 +2,22 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use super::problem::problem_response;
+use super::problem::{Problem, problem_response};
 use crate::context::AppContext;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+///
+/// Answers 200 while the process runs, without touching the database: for a liveness probe. No token needed.
+#[utoipa::path(get, path = "/healthz", operation_id = "getLiveness", tag = "operations", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The database answers: take traffic.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+///
+/// For a readiness probe or load balancer: 200 when a query succeeds, 503 (problem document) when the database does
+/// not answer. No token needed.
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem, description = "the database does not answer")))]
 pub async fn readyz(ctx: web::Data<AppContext>) -> HttpResponse {
     match ctx.db.execute_unprepared("SELECT 1").await {
         Ok(_) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),

@@ -25,6 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/openapi.json").route(get().to(openapi::document)))
+        .service(resource("/docs").route(get().to(openapi::reference_redirect)))
+        .service(openapi::reference_page())
         .service(resource("/metrics").route(get().to(sla::prometheus)))
         .service(
             web::scope("/api/v1")

@@ -124,8 +124,13 @@ fn csv_response(body: String, name: &str) -> HttpResponse {
         .body(body)
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(SlaQuery),
-    responses((status = 200, body = Report, description = "JSON, or CSV with format=csv / Accept: text/csv"), (status = 403, body = Problem), (status = 422, body = Problem)),
+/// The SLA report for a period, grouped.
+///
+/// Per department, township, county, grid or category: dispatched, acknowledged on time, 响应率, 解决率, 满意率, returns,
+/// breaches, median and p90 times, currently overdue. Within your jurisdiction. CSV (UTF-8 with BOM, headers in
+/// Chinese or with `lang=en` in English) with `format=csv` or `Accept: text/csv`.
+#[utoipa::path(get, path = "/api/v1/reports/sla", operation_id = "getSlaReport", tag = "reports", params(SlaQuery),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Report = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn sla(
     ctx: web::Data<AppContext>,
@@ -180,9 +185,12 @@ pub struct Trend {
     pub points: Vec<TrendPoint>,
 }
 
-/// The report's totals per day, week or month — the same definitions as a time series.
-#[utoipa::path(get, path = "/api/v1/reports/trend", tag = "reports", params(TrendQuery),
-    responses((status = 200, body = Trend), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// The report's totals per day, week or month.
+///
+/// The same definitions as `getSlaReport`, as a time series of at most 120 points. CSV with `format=csv` or
+/// `Accept: text/csv`.
+#[utoipa::path(get, path = "/api/v1/reports/trend", operation_id = "getTrendReport", tag = "reports", params(TrendQuery),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Trend = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn trend(
     ctx: web::Data<AppContext>,
     caller: Caller,
@@ -249,9 +257,12 @@ pub struct OverdueQuery {
     format: Option<String>,
 }
 
-/// Open items past their deadline or their warning point, latest first.
-#[utoipa::path(get, path = "/api/v1/reports/overdue", tag = "reports", params(OverdueQuery),
-    responses((status = 200, body = List<reports::OverdueItem>, description = "the latest `limit` items; `next_cursor` is always null"), (status = 403, body = Problem)), security(("bearer" = [])))]
+/// Open items past their deadline or warning point.
+///
+/// The latest `limit` clocks past their warning point (80 %) or deadline, latest first, with the responsible
+/// department and supervisors; `next_cursor` is always null. CSV with `format=csv` or `Accept: text/csv`.
+#[utoipa::path(get, path = "/api/v1/reports/overdue", operation_id = "getOverdueReport", tag = "reports", params(OverdueQuery),
+    responses((status = 200, description = "the latest `limit` items; `next_cursor` is always null. CSV with `format=csv` / `Accept: text/csv`", content((List<reports::OverdueItem> = "application/json"), (String = "text/csv"))), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn overdue(
     ctx: web::Data<AppContext>,
     caller: Caller,

@@ -37,7 +37,10 @@ pub struct ResolveQuery {
     unit: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/routing-rules", tag = "routing", params(RoutingRuleQuery),
+/// Routing rules, filtered by category, unit or department.
+///
+/// Each rule sends (category, unit subtree) to a primary department and optional co-handlers.
+#[utoipa::path(get, path = "/api/v1/routing-rules", operation_id = "listRoutingRules", tag = "routing", params(RoutingRuleQuery),
     responses((status = 200, body = List<RoutingRule>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
@@ -50,7 +53,11 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, RoutingRule::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/routing-rules", tag = "routing", request_body = NewRoutingRule,
+/// Create a routing rule.
+///
+/// One rule per (category, unit) pair (409 for a second). The most specific rule wins: deepest unit, then exact
+/// category.
+#[utoipa::path(post, path = "/api/v1/routing-rules", operation_id = "createRoutingRule", tag = "routing", request_body = NewRoutingRule,
     responses((status = 201, body = RoutingRule), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
@@ -61,13 +68,19 @@ pub async fn create(
     Ok(created(format!("/api/v1/routing-rules/{}", rule.rule.id), RoutingRule::from(rule)))
 }
 
-#[utoipa::path(get, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
+/// One routing rule.
+///
+/// With its departments.
+#[utoipa::path(get, path = "/api/v1/routing-rules/{id}", operation_id = "getRoutingRule", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
     responses((status = 200, body = RoutingRule), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<web::Json<RoutingRule>> {
     Ok(web::Json(routing::get(&ctx, &caller, id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing", request_body = RoutingRuleChanges,
+/// Change a routing rule.
+///
+/// Affects dispatches made from now on.
+#[utoipa::path(patch, path = "/api/v1/routing-rules/{id}", operation_id = "updateRoutingRule", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing", request_body = RoutingRuleChanges,
     responses((status = 200, body = RoutingRule), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
@@ -78,14 +91,21 @@ pub async fn update(
     Ok(web::Json(routing::update(&ctx, &caller, id, changes).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/routing-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
+/// Delete a routing rule.
+///
+/// Tickets already dispatched keep their departments.
+#[utoipa::path(delete, path = "/api/v1/routing-rules/{id}", operation_id = "deleteRoutingRule", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "routing",
     responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     routing::delete(&ctx, &caller, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/routing/resolve", tag = "routing", params(ResolveQuery),
+/// Preview where a ticket would be routed.
+///
+/// For a category and unit (ids or codes): the rule that would apply and its departments, or none (the ticket then
+/// stays with the township dispatcher).
+#[utoipa::path(get, path = "/api/v1/routing/resolve", operation_id = "resolveRouting", tag = "routing", params(ResolveQuery),
     responses((status = 200, body = RoutingResolution), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn resolve(
     ctx: web::Data<AppContext>,

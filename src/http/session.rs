@@ -28,8 +28,14 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
+/// Log in: exchange a user name and password for a bearer token.
+///
+/// Send the token as `Authorization: Bearer <token>` on every other call. The token lives `auth.token_ttl`; renew
+/// it with `refreshToken` before it expires. Five failed attempts lock the *name* (whether or not an account has
+/// it) for 15 minutes, and each client address may try only a few logins a minute: both answer 429 with
+/// `Retry-After`. No token needed.
+#[utoipa::path(post, path = "/api/v1/auth/token", operation_id = "logIn", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "wrong user name or password, or the account is disabled (answered alike)"),
         (status = 429, body = Problem, description = "this user name is locked after repeated failures (whether or not an account has it), or too many logins from this address; see Retry-After")))]
 pub async fn token(
     ctx: web::Data<AppContext>,
@@ -45,10 +51,11 @@ pub async fn token(
     }))
 }
 
-/// A fresh token for the session; the presented one stops working. The session keeps its
-/// login time: once it is `auth.session_max_age` old (7 days by default) the answer is 401
-/// and the user logs in again.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+/// Swap the current token for a fresh one.
+///
+/// A fresh token for the same session; the presented one stops working. The session keeps its login time: once it
+/// is `auth.session_max_age` old (7 days by default) the answer is 401 and the user logs in again.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refreshToken", tag = "auth",
     responses((status = 200, body = TokenResponse),
         (status = 401, body = Problem, description = "the token is unknown, expired or revoked, or the session reached its maximum age")),
     security(("bearer" = [])))]
@@ -66,7 +73,10 @@ pub async fn refresh(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+/// Log out: revoke the presented token.
+///
+/// The token stops working at once; other sessions of the same user stay.
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "logOut", tag = "auth",
     responses((status = 204, description = "the token is revoked"), (status = 401, body = Problem)), security(("bearer" = [])))]
 pub async fn logout(ctx: web::Data<AppContext>, _caller: Caller, req: HttpRequest) -> AppResult<HttpResponse> {
     if let Some(token) = bearer_token(&req) {
@@ -75,7 +85,10 @@ pub async fn logout(ctx: web::Data<AppContext>, _caller: Caller, req: HttpReques
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+/// The signed-in user.
+///
+/// Who the token belongs to: role, home unit or department. A client shows or hides actions from the role.
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "getMe", tag = "auth",
     responses((status = 200, body = User), (status = 401, body = Problem)), security(("bearer" = [])))]
 pub async fn me(ctx: web::Data<AppContext>, caller: Caller) -> AppResult<web::Json<User>> {
     let user = super::super::service::found::<entities::user::Entity>(&ctx.db, caller.user_id, "user").await?;

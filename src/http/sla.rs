@@ -32,7 +32,10 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sla-policies", tag = "sla", params(PageQuery),
+/// The effective SLA policy of every category.
+///
+/// Durations per clock and priority, with the defaults filled in.
+#[utoipa::path(get, path = "/api/v1/sla-policies", operation_id = "listSlaPolicies", tag = "sla", params(PageQuery),
     responses((status = 200, body = List<EffectivePolicy>, description = "the effective policy of every category")), security(("bearer" = [])))]
 pub async fn policies(
     ctx: web::Data<AppContext>,
@@ -43,7 +46,10 @@ pub async fn policies(
     Ok(web::Json(List::from_page(sla::policies(&ctx, &caller, page).await?, |p| p)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sla-policies/{id}", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")),
+/// The effective SLA policy of one category.
+///
+/// The path id is the category id.
+#[utoipa::path(get, path = "/api/v1/sla-policies/{id}", operation_id = "getSlaPolicy", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")),
     responses((status = 200, body = EffectivePolicy), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn policy(
     ctx: web::Data<AppContext>,
@@ -53,8 +59,10 @@ pub async fn policy(
     Ok(web::Json(sla::policy(&ctx, &caller, category).await?))
 }
 
-/// Affects clocks started from now on; running clocks keep their deadlines.
-#[utoipa::path(put, path = "/api/v1/sla-policies/{id}", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")), request_body = PolicyBody,
+/// Set the SLA policy of one category.
+///
+/// The path id is the category id. Affects clocks started from now on; running clocks keep their deadlines.
+#[utoipa::path(put, path = "/api/v1/sla-policies/{id}", operation_id = "replaceSlaPolicy", tag = "sla", params(("id" = uuid::Uuid, Path, description = "category id")), request_body = PolicyBody,
     responses((status = 200, body = EffectivePolicy), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn put_policy(
     ctx: web::Data<AppContext>,
@@ -83,8 +91,11 @@ pub struct DeadlineAnswer {
     pub estimated: bool,
 }
 
-/// The arithmetic the SLA clocks use, for clients that show due dates.
-#[utoipa::path(get, path = "/api/v1/calendar/deadline", tag = "sla", params(DeadlineQuery),
+/// Compute a deadline with the business calendar.
+///
+/// The arithmetic the SLA clocks use (working hours, holidays, 调休 make-up days), for clients that show due dates.
+/// `estimated` is true when the answer crosses a year with no holiday schedule loaded.
+#[utoipa::path(get, path = "/api/v1/calendar/deadline", operation_id = "computeDeadline", tag = "sla", params(DeadlineQuery),
     responses((status = 200, body = DeadlineAnswer), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn deadline(
     ctx: web::Data<AppContext>,
@@ -101,14 +112,18 @@ pub struct CalendarYears {
     pub years: Vec<i32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/calendar", tag = "sla", responses((status = 200, body = CalendarYears)), security(("bearer" = [])))]
+/// The years with a holiday schedule loaded.
+///
+/// Other years count weekdays only.
+#[utoipa::path(get, path = "/api/v1/calendar", operation_id = "listCalendarYears", tag = "sla", responses((status = 200, body = CalendarYears)), security(("bearer" = [])))]
 pub async fn years(ctx: web::Data<AppContext>, _caller: Caller) -> AppResult<web::Json<CalendarYears>> {
     Ok(web::Json(CalendarYears { years: calendar::loaded_years(&ctx) }))
 }
 
-/// Adds (or replaces) a year's schedule in the holiday-cn format:
-/// `{"year": 2027, "days": [{"name": "元旦", "date": "2027-01-01", "isOffDay": true}, …]}`.
-#[utoipa::path(post, path = "/api/v1/calendar", tag = "sla", request_body = Object,
+/// Load (or replace) a year's holiday schedule.
+///
+/// In the holiday-cn format: `{"year": 2027, "days": [{"name": "元旦", "date": "2027-01-01", "isOffDay": true}, …]}`.
+#[utoipa::path(post, path = "/api/v1/calendar", operation_id = "loadCalendarYear", tag = "sla", request_body = Object,
     responses((status = 200, body = CalendarYears), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn add_year(
     ctx: web::Data<AppContext>,
@@ -118,7 +133,11 @@ pub async fn add_year(
     Ok(web::Json(CalendarYears { years: calendar::add_year(&ctx, &caller, body).await? }))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/supervise", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = SuperviseRequest,
+/// 督办: issue a supervision order on a ticket.
+///
+/// The ticket must not be closed or cancelled (409 otherwise) and must lie in your subtree. `due_at` must
+/// lie in the future. The responsible department is notified.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/supervise", operation_id = "superviseTicket", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = SuperviseRequest,
     responses((status = 201, body = SupervisionOrder), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn supervise(
     ctx: web::Data<AppContext>,
@@ -143,7 +162,10 @@ pub struct OrderQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/supervision-orders", tag = "supervision", params(OrderQuery),
+/// Supervision orders, filtered by level, status or department.
+///
+/// Department staff see their own department's orders; others the orders on tickets in their jurisdiction.
+#[utoipa::path(get, path = "/api/v1/supervision-orders", operation_id = "listSupervisionOrders", tag = "supervision", params(OrderQuery),
     responses((status = 200, body = List<SupervisionOrder>)), security(("bearer" = [])))]
 pub async fn orders(
     ctx: web::Data<AppContext>,
@@ -155,7 +177,10 @@ pub async fn orders(
     Ok(web::Json(List::from_page(supervision::list(&ctx, &caller, filter, page).await?, SupervisionOrder::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/supervision-orders/{id}/reply", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = ReplyRequest,
+/// Answer a supervision order.
+///
+/// For the department the order names; the order must be `open` (409 once answered).
+#[utoipa::path(post, path = "/api/v1/supervision-orders/{id}/reply", operation_id = "replyToSupervisionOrder", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "supervision", request_body = ReplyRequest,
     responses((status = 200, body = SupervisionOrder), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reply(
     ctx: web::Data<AppContext>,
@@ -166,7 +191,11 @@ pub async fn reply(
     Ok(web::Json(supervision::reply(&ctx, &caller, id, body).await?.into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/dispatches/{id}/extension-requests", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::ExtensionBody,
+/// Ask for more time to resolve a dispatch.
+///
+/// The dispatch must be `acknowledged` and its resolve clock still running (409 otherwise); the duration is capped
+/// by `extensions.max_duration` (422). The dispatcher approves or rejects it.
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/extension-requests", operation_id = "requestExtension", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::ExtensionBody,
     responses((status = 201, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn request_extension(
     ctx: web::Data<AppContext>,
@@ -178,7 +207,10 @@ pub async fn request_extension(
     Ok(created(format!("/api/v1/extension-requests/{}", request.id), ExtensionRequest::from(request)))
 }
 
-#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/approve", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
+/// Approve an extension request: the resolve clock moves.
+///
+/// The request must be `pending` (409 otherwise).
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/approve", operation_id = "approveExtension", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
     responses((status = 200, body = ExtensionRequest, description = "the resolve clock moves"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn approve_extension(
     ctx: web::Data<AppContext>,
@@ -189,7 +221,10 @@ pub async fn approve_extension(
     Ok(web::Json(extensions::decide(&ctx, &caller, id, true, body).await?.into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/reject", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
+/// Reject an extension request.
+///
+/// The request must be `pending` (409 otherwise); the clock keeps its deadline.
+#[utoipa::path(post, path = "/api/v1/extension-requests/{id}/reject", operation_id = "rejectExtension", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "dispatches", request_body = extensions::DecisionBody,
     responses((status = 200, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reject_extension(
     ctx: web::Data<AppContext>,
@@ -200,7 +235,10 @@ pub async fn reject_extension(
     Ok(web::Json(extensions::decide(&ctx, &caller, id, false, body).await?.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/escalation-rules", tag = "operations", params(PageQuery), responses((status = 200, body = List<EscalationRule>)), security(("bearer" = [])))]
+/// The escalation rules.
+///
+/// What happens at each warning and breach: who is notified, which supervision order is issued.
+#[utoipa::path(get, path = "/api/v1/escalation-rules", operation_id = "listEscalationRules", tag = "operations", params(PageQuery), responses((status = 200, body = List<EscalationRule>)), security(("bearer" = [])))]
 pub async fn rules(
     ctx: web::Data<AppContext>,
     caller: Caller,
@@ -210,7 +248,10 @@ pub async fn rules(
     Ok(web::Json(List::from_page(operations::rules(&ctx, &caller, page).await?, EscalationRule::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/escalation-rules", tag = "operations", request_body = operations::RuleBody,
+/// Add an escalation rule.
+///
+/// Takes effect at the next sweep.
+#[utoipa::path(post, path = "/api/v1/escalation-rules", operation_id = "createEscalationRule", tag = "operations", request_body = operations::RuleBody,
     responses((status = 201, body = EscalationRule), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create_rule(
     ctx: web::Data<AppContext>,
@@ -221,7 +262,10 @@ pub async fn create_rule(
     Ok(created(format!("/api/v1/escalation-rules/{}", rule.id), EscalationRule::from(rule)))
 }
 
-#[utoipa::path(put, path = "/api/v1/escalation-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations", request_body = operations::RuleBody,
+/// Replace an escalation rule.
+///
+/// Takes effect at the next sweep.
+#[utoipa::path(put, path = "/api/v1/escalation-rules/{id}", operation_id = "replaceEscalationRule", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations", request_body = operations::RuleBody,
     responses((status = 200, body = EscalationRule), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn replace_rule(
     ctx: web::Data<AppContext>,
@@ -232,7 +276,10 @@ pub async fn replace_rule(
     Ok(web::Json(operations::replace_rule(&ctx, &caller, id, body).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/escalation-rules/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations",
+/// Delete an escalation rule.
+///
+/// Escalations already fired stay on the timelines.
+#[utoipa::path(delete, path = "/api/v1/escalation-rules/{id}", operation_id = "deleteEscalationRule", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "operations",
     responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete_rule(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     operations::delete_rule(&ctx, &caller, id).await?;
@@ -249,7 +296,11 @@ pub struct NotificationQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/notifications", tag = "operations", params(NotificationQuery),
+/// The mail outbox, oldest first.
+///
+/// Every notification with its delivery status (pending, sent, failed): for an operator checking that mail goes
+/// out.
+#[utoipa::path(get, path = "/api/v1/notifications", operation_id = "listNotifications", tag = "operations", params(NotificationQuery),
     responses((status = 200, body = List<Notification>, description = "the outbox, oldest first")), security(("bearer" = [])))]
 pub async fn notifications(
     ctx: web::Data<AppContext>,
@@ -260,8 +311,10 @@ pub async fn notifications(
     Ok(web::Json(List::from_page(operations::notifications(&ctx, &caller, q.status, page).await?, Notification::from)))
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+/// Prometheus metrics.
+///
+/// Text exposition format for a Prometheus scraper. No token needed; keep it off the public network.
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn prometheus() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics::render())
 }

@@ -54,10 +54,20 @@ pub fn with_etag(status: actix_web::http::StatusCode, view: TicketView) -> HttpR
     HttpResponse::build(status).insert_header((header::ETAG, etag)).json(Ticket::from(view))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = NewTicket,
+/// File a ticket (接诉).
+///
+/// Grid workers file from the street, dispatchers from the hotline or the window. The grid unit comes from
+/// `grid_unit_id` or is located from `location`; a grid worker may file only inside their own grid (403 otherwise).
+/// The answer is 201 with `Location` and the `ETag`.
+///
+/// Send an `Idempotency-Key` (any unique string per ticket, e.g. a UUID made on the phone) so a retry on a flaky
+/// connection never files twice: the same key and body answers 200 with the ticket (as it is now) and
+/// `Idempotent-Replayed: true`. Filings per user are rate-limited (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/tickets", operation_id = "fileTicket", tag = "tickets", request_body = NewTicket,
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the original ticket (200)")),
     responses((status = 201, body = Ticket, description = "filed"), (status = 200, body = Ticket, description = "an Idempotency-Key replay: the ticket filed before"),
-        (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+        (status = 403, body = Problem, description = "your role may not file, or the place is outside your own jurisdiction"), (status = 422, body = Problem),
+        (status = 429, body = Problem, description = "too many filings from this user in a minute; see Retry-After")), security(("bearer" = [])))]
 pub async fn file(
     ctx: web::Data<AppContext>,
     caller: Caller,
@@ -79,7 +89,12 @@ pub async fn file(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
+/// Tickets in your jurisdiction, newest first.
+///
+/// What each role sees: a grid worker their grid and the tickets they filed; a dispatcher or supervisor their
+/// unit's subtree; department staff the tickets dispatched to their department; an admin everything. Residents'
+/// names and phones are masked here; see `revealTicketContact`.
+#[utoipa::path(get, path = "/api/v1/tickets", operation_id = "listTickets", tag = "tickets", params(TicketQuery),
     responses((status = 200, body = List<Ticket>, description = "newest first, in the caller's jurisdiction"), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
@@ -110,13 +125,21 @@ pub async fn list(
     Ok(web::Json(List::from_page(found, Ticket::from)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tickets/{id}", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets",
+/// One ticket, with its dispatches, rating and SLA clocks.
+///
+/// The `ETag` is the ticket's version: send it as `If-Match` on the next write. A ticket outside your jurisdiction
+/// is 404, as one that does not exist. Resident contact is masked.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", operation_id = "getTicket", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets",
     responses((status = 200, body = Ticket, headers(("ETag" = String, description = "the version, for If-Match"))), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::get(&ctx, &caller, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), EventQuery),
+/// The ticket's timeline, oldest first.
+///
+/// Every transition, note, rating, escalation and supervision order: who, what, when. Same visibility as
+/// `getTicket`.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", operation_id = "listTicketEvents", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), EventQuery),
     responses((status = 200, body = List<TicketEvent>, description = "the timeline, oldest first"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn events(
     ctx: web::Data<AppContext>,
@@ -129,7 +152,12 @@ pub async fn events(
     Ok(web::Json(List::from_page(found, TicketEvent::from)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/dispatch", tag = "tickets", request_body = DispatchRequest,
+/// Dispatch a filed ticket (派单).
+///
+/// The ticket must be `filed` (new, or back after a 退单), else 409. `{}` routes it by the routing rules; or name
+/// `primary_department_id` and optional `co_handler_department_ids`. The dispatcher must hold the ticket's
+/// township. Send `If-Match` to avoid overwriting a concurrent change (412).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/dispatch", operation_id = "dispatchTicket", tag = "tickets", request_body = DispatchRequest,
     params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn dispatch(
@@ -142,7 +170,11 @@ pub async fn dispatch(
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::dispatch(&ctx, &caller, id, version, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/whistle", tag = "tickets", request_body = WhistleRequest,
+/// 吹哨: summon more departments to a live ticket.
+///
+/// The ticket must be `dispatched` or `in_progress` (409 otherwise); each named department gets a co-handler
+/// dispatch, and a department already holding an open dispatch is a 409.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/whistle", operation_id = "whistleTicket", tag = "tickets", request_body = WhistleRequest,
     params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn whistle(
@@ -155,7 +187,11 @@ pub async fn whistle(
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::whistle(&ctx, &caller, id, version, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", tag = "tickets", request_body = RatingRequest,
+/// Record the resident's rating (好差评, 回访).
+///
+/// The ticket must be `resolved` (409 otherwise). Score 3–5 closes it; 1–2 (差评) reopens it for rectification. A
+/// grid worker rates only tickets they filed (403). An empty `comment` is as good as none.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", operation_id = "rateTicket", tag = "tickets", request_body = RatingRequest,
     params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket, description = "closed (score ≥ 3) or reopened (差评)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn rate(
@@ -168,7 +204,11 @@ pub async fn rate(
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::rate(&ctx, &caller, id, version, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", request_body = ReasonRequest,
+/// Cancel a ticket (duplicate or withdrawn).
+///
+/// Only while `filed`, `dispatched` or `in_progress` (409 otherwise); open dispatches are cancelled with it and the
+/// `reason` goes on the timeline.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", operation_id = "cancelTicket", tag = "tickets", request_body = ReasonRequest,
     params(("id" = uuid::Uuid, Path, description = "the id"), ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn cancel(
@@ -196,9 +236,13 @@ pub struct Contact {
     pub address: Option<String>,
 }
 
-/// The resident's name, phone and address unmasked — the only read that shows them. Needs a
-/// `reason` (422 without); every reveal is audited. 403 for roles that may not see them.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), ContactQuery),
+/// Reveal the resident's contact details (audited).
+///
+/// The resident's name, phone and address unmasked — the only read that shows them, for the people who must call
+/// back: the grid worker who filed it, the dispatcher in charge, a department that has acknowledged its dispatch
+/// (403 for anyone else, supervisors and admins included). `reason` is required (422 without) and every reveal is
+/// written to the audit log.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/contact", operation_id = "revealTicketContact", tag = "tickets", params(("id" = uuid::Uuid, Path, description = "the id"), ContactQuery),
     responses((status = 200, body = Contact), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn contact(
     ctx: web::Data<AppContext>,
@@ -210,8 +254,11 @@ pub async fn contact(
     Ok(web::Json(Contact { name: contact.name, phone: contact.phone, address: contact.address }))
 }
 
-/// Blanks the resident's name and phone on their request (admin); the ticket stays.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets", request_body = ReasonRequest,
+/// Erase the resident's personal data on their request.
+///
+/// Blanks the resident's name and phone; the ticket and its timeline stay. Recorded in the audit log with the
+/// `reason`.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", operation_id = "erasePersonalData", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets", request_body = ReasonRequest,
     responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn erase(
     ctx: web::Data<AppContext>,
@@ -246,8 +293,11 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
-/// The audit log, newest first (admin; supervisors see their subtree's records).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "operations", params(AuditQuery),
+/// The audit log, newest first.
+///
+/// Logins, failed logins, contact reveals, user changes, erasures. Admins see everything, supervisors the records
+/// of their subtree.
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditRecords", tag = "operations", params(AuditQuery),
     responses((status = 200, body = List<AuditRecord>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn audit(
     ctx: web::Data<AppContext>,

@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod api_description;
 mod auth;
 mod concurrency;
 mod contract;
