@@ -11,11 +11,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers: take traffic.
+/// The database answers: take traffic. `mail` reports the outbox (`pending`, `dead`,
+/// `oldest_pending_at`) without affecting readiness.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
 pub async fn readyz(ctx: web::Data<AppContext>) -> HttpResponse {
     match ctx.db.execute_unprepared("SELECT 1").await {
-        Ok(_) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
+        // The outbox is reported, never a reason to refuse traffic: dead mail needs an admin.
+        Ok(_) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "mail": mail_detail(&ctx).await})),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             problem_response(
@@ -25,5 +27,13 @@ pub async fn readyz(ctx: web::Data<AppContext>) -> HttpResponse {
                 "the database does not answer",
             )
         }
+    }
+}
+
+/// Mail waiting and dead, for an operator reading `/readyz`.
+async fn mail_detail(ctx: &AppContext) -> serde_json::Value {
+    match crate::service::notifications::outbox_health(&ctx.db).await {
+        Ok(health) => json!(health),
+        Err(err) => json!({"error": err.to_string()}),
     }
 }

@@ -6,7 +6,10 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{categories, departments, dispatches, grid_units, health, reports, routing, session, sla, tickets, users};
+use super::{
+    categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
+    users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +33,7 @@ use super::{categories, departments, dispatches, grid_units, health, reports, ro
         sla::request_extension, sla::approve_extension, sla::reject_extension,
         reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
+        notifications::retry, notifications::retry_dead,
     ),
     modifiers(&BearerAuth)
 )]

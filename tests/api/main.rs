@@ -9,6 +9,7 @@ mod errors;
 mod geography;
 mod helpers;
 mod mail;
+mod mail_delivery;
 mod operations;
 mod reference_data;
 mod reports;
