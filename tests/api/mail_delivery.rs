@@ -247,3 +247,47 @@ async fn two_late_acknowledgements_make_two_mails_that_name_department_and_clock
     })
     .await;
 }
+
+/// Mail the old scheme gave up on (`failed` after `smtp.max_attempts`) is pending again after
+/// the upgrade, and goes out.
+#[tokio::test]
+async fn mail_failed_under_the_old_scheme_is_retried_after_the_upgrade() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database};
+
+    for backend in crate::helpers::backends() {
+        let (url, _guard) = crate::helpers::fresh_database(backend).await;
+        let db = Database::connect(&url).await.expect("connect");
+        loop {
+            let pending = Migrator::get_pending_migrations(&db).await.expect("pending migrations");
+            let next = pending.first().expect("the retention migration is pending").name().to_owned();
+            if next == "m20261129_000011_notification_retention" {
+                break;
+            }
+            Migrator::up(&db, Some(1)).await.expect("migrates");
+        }
+        let id = uuid::Uuid::now_v7();
+        db.execute_unprepared(&format!(
+            "INSERT INTO notifications (id, ticket_id, kind, recipient, subject, body, status, attempts, \
+             next_attempt_at, lease_until, lease_token, last_error, created_at, sent_at) VALUES \
+             ('{id}', NULL, 'dispatched', 'cgj.xinfu@gridwhistle.example', 's', 'b', 'failed', 10, \
+             '2026-11-01T03:00:00+00:00', NULL, NULL, 'Connection error: Connection refused', \
+             '2026-11-01T00:00:00+00:00', NULL)"
+        ))
+        .await
+        .expect("an old failed row");
+        Migrator::up(&db, None).await.expect("upgrade");
+        // Read back as plain SQL: the test wrote the row as plain SQL too.
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT status, attempts FROM notifications",
+            ))
+            .await
+            .expect("reads")
+            .expect("the row");
+        assert_eq!(row.try_get::<String>("", "status").expect("status"), "pending", "{backend:?}");
+        assert_eq!(row.try_get::<i32>("", "attempts").expect("attempts"), 0, "{backend:?}");
+        db.close().await.ok();
+    }
+}
