@@ -141,7 +141,15 @@ pub struct SmtpSettings {
     pub password: String,
     #[serde(deserialize_with = "de_duration")]
     pub poll_interval: Duration,
+    /// No longer used: mail is retried until `retention` has passed. Still accepted so
+    /// existing configuration files load.
+    #[serde(default)]
     pub max_attempts: i32,
+    /// How long a mail is retried (with backoff capped at an hour) before it is marked dead.
+    #[serde(deserialize_with = "de_duration")]
+    pub retention: Duration,
+    /// Where the service is reached from outside: links in mails are
+    /// `{public_url}/api/v1/tickets/{id}`, and its host names the mails' `Message-ID`s.
     pub public_url: String,
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 struct Metrics {
     registry: Registry,
@@ -11,6 +11,8 @@ struct Metrics {
     mails: IntCounterVec,
     sweeper_clock_failures: IntCounterVec,
     mail_leases: IntCounterVec,
+    outbox: IntGaugeVec,
+    smtp_reachable: IntGauge,
 }
 
 fn metrics() -> &'static Metrics {
@@ -36,6 +38,24 @@ fn metrics() -> &'static Metrics {
                 "Mails a sender skipped or could not record because its claim had run out",
                 &["stage"],
             ),
+            outbox: {
+                let gauge = IntGaugeVec::new(
+                    Opts::new("gridwhistle_outbox_mails", "Mails in the outbox by status, as the mailer last counted"),
+                    &["status"],
+                )
+                .expect("a valid metric definition");
+                registry.register(Box::new(gauge.clone())).expect("metric registered once");
+                gauge
+            },
+            smtp_reachable: {
+                let gauge = IntGauge::new(
+                    "gridwhistle_smtp_reachable",
+                    "1 while this replica's mailer reaches the SMTP server, 0 during an outage",
+                )
+                .expect("a valid metric definition");
+                registry.register(Box::new(gauge.clone())).expect("metric registered once");
+                gauge
+            },
             registry,
         }
     })
@@ -50,7 +70,7 @@ pub fn escalations() -> &'static IntCounterVec {
     &metrics().escalations
 }
 
-/// `outcome` is `sent`, `retry` or `failed`.
+/// `outcome` is `sent`, `retry` or `dead`.
 pub fn mails() -> &'static IntCounterVec {
     &metrics().mails
 }
@@ -63,6 +83,15 @@ pub fn sweeper_clock_failures() -> &'static IntCounterVec {
 /// Outcomes of the fenced mail update: `lease_lost` when a sender's claim was taken over.
 pub fn mail_leases() -> &'static IntCounterVec {
     &metrics().mail_leases
+}
+
+/// `status` is `pending` or `dead`: dead mail waits for an admin to re-queue it.
+pub fn outbox() -> &'static IntGaugeVec {
+    &metrics().outbox
+}
+
+pub fn smtp_reachable() -> &'static IntGauge {
+    &metrics().smtp_reachable
 }
 
 pub fn render() -> String {

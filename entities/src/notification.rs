@@ -12,7 +12,7 @@ pub struct Model {
     pub subject: String,
     #[sea_orm(column_type = "Text")]
     pub body: String,
-    /// pending, sent or failed
+    /// pending, sent or dead (undelivered within `smtp.retention`; an admin may re-queue it)
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
@@ -22,6 +22,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
+    /// When an admin last re-queued the mail: its delivery window starts here instead of at
+    /// `created_at`.
+    pub queued_at: Option<DateTimeUtc>,
     pub sent_at: Option<DateTimeUtc>,
 }
 

@@ -14,6 +14,7 @@ mod m20261129_000008_session_start;
 mod m20261129_000009_notification_lease_token;
 mod m20261129_000009_sla_clock_failures;
 mod m20261129_000010_clock_stop_reason;
+mod m20261129_000011_notification_retention;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_notification_lease_token::Migration),
             Box::new(m20261129_000009_sla_clock_failures::Migration),
             Box::new(m20261129_000010_clock_stop_reason::Migration),
+            Box::new(m20261129_000011_notification_retention::Migration),
         ]
     }
 }

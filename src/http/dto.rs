@@ -536,7 +536,7 @@ pub struct Notification {
     pub kind: String,
     pub recipient: String,
     pub subject: String,
-    /// pending, sent or failed
+    /// pending, sent or dead
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,

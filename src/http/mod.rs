@@ -8,6 +8,7 @@ pub mod dto;
 pub mod extract;
 pub mod grid_units;
 pub mod health;
+pub mod notifications;
 pub mod openapi;
 pub mod problem;
 pub mod reports;
@@ -104,6 +105,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(delete().to(sla::delete_rule)),
                 )
                 .service(resource("/notifications").route(get().to(sla::notifications)))
+                .service(resource("/notifications/retry-dead").route(post().to(notifications::retry_dead)))
+                .service(resource("/notifications/{id}/retry").route(post().to(notifications::retry)))
                 .service(resource("/reports/sla").route(get().to(reports::sla)))
                 .service(resource("/reports/trend").route(get().to(reports::trend)))
                 .service(resource("/reports/overdue").route(get().to(reports::overdue)))

@@ -23,7 +23,10 @@ use utoipa::{
 };
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{categories, departments, dispatches, grid_units, health, reports, routing, session, sla, tickets, users};
+use super::{
+    categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
+    users,
+};
 use crate::domain::access::{Permission, role_may};
 
 const INFO: &str = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking.
@@ -58,6 +61,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         sla::request_extension, sla::approve_extension, sla::reject_extension,
         reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
+        notifications::retry, notifications::retry_dead,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -170,6 +174,8 @@ const ACCESS: &[(&str, Access)] = {
         ("replaceEscalationRule", Needs(Operate)),
         ("deleteEscalationRule", Needs(Operate)),
         ("listNotifications", Needs(Operate)),
+        ("retryNotification", Needs(Operate)),
+        ("retryDeadNotifications", Needs(Operate)),
     ]
 };
 

@@ -290,7 +290,7 @@ pub async fn delete_rule(ctx: web::Data<AppContext>, caller: Caller, PathId(id):
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
-    /// pending, sent or failed
+    /// pending, sent or dead
     status: Option<String>,
     limit: Option<u64>,
     cursor: Option<String>,

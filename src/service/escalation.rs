@@ -19,7 +19,8 @@ use crate::{
     context::AppContext,
     domain::{
         escalation::{Rule, SupervisionLevel, Target, Trigger},
-        ticket::event,
+        sla::ClockKind,
+        ticket::{DispatchRole, event},
     },
     error::AppResult,
     metrics, repo,
@@ -82,6 +83,8 @@ pub async fn fire(
             kind: "escalation",
             ticket: cause.ticket,
             headline: cause.trigger.label(),
+            department: department_named(cause, &departments),
+            clock: clock_of(cause.trigger),
             deadline: cause.deadline,
             note,
         };
@@ -121,12 +124,27 @@ pub async fn fire(
     Ok(rules.len())
 }
 
-fn clock_name(trigger: Trigger) -> Option<&'static str> {
+fn clock_of(trigger: Trigger) -> Option<ClockKind> {
     match trigger {
-        Trigger::Warning(clock) | Trigger::Breach(clock) => Some(clock.as_str()),
-        Trigger::ResolveFollowup => Some("resolve"),
+        Trigger::Warning(clock) | Trigger::Breach(clock) => Some(clock),
+        Trigger::ResolveFollowup => Some(ClockKind::Resolve),
         Trigger::ThirdReturn | Trigger::BadRating => None,
     }
+}
+
+fn clock_name(trigger: Trigger) -> Option<&'static str> {
+    clock_of(trigger).map(ClockKind::as_str)
+}
+
+/// The departments a mail is about, with their part: a lead's and a co-handler's late
+/// acknowledgement are two mails that must read differently.
+fn department_named(cause: &Cause<'_>, departments: &[department::Model]) -> Option<String> {
+    let role = match cause.dispatch {
+        Some(dispatch) if dispatch.role == DispatchRole::CoHandler.as_str() => DispatchRole::CoHandler,
+        _ => DispatchRole::Primary,
+    };
+    let names: Vec<String> = departments.iter().map(|d| notify::department_label(&d.name, Some(role))).collect();
+    (!names.is_empty()).then(|| names.join("、"))
 }
 
 /// A supervision order to open.

@@ -11,6 +11,7 @@ pub mod dispatches;
 pub mod escalation;
 pub mod extensions;
 pub mod housekeeping;
+pub mod notifications;
 pub mod notify;
 pub mod operations;
 pub mod sla;

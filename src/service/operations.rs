@@ -111,8 +111,8 @@ pub async fn notifications(
     require(caller, Permission::Operate)?;
     let mut select = notification::Entity::find();
     if let Some(status) = status {
-        if !["pending", "sent", "failed"].contains(&status.as_str()) {
-            return Err(AppError::invalid("status", "pending, sent or failed"));
+        if !["pending", "sent", "dead"].contains(&status.as_str()) {
+            return Err(AppError::invalid("status", "pending, sent or dead"));
         }
         select = select.filter(notification::Column::Status.eq(status));
     }

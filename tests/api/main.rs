@@ -11,6 +11,7 @@ mod errors;
 mod geography;
 mod helpers;
 mod mail;
+mod mail_delivery;
 mod operations;
 mod operator;
 mod reference_data;

@@ -291,6 +291,8 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/escalation-rules", &["get", "post"]),
             ("/api/v1/escalation-rules/{id}", &["put", "delete"]),
             ("/api/v1/notifications", &["get"]),
+            ("/api/v1/notifications/{id}/retry", &["post"]),
+            ("/api/v1/notifications/retry-dead", &["post"]),
             ("/metrics", &["get"]),
             ("/api/v1/auth/refresh", &["post"]),
             ("/api/v1/audit", &["get"]),

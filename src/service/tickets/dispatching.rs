@@ -136,6 +136,8 @@ async fn new_dispatch(
             kind: "dispatched",
             ticket,
             headline,
+            department: Some(crate::service::notify::department_label(&department.name, Some(role))),
+            clock: Some(ClockKind::Acknowledge),
             deadline: Some(clock.due_at),
             note: None,
         };
