@@ -118,7 +118,7 @@ pub(crate) async fn lock_own<'a>(
         return Err(not_found());
     }
     let locked = lock_in_scope(ctx, viewer, dispatch.ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     // Re-read under the lock: the status may have moved since.
@@ -267,7 +267,7 @@ pub async fn reject_return(
     let not_found = || AppError::not_found("dispatch");
     let ticket_id = dispatch::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?.ticket_id;
     let locked = lock_in_scope(ctx, &viewer, ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     let current = locked.dispatches.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;

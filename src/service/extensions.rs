@@ -160,7 +160,7 @@ pub async fn decide(
     let request = extension_request::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let locked = lock_in_scope(ctx, &viewer, request.ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     let request = extension_request::Entity::find_by_id(id).one(&locked.txn).await?.ok_or_else(not_found)?;

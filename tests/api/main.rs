@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod auth;
 mod concurrency;
+mod error_messages;
 mod errors;
 mod geography;
 mod helpers;
