@@ -141,12 +141,16 @@ impl From<DbErr> for AppError {
             }
             _ if restrict_refusal => Self::Conflict("the record is still referenced by other records".into()),
             _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
-                Self::Unavailable("the database is busy; retry shortly".into())
+                Self::refused(Refusal::Unavailable, "数据库繁忙，请稍后重试", "the database is busy; retry shortly")
             }
             _ if is_contention(&err) => {
                 // The transaction was rolled back as a whole; nothing of the request is kept.
                 tracing::warn!(error = %chain(&err), "transaction gave way to a concurrent one");
-                Self::Unavailable("the request collided with a concurrent change; retry shortly".into())
+                Self::refused(
+                    Refusal::Unavailable,
+                    "请求与他人的修改同时发生，请稍后重试",
+                    "the request collided with a concurrent change; retry shortly",
+                )
             }
             _ => Self::Database(err),
         }

@@ -43,7 +43,11 @@ pub async fn list(
         .status
         .map(|s| {
             DispatchStatus::parse(&s).ok_or_else(|| {
-                AppError::invalid("status", "one of pending, acknowledged, returned, resolved, cancelled")
+                let statuses = ["pending", "acknowledged", "returned", "resolved", "cancelled"];
+                AppError::invalid(
+                    "status",
+                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                )
             })
         })
         .transpose()?;

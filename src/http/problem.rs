@@ -265,3 +265,45 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
         format!("no resource at {}", req.path()),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validate::{FieldErrors, Message};
+
+    #[test]
+    fn the_best_of_chinese_and_english_by_q_value() {
+        for (header, expected) in [
+            (None, Lang::Zh),
+            (Some("en"), Lang::En),
+            (Some("en-US,en;q=0.9"), Lang::En),
+            (Some("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh),
+            (Some("en;q=0.5, zh;q=0.9"), Lang::Zh),
+            (Some("zh;q=0.3, en"), Lang::En),
+            (Some("zh, en"), Lang::Zh),
+            (Some("en;q=0"), Lang::Zh),
+            (Some("fr, de;q=0.5"), Lang::Zh),
+            (Some("*"), Lang::Zh),
+        ] {
+            assert_eq!(preferred_language(header), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_error_has_a_chinese_detail() {
+        let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        let errors = [
+            AppError::Validation(FieldErrors::single("title", Message::Empty)),
+            AppError::Conflict("untranslated".into()),
+            AppError::not_found("thing"),
+            AppError::internal("secret detail"),
+            AppError::refused(Refusal::Forbidden, "不行", "no"),
+        ];
+        for error in errors {
+            let problem = error.problem(Lang::Zh);
+            assert!(chinese(&problem.detail), "{}", problem.detail);
+            assert!(!problem.detail.contains("secret"), "internal details stay in the log");
+            assert!(!chinese(&error.problem(Lang::En).detail), "{}", error.problem(Lang::En).detail);
+        }
+    }
+}

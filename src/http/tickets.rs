@@ -90,7 +90,11 @@ pub async fn list(
         .status
         .map(|s| {
             TicketStatus::parse(&s).ok_or_else(|| {
-                AppError::invalid("status", "one of filed, dispatched, in_progress, resolved, closed, cancelled")
+                let statuses = ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"];
+                AppError::invalid(
+                    "status",
+                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                )
             })
         })
         .transpose()?;
