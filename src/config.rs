@@ -68,6 +68,14 @@ pub struct TicketSettings {
     #[serde(deserialize_with = "de_sla_duration")]
     pub return_window: SlaDuration,
     pub arbitration_after_returns: i32,
+    /// How far (metres) a filed point may lie outside the grid it is filed in: GPS on a phone
+    /// strays, and a grid worker on the street that bounds their grid is still at work.
+    #[serde(default = "default_location_tolerance_m")]
+    pub location_tolerance_m: f64,
+}
+
+fn default_location_tolerance_m() -> f64 {
+    200.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +330,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "tickets.number_prefix",
                 message: "must be 1–8 upper-case letters".into(),
+            });
+        }
+        if !(0.0..=10_000.0).contains(&self.tickets.location_tolerance_m) {
+            return Err(SettingsError::Invalid {
+                key: "tickets.location_tolerance_m",
+                message: "must be between 0 and 10000 (metres)".into(),
             });
         }
         if self.tickets.arbitration_after_returns < 1 {

@@ -2,7 +2,7 @@
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
-use crate::domain::validate::FieldErrors;
+use crate::domain::validate::{FieldErrors, Message};
 
 /// The cause of an internal error, kept so the log shows the whole chain.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -45,6 +45,26 @@ pub enum AppError {
     },
     #[error("database error")]
     Database(#[source] DbErr),
+
+    /// A refusal whose detail is said in the client's language (Chinese, or English on
+    /// request); `kind` picks the status. Prefer it to the variants carrying English text.
+    #[error("{message}")]
+    Refused { kind: Refusal, message: Message },
+}
+
+/// The kinds of refusal a [`AppError::Refused`] can be, one per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unavailable,
 }
 
 impl AppError {
@@ -52,8 +72,22 @@ impl AppError {
         Self::NotFound(format!("{what} not found"))
     }
 
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: &str, message: impl Into<Message>) -> Self {
         Self::Validation(FieldErrors::single(field, message))
+    }
+
+    /// A refusal said in both languages.
+    pub fn refused(
+        kind: Refusal,
+        zh: impl Into<std::borrow::Cow<'static, str>>,
+        en: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        Self::Refused { kind, message: Message::said(zh, en) }
+    }
+
+    /// A 404 of either form: a caller re-labels "ticket not found" as its own resource.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound(_) | Self::Refused { kind: Refusal::NotFound, .. })
     }
 
     /// An internal error that has no underlying cause.
@@ -110,12 +144,16 @@ impl From<DbErr> for AppError {
             // mistake, whichever field it was in.
             _ if is_nul_in_text(&err) => Self::BadRequest("text must not contain NUL (\\u0000) characters".into()),
             _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
-                Self::Unavailable("the database is busy; retry shortly".into())
+                Self::refused(Refusal::Unavailable, "数据库繁忙，请稍后重试", "the database is busy; retry shortly")
             }
             _ if is_contention(&err) => {
                 // The transaction was rolled back as a whole; nothing of the request is kept.
                 tracing::warn!(error = %chain(&err), "transaction gave way to a concurrent one");
-                Self::Unavailable("the request collided with a concurrent change; retry shortly".into())
+                Self::refused(
+                    Refusal::Unavailable,
+                    "请求与他人的修改同时发生，请稍后重试",
+                    "the request collided with a concurrent change; retry shortly",
+                )
             }
             _ => Self::Database(err),
         }

@@ -84,6 +84,8 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
                 middleware::ErrorHandlers::new()
                     .handler(StatusCode::METHOD_NOT_ALLOWED, http::problem::method_not_allowed),
             )
+            // Problem documents in English for clients that ask (Accept-Language), else Chinese.
+            .wrap(middleware::from_fn(http::problem::localise))
             .wrap(middleware::from_fn(http::request_id::middleware))
             // No response is ever to be sniffed into another type (a JSON string as HTML).
             .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))

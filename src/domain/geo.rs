@@ -93,6 +93,33 @@ impl Boundary {
     }
 }
 
+impl Boundary {
+    /// How far the point lies outside the boundary, in metres: 0 inside or on the edge, else
+    /// the distance to the nearest edge. A local flat projection around the point: exact
+    /// enough for the few hundred metres a tolerance covers.
+    pub fn distance_m(&self, point: Point) -> f64 {
+        if self.contains(point) {
+            return 0.0;
+        }
+        const METRES_PER_DEGREE: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
+        let x_scale = METRES_PER_DEGREE * point.lat.to_radians().cos();
+        let project = |(lon, lat): (f64, f64)| ((lon - point.lon) * x_scale, (lat - point.lat) * METRES_PER_DEGREE);
+        self.polygons
+            .iter()
+            .flatten()
+            .flat_map(|ring| ring.windows(2))
+            .map(|edge| {
+                let ((x1, y1), (x2, y2)) = (project(edge[0]), project(edge[1]));
+                // Distance from the origin (the point) to the segment.
+                let (dx, dy) = (x2 - x1, y2 - y1);
+                let length2 = dx * dx + dy * dy;
+                let t = if length2 == 0.0 { 0.0 } else { (-(x1 * dx + y1 * dy) / length2).clamp(0.0, 1.0) };
+                (x1 + t * dx).hypot(y1 + t * dy)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
 fn parse_polygon(value: &Value) -> Result<Vec<Vec<(f64, f64)>>, String> {
     let rings = value.as_array().ok_or("Polygon coordinates must be an array of rings")?;
     if rings.is_empty() {
@@ -212,6 +239,24 @@ mod tests {
         for value in bad {
             assert!(Boundary::parse(&value).is_err(), "{value} should be rejected");
         }
+    }
+
+    #[test]
+    fn distance_outside_the_boundary() {
+        let b = square_with_hole();
+        assert_eq!(b.distance_m(at(38.2, 112.2)), 0.0, "inside");
+        assert_eq!(b.distance_m(at(38.0, 112.5)), 0.0, "on the edge");
+        // 0.001° of latitude north of the northern edge: about 111 m.
+        let north = b.distance_m(at(39.001, 112.5));
+        assert!((north - 111.2).abs() < 1.0, "{north}");
+        // West of the western edge by 0.001° of longitude at 38.5°N: about 87 m.
+        let west = b.distance_m(at(38.5, 111.999));
+        assert!((west - 87.0).abs() < 1.0, "{west}");
+        // In the hole, 0.01° from its nearest edge.
+        let hole = b.distance_m(at(38.5, 112.59));
+        assert!((hole - 870.0).abs() < 10.0, "{hole}");
+        // Beijing is far from a grid in Xinzhou.
+        assert!(b.distance_m(at(39.9, 116.4)) > 300_000.0);
     }
 
     #[test]

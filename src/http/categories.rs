@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{Category, List, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -48,8 +48,7 @@ pub async fn list(
     responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(input): Json<NewCategory>,
+    Permitted(caller, input, _): Permitted<may::ManageReferenceData, NewCategory>,
 ) -> AppResult<HttpResponse> {
     let category = categories::create(&ctx, &caller, input).await?;
     Ok(created(format!("/api/v1/categories/{}", category.id), Category::from(category)))
@@ -71,9 +70,8 @@ pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId)
     responses((status = 200, body = Category), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(changes): Json<CategoryChanges>,
+    Permitted(caller, changes, _): Permitted<may::ManageReferenceData, CategoryChanges>,
 ) -> AppResult<web::Json<Category>> {
     Ok(web::Json(categories::update(&ctx, &caller, id, changes).await?.into()))
 }

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{Department, List, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -49,8 +49,7 @@ pub async fn list(
     responses((status = 201, body = Department), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(input): Json<NewDepartment>,
+    Permitted(caller, input, _): Permitted<may::ManageReferenceData, NewDepartment>,
 ) -> AppResult<HttpResponse> {
     let department = departments::create(&ctx, &caller, input).await?;
     Ok(created(format!("/api/v1/departments/{}", department.id), Department::from(department)))
@@ -72,9 +71,8 @@ pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId)
     responses((status = 200, body = Department), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(changes): Json<DepartmentChanges>,
+    Permitted(caller, changes, _): Permitted<may::ManageReferenceData, DepartmentChanges>,
 ) -> AppResult<web::Json<Department>> {
     Ok(web::Json(departments::update(&ctx, &caller, id, changes).await?.into()))
 }

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{Dispatch, DispatchOutcome, List, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     problem::Problem,
 };
 use crate::{
@@ -47,7 +47,11 @@ pub async fn list(
         .status
         .map(|s| {
             DispatchStatus::parse(&s).ok_or_else(|| {
-                AppError::invalid("status", "one of pending, acknowledged, returned, resolved, cancelled")
+                let statuses = ["pending", "acknowledged", "returned", "resolved", "cancelled"];
+                AppError::invalid(
+                    "status",
+                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                )
             })
         })
         .transpose()?;
@@ -83,9 +87,8 @@ pub async fn acknowledge(ctx: web::Data<AppContext>, caller: Caller, PathId(id):
     responses((status = 200, body = DispatchOutcome, description = "退单: back to the dispatcher"), (status = 404, body = Problem), (status = 409, body = Problem, description = "not pending, window closed, or return already refused"), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn return_dispatch(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ReturnRequest>,
+    Permitted(caller, body, _): Permitted<may::HandleDispatch, ReturnRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(outcome(dispatches::return_dispatch(&ctx, &caller, id, body).await?))
 }
@@ -98,9 +101,8 @@ pub async fn return_dispatch(
     responses((status = 200, body = DispatchOutcome, description = "the dispatcher refuses the 退单; the department must handle it"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn reject_return(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ReturnRequest>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, ReturnRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(outcome(dispatches::reject_return(&ctx, &caller, id, body).await?))
 }
@@ -112,9 +114,8 @@ pub async fn reject_return(
     responses((status = 200, body = DispatchOutcome), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn progress(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ProgressRequest>,
+    Permitted(caller, body, _): Permitted<may::HandleDispatch, ProgressRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(outcome(dispatches::progress(&ctx, &caller, id, body).await?))
 }
@@ -127,9 +128,8 @@ pub async fn progress(
     responses((status = 200, body = DispatchOutcome, description = "办结"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn resolve(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ResolveRequest>,
+    Permitted(caller, body, _): Permitted<may::HandleDispatch, ResolveRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(outcome(dispatches::resolve(&ctx, &caller, id, body).await?))
 }

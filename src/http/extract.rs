@@ -1,15 +1,26 @@
 //! Request extractors: strict JSON and query strings that name the offending field, the
 //! authenticated caller, and ids in paths.
 
+use std::marker::PhantomData;
+
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{context::AppContext, domain::access::Caller, domain::validate::FieldErrors, error::AppError, service};
+use crate::{
+    context::AppContext,
+    domain::{
+        access::Caller,
+        validate::{Expected, FieldErrors, Message},
+    },
+    error::{AppError, Refusal},
+    service,
+};
 
 /// A JSON body. Malformed JSON is 400; well-formed JSON of the wrong shape (missing or unknown
-/// field, wrong type) is 422 naming the field.
+/// field, wrong type) is 422 naming the field, in words of the catalogue, never the parser's.
+/// Empty or blank strings count as absent (`null`): phones send them from untouched inputs.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -17,40 +28,129 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+        let is_json = is_json(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
-                return Err(AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
+                return Err(not_json());
             }
-            let bytes = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::PayloadTooLarge("the request body exceeds the configured limit".into())
-                } else {
-                    AppError::BadRequest(format!("could not read the request body: {e}"))
-                }
-            })?;
-            let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-                let path = err.path().to_string();
-                let inner = err.into_inner();
-                match inner.classify() {
-                    serde_json::error::Category::Data => field_error(&path, &inner.to_string()),
-                    _ => AppError::BadRequest(format!("the body is not valid JSON: {inner}")),
-                }
-            })?;
-            deserializer.end().map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-            Ok(Json(value))
+            parse_json(&read_body(bytes).await?).map(Json)
         })
     }
 }
 
-/// Query parameters, strictly: unknown or ill-typed ones are 422 naming the parameter.
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+}
+
+fn not_json() -> AppError {
+    AppError::refused(
+        Refusal::UnsupportedMediaType,
+        "请以 JSON 格式提交（Content-Type: application/json）",
+        "send the body as Content-Type: application/json",
+    )
+}
+
+async fn read_body(bytes: <web::Bytes as FromRequest>::Future) -> Result<web::Bytes, AppError> {
+    bytes.await.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::refused(
+                Refusal::PayloadTooLarge,
+                "请求内容超过了允许的大小",
+                "the request body exceeds the configured limit",
+            )
+        } else {
+            tracing::debug!(error = %e, "request body not read");
+            AppError::refused(
+                Refusal::BadRequest,
+                "请求内容未能完整读取，请重试",
+                "the request body could not be read; send it again",
+            )
+        }
+    })
+}
+
+/// Parses a JSON body into `T`, errors named by field. A blank string where the field is
+/// optional counts as absent; where a value is required it stays, and the service says it
+/// must not be empty together with every other problem of the form.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        AppError::refused(
+            Refusal::BadRequest,
+            format!("请求内容不是有效的 JSON（第 {line} 行第 {column} 列附近）"),
+            format!("the body is not valid JSON (near line {line}, column {column})"),
+        )
+    })?;
+    let mut blanks = Vec::new();
+    blank_strings(&value, String::new(), &mut blanks);
+    let mut kept: Vec<String> = Vec::new();
+    loop {
+        let mut attempt = value.clone();
+        for path in blanks.iter().filter(|p| !kept.contains(p)) {
+            if let Some(slot) = pointer_mut(&mut attempt, path) {
+                *slot = serde_json::Value::Null;
+            }
+        }
+        match serde_path_to_error::deserialize(attempt) {
+            Ok(parsed) => return Ok(parsed),
+            Err(err) => {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                // A required value sent blank: keep the blank string and try again.
+                if message.starts_with("invalid type: null") && blanks.contains(&path) && !kept.contains(&path) {
+                    kept.push(path);
+                    continue;
+                }
+                return Err(field_error(&path, &message));
+            }
+        }
+    }
+}
+
+/// The paths (as `serde_path_to_error` writes them: `a.b[0].c`) of blank strings in `value`.
+fn blank_strings(value: &serde_json::Value, path: String, found: &mut Vec<String>) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.trim().is_empty() => found.push(path),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                blank_strings(item, format!("{path}[{i}]"), found);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                blank_strings(item, at, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at a path written by [`blank_strings`].
+fn pointer_mut<'a>(value: &'a mut serde_json::Value, path: &str) -> Option<&'a mut serde_json::Value> {
+    let mut pointer = String::new();
+    for part in path.split('.') {
+        let (key, indices) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    value.pointer_mut(&pointer)
+}
+
+/// Query parameters, strictly: unknown or ill-typed ones are 422 naming the parameter. An
+/// empty parameter (`?status=`) counts as absent.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for Query<T> {
@@ -58,8 +158,12 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let pairs = form_urlencoded::parse(req.query_string().as_bytes());
-        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
         std::future::ready(
             serde_path_to_error::deserialize(deserializer)
                 .map(Query)
@@ -68,11 +172,121 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     }
 }
 
-/// Names the field even when serde reports it only in the message (missing/unknown field).
-fn field_error(path: &str, message: &str) -> AppError {
-    let quoted = message.split('`').nth(1).unwrap_or("body");
-    let field = if path.is_empty() || path == "." { quoted } else { path };
-    AppError::Validation(FieldErrors::single(field, message.to_owned()))
+/// Names the field (serde reports a missing or unknown one only in its message) and says what
+/// is wrong in words of the catalogue. The parser's own text is the one place its wording is
+/// read; none of it reaches the client.
+fn field_error(path: &str, parser_message: &str) -> AppError {
+    let quoted = parser_message.split('`').nth(1);
+    let at = |name: &str| if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") };
+    let (field, message) = if parser_message.starts_with("missing field") {
+        (at(quoted.unwrap_or("body")), Message::Required)
+    } else if parser_message.starts_with("unknown field") {
+        // The path already ends in the unknown key.
+        let named = quoted.is_some_and(|name| path == name || path.ends_with(&format!(".{name}")));
+        (if named { path.to_owned() } else { at(quoted.unwrap_or("body")) }, Message::UnknownField)
+    } else {
+        let field = if path.is_empty() || path == "." { "body".to_owned() } else { path.to_owned() };
+        (field, describe(parser_message))
+    };
+    AppError::Validation(FieldErrors::single(&field, message))
+}
+
+fn describe(parser_message: &str) -> Message {
+    if parser_message.starts_with("invalid type: null") {
+        return Message::Empty;
+    }
+    if parser_message.starts_with("unknown variant") {
+        // "unknown variant `x`, expected one of `a`, `b`" or "…, expected `a`"
+        let words = parser_message
+            .split_once("expected")
+            .map(|(_, list)| list.split('`').skip(1).step_by(2).map(str::to_owned).collect())
+            .unwrap_or_default();
+        return Message::OneOf(words);
+    }
+    let expected = parser_message.rsplit_once("expected ").map(|(_, e)| e.trim()).unwrap_or_default();
+    let kind = if matches!(expected, "f32" | "f64") || parser_message.starts_with("invalid float literal") {
+        Some(Expected::Number)
+    } else if expected.starts_with(['i', 'u']) && expected[1..].chars().all(|c| c.is_ascii_digit() || c == 's')
+        || expected == "usize"
+        || expected == "isize"
+        || parser_message.contains("digit found in string")
+        || parser_message.contains("parse integer")
+        || parser_message.contains("number too large")
+    {
+        Some(Expected::Integer)
+    } else if expected.starts_with("a string") {
+        Some(Expected::Text)
+    } else if expected.starts_with("a boolean") || parser_message.contains("`true` or `false`") {
+        Some(Expected::Boolean)
+    } else if expected.starts_with("a sequence") || expected.starts_with("an array") {
+        Some(Expected::List)
+    } else if expected.starts_with("struct") || expected.starts_with("a map") {
+        Some(Expected::Object)
+    } else if parser_message.contains("UUID") {
+        Some(Expected::Id)
+    } else if expected.contains("date and time") {
+        Some(Expected::Time)
+    } else {
+        None
+    };
+    kind.map_or(Message::Malformed, Message::Expected)
+}
+
+/// The caller, allowed `P`'s permission, and the JSON body — read only once the caller is known
+/// to be allowed: a caller who may not use a route gets 403 whatever body it sent, never a 422
+/// that tells them how to shape a request they may not make. (Separate `Caller` and `Json`
+/// arguments are extracted side by side, so a malformed body could answer first.)
+pub struct Permitted<P, T>(pub Caller, pub T, pub PhantomData<P>);
+
+impl<P: may::Permission + 'static, T: DeserializeOwned + 'static> FromRequest for Permitted<P, T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        let is_json = is_json(req);
+        // Created now, awaited after the role check: the body is not read before.
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            service::require(&caller, P::PERMISSION)?;
+            if !is_json {
+                return Err(not_json());
+            }
+            let body = parse_json(&read_body(bytes).await?)?;
+            Ok(Permitted(caller, body, PhantomData))
+        })
+    }
+}
+
+/// Type-level names of the permissions a route with a body requires, for [`Permitted`].
+pub mod may {
+    use crate::domain::access::Permission as P;
+
+    pub trait Permission {
+        const PERMISSION: P;
+    }
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            pub struct $name;
+            impl Permission for $name {
+                const PERMISSION: P = P::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        ManageReferenceData,
+        ManageUsers,
+        FileTicket,
+        DispatchTicket,
+        HandleDispatch,
+        RateTicket,
+        Supervise,
+        Operate,
+        ErasePersonalData,
+    );
 }
 
 /// A UUID path segment; anything else names no resource, so 404.
@@ -84,11 +298,13 @@ impl FromRequest for PathId {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let segment = req.match_info().get("id").unwrap_or_default();
-        std::future::ready(
-            Uuid::parse_str(segment)
-                .map(PathId)
-                .map_err(|_| AppError::NotFound(format!("`{segment}` is not an id of this API"))),
-        )
+        std::future::ready(Uuid::parse_str(segment).map(PathId).map_err(|_| {
+            AppError::refused(
+                Refusal::NotFound,
+                format!("“{segment}”不是本接口的编号"),
+                format!("`{segment}` is not an id of this API"),
+            )
+        }))
     }
 }
 
@@ -104,8 +320,10 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let ctx = ctx.ok_or_else(|| AppError::Internal("application context missing".into()))?;
             let token = token.ok_or_else(|| {
-                AppError::Unauthenticated(
-                    "send Authorization: Bearer <token>; get one from POST /api/v1/auth/token".into(),
+                AppError::refused(
+                    Refusal::Unauthenticated,
+                    "请先登录：发送 Authorization: Bearer <令牌>，令牌由 POST /api/v1/auth/token 获取",
+                    "send Authorization: Bearer <token>; get one from POST /api/v1/auth/token",
                 )
             })?;
             let caller = service::auth::authenticate(&ctx, &token).await?;
@@ -137,9 +355,13 @@ impl FromRequest for IfMatch {
                 if text == "*" {
                     Ok(IfMatch(None))
                 } else {
-                    tag.parse::<i32>()
-                        .map(|v| IfMatch(Some(v)))
-                        .map_err(|_| AppError::BadRequest("If-Match must be the ETag of the ticket, like \"3\"".into()))
+                    tag.parse::<i32>().map(|v| IfMatch(Some(v))).map_err(|_| {
+                        AppError::refused(
+                            Refusal::BadRequest,
+                            "If-Match 应为工单的 ETag，如 \"3\"",
+                            "If-Match must be the ETag of the ticket, like \"3\"",
+                        )
+                    })
                 }
             }
         };
@@ -157,10 +379,9 @@ impl FromRequest for IdempotencyKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let key = match req.headers().get("idempotency-key") {
             None => Ok(None),
-            Some(value) => value
-                .to_str()
-                .map(|v| Some(v.to_owned()))
-                .map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII")),
+            Some(value) => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
+                AppError::invalid("Idempotency-Key", Message::said("只能含可见的 ASCII 字符", "must be visible ASCII"))
+            }),
         };
         std::future::ready(key.map(IdempotencyKey))
     }
@@ -176,4 +397,67 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<std::ne
         return Some(first);
     }
     req.peer_addr().map(|addr| addr.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::domain::validate::Lang;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Form {
+        title: String,
+        comment: Option<String>,
+        location: Option<Spot>,
+        tags: Option<Vec<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Spot {
+        lat: f64,
+        lon: f64,
+    }
+
+    fn refusal(body: &str) -> (String, String) {
+        match parse_json::<Form>(body.as_bytes()) {
+            Err(AppError::Validation(fields)) => {
+                let (field, message) = fields.0.into_iter().next().expect("one field");
+                (field, message.text(Lang::Zh))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn blank_optional_strings_are_absent_and_blank_required_ones_stay() {
+        let form: Form = parse_json(br#"{"title": " ", "comment": "", "tags": ["", "a"]}"#).expect("parsed");
+        assert_eq!(form.title, " ", "a required text stays for the service to refuse with the rest");
+        assert_eq!(form.comment, None);
+        assert_eq!(form.tags, Some(vec![String::new(), "a".into()]));
+        let form: Form =
+            parse_json(r#"{"title": "t", "comment": "  好  ", "location": {"lat": 1, "lon": 2.5}}"#.as_bytes())
+                .expect("parsed");
+        assert_eq!(form.comment.as_deref(), Some("  好  "));
+        assert!(form.location.is_some_and(|spot| spot.lat == 1.0 && spot.lon == 2.5), "an integer is a number");
+    }
+
+    #[test]
+    fn parser_errors_name_the_field_in_plain_words() {
+        assert_eq!(
+            refusal(r#"{"title": "t", "location": {"lat": "38.41", "lon": 112.7}}"#),
+            ("location.lat".into(), "应为数字".into())
+        );
+        assert_eq!(refusal(r#"{"title": "t", "location": {"lat": 38.41}}"#), ("location.lon".into(), "必填".into()));
+        assert_eq!(refusal(r#"{"title": "t", "colour": 1}"#), ("colour".into(), "不是本接口的字段".into()));
+        assert_eq!(refusal(r#"{"title": 5}"#), ("title".into(), "应为文本".into()));
+        assert_eq!(refusal(r#"{}"#), ("title".into(), "必填".into()));
+        let Err(AppError::Refused { kind: Refusal::BadRequest, message }) = parse_json::<Form>(b"{\"title\": ") else {
+            panic!("not JSON is 400");
+        };
+        assert!(message.text(Lang::Zh).contains("不是有效的 JSON"), "{message}");
+    }
 }

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{GridUnit, List, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     problem::Problem,
 };
 use crate::{
@@ -70,8 +70,7 @@ pub async fn list(
     responses((status = 201, body = GridUnit), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(input): Json<NewGridUnit>,
+    Permitted(caller, input, _): Permitted<may::ManageReferenceData, NewGridUnit>,
 ) -> AppResult<HttpResponse> {
     let unit = grid_units::create(&ctx, &caller, input).await?;
     Ok(created(format!("/api/v1/grid-units/{}", unit.id), GridUnit::from(unit)))
@@ -93,9 +92,8 @@ pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId)
     responses((status = 200, body = GridUnit), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(changes): Json<GridUnitChanges>,
+    Permitted(caller, changes, _): Permitted<may::ManageReferenceData, GridUnitChanges>,
 ) -> AppResult<web::Json<GridUnit>> {
     Ok(web::Json(grid_units::update(&ctx, &caller, id, changes).await?.into()))
 }

@@ -2,16 +2,19 @@
 
 use actix_web::{
     HttpResponse, ResponseError,
-    body::EitherBody,
-    dev::ServiceResponse,
+    body::{BoxBody, EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
     http::{StatusCode, header},
-    middleware::ErrorHandlerResponse,
+    middleware::{ErrorHandlerResponse, Next},
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-use crate::error::AppError;
+use crate::{
+    domain::validate::Lang,
+    error::{AppError, Refusal},
+};
 
 /// A problem-details body. `errors` names each invalid field on 422.
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,10 +71,49 @@ impl ResponseError for AppError {
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            AppError::Refused { kind, .. } => match kind {
+                Refusal::BadRequest => StatusCode::BAD_REQUEST,
+                Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+                Refusal::Conflict => StatusCode::CONFLICT,
+                Refusal::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+                Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Refusal::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
+    /// The Chinese document; [`localise`] says it again in English when the client asks.
     fn error_response(&self) -> HttpResponse {
+        if matches!(self, AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_)) {
+            // Logged once, with the cause chain; the client learns nothing internal.
+            tracing::error!(error = %self.chain(), "request failed");
+        }
+        let status = self.status_code();
+        let mut response = respond(status, self.problem(Lang::Zh));
+        // A busy database (pool exhausted, deadlock, serialization failure) clears within
+        // moments; the client is told when to try the same request again.
+        let retry_after = match self {
+            AppError::TooManyRequests { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            AppError::Unavailable(_) | AppError::Refused { kind: Refusal::Unavailable, .. } => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl AppError {
+    /// The problem document in `lang`. The `type` and `title` are stable English, the same in
+    /// every language, for logs and client code; `detail` and `errors` are for people.
+    pub fn problem(&self, lang: Lang) -> Problem {
         let status = self.status_code();
         let (slug, title) = match self {
             AppError::BadRequest(_) => ("bad-request", "Malformed request"),
@@ -88,51 +130,180 @@ impl ResponseError for AppError {
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 ("internal", "Internal error")
             }
+            AppError::Refused { kind, .. } => match kind {
+                Refusal::BadRequest => ("bad-request", "Malformed request"),
+                Refusal::Unauthenticated => ("unauthenticated", "Authentication required"),
+                Refusal::Forbidden => ("forbidden", "Not allowed"),
+                Refusal::NotFound => ("not-found", "Not found"),
+                Refusal::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+                Refusal::Conflict => ("conflict", "Conflict"),
+                Refusal::PreconditionFailed => ("precondition-failed", "Stale version"),
+                Refusal::PayloadTooLarge => ("payload-too-large", "Request body too large"),
+                Refusal::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+                Refusal::Unavailable => ("unavailable", "Service busy"),
+            },
         };
+        let zh = lang == Lang::Zh;
         let (detail, errors) = match self {
             AppError::Validation(fields) => {
-                let names: Vec<&str> = fields.0.keys().map(String::as_str).collect();
-                (format!("invalid fields: {}", names.join(", ")), Some(fields.0.clone()))
+                let sentences: Vec<String> = fields
+                    .0
+                    .iter()
+                    .map(|(field, message)| {
+                        if zh {
+                            format!("字段 {field}：{}", message.text(lang))
+                        } else {
+                            format!("{field}: {}", message.text(lang))
+                        }
+                    })
+                    .collect();
+                let detail = if zh { sentences.join("；") } else { sentences.join("; ") };
+                let errors = fields.0.iter().map(|(field, message)| (field.clone(), message.text(lang))).collect();
+                (detail, Some(errors))
             }
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
-                // Logged once, with the cause chain; the client learns nothing internal.
-                tracing::error!(error = %self.chain(), "request failed");
-                ("the server could not complete the request; it has been logged".to_owned(), None)
+                let detail = if zh {
+                    "服务器未能完成请求，已记录，请稍后再试"
+                } else {
+                    "the server could not complete the request; it has been logged"
+                };
+                (detail.to_owned(), None)
             }
+            AppError::Refused { message, .. } => (message.text(lang), None),
+            // Not yet translated: a Chinese gist of the kind, with the English specifics.
+            other if zh => (format!("{}（{other}）", gist_zh(status)), None),
             other => (other.to_string(), None),
         };
-        let mut response = respond(
-            status,
-            Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors },
-        );
-        // A busy database (pool exhausted, deadlock, serialization failure) clears within
-        // moments; the client is told when to try the same request again.
-        let retry_after = match self {
-            AppError::TooManyRequests { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-            AppError::Unavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(secs) = retry_after
-            && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
+        Problem { kind: type_uri(slug), title: title.into(), status: status.as_u16(), detail, errors }
     }
+}
+
+/// What a status means, in Chinese, for the errors not yet said in both languages.
+fn gist_zh(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "请求格式不正确",
+        StatusCode::UNAUTHORIZED => "请先登录",
+        StatusCode::FORBIDDEN => "无权执行此操作",
+        StatusCode::NOT_FOUND => "未找到",
+        StatusCode::CONFLICT => "与当前状态冲突",
+        StatusCode::PRECONDITION_FAILED => "数据已被他人修改，请刷新后重试",
+        StatusCode::PAYLOAD_TOO_LARGE => "请求内容过大",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "请以 JSON 格式提交",
+        StatusCode::TOO_MANY_REQUESTS => "请求过于频繁，请稍后再试",
+        StatusCode::SERVICE_UNAVAILABLE => "服务繁忙，请稍后重试",
+        _ => "请求未能完成",
+    }
+}
+
+/// The language the client prefers among those we speak: the highest `q` of `zh*` and `en*`
+/// in `Accept-Language`; Chinese when neither is named or both weigh the same.
+pub fn preferred_language(accept_language: Option<&str>) -> Lang {
+    let Some(header) = accept_language else { return Lang::Zh };
+    let (mut zh, mut en) = (None::<f32>, None::<f32>);
+    for range in header.split(',') {
+        let mut parts = range.split(';');
+        let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+            .next()
+            .unwrap_or(1.0);
+        let primary = tag.split('-').next().unwrap_or_default();
+        let slot = match primary {
+            "zh" => &mut zh,
+            "en" => &mut en,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |seen: f32| seen.max(q)));
+    }
+    match (zh, en) {
+        (_, Some(en)) if en > 0.0 && en > zh.unwrap_or(0.0) => Lang::En,
+        _ => Lang::Zh,
+    }
+}
+
+/// Says an error document again in English when `Accept-Language` prefers English; every
+/// problem document answers in Chinese otherwise. Wrap it outside the router and the error
+/// handlers: `middleware::from_fn(problem::localise)`.
+pub async fn localise<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let lang = preferred_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let res = next.call(req).await?.map_into_boxed_body();
+    let english = match res.response().error().and_then(|e| e.as_error::<AppError>()) {
+        Some(error) if lang == Lang::En => serde_json::to_vec(&error.problem(Lang::En)).ok(),
+        _ => None,
+    };
+    let is_problem = res.response().error().is_some_and(|e| e.as_error::<AppError>().is_some());
+    let mut res = match english {
+        Some(body) => res.map_body(|_, _| BoxBody::new(body)),
+        None => res,
+    };
+    if is_problem {
+        let said = if lang == Lang::En { "en" } else { "zh" };
+        res.headers_mut().insert(header::CONTENT_LANGUAGE, header::HeaderValue::from_static(said));
+        res.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Accept-Language"));
+    }
+    Ok(res)
 }
 
 /// The router answers a wrong method with an empty 405; give it a problem body too.
 pub fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let (req, _) = res.into_parts();
-    let response = problem_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
+    let response = HttpResponse::from_error(AppError::refused(
+        Refusal::MethodNotAllowed,
+        format!("{} 不支持 {} 方法", req.path(), req.method()),
         format!("{} is not supported on {}", req.method(), req.path()),
-    );
+    ));
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_body(|_, body| EitherBody::right(body))))
 }
 
 pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
-    problem_response(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no resource at {}", req.path()))
+    HttpResponse::from_error(AppError::refused(
+        Refusal::NotFound,
+        format!("{} 处没有资源", req.path()),
+        format!("no resource at {}", req.path()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validate::{FieldErrors, Message};
+
+    #[test]
+    fn the_best_of_chinese_and_english_by_q_value() {
+        for (header, expected) in [
+            (None, Lang::Zh),
+            (Some("en"), Lang::En),
+            (Some("en-US,en;q=0.9"), Lang::En),
+            (Some("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh),
+            (Some("en;q=0.5, zh;q=0.9"), Lang::Zh),
+            (Some("zh;q=0.3, en"), Lang::En),
+            (Some("zh, en"), Lang::Zh),
+            (Some("en;q=0"), Lang::Zh),
+            (Some("fr, de;q=0.5"), Lang::Zh),
+            (Some("*"), Lang::Zh),
+        ] {
+            assert_eq!(preferred_language(header), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_error_has_a_chinese_detail() {
+        let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        let errors = [
+            AppError::Validation(FieldErrors::single("title", Message::Empty)),
+            AppError::Conflict("untranslated".into()),
+            AppError::not_found("thing"),
+            AppError::internal("secret detail"),
+            AppError::refused(Refusal::Forbidden, "不行", "no"),
+        ];
+        for error in errors {
+            let problem = error.problem(Lang::Zh);
+            assert!(chinese(&problem.detail), "{}", problem.detail);
+            assert!(!problem.detail.contains("secret"), "internal details stay in the log");
+            assert!(!chinese(&error.problem(Lang::En).detail), "{}", error.problem(Lang::En).detail);
+        }
+    }
 }

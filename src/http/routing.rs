@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, RoutingResolution, RoutingRule, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -61,8 +61,7 @@ pub async fn list(
     responses((status = 201, body = RoutingRule), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(input): Json<NewRoutingRule>,
+    Permitted(caller, input, _): Permitted<may::ManageReferenceData, NewRoutingRule>,
 ) -> AppResult<HttpResponse> {
     let rule = routing::create(&ctx, &caller, input).await?;
     Ok(created(format!("/api/v1/routing-rules/{}", rule.rule.id), RoutingRule::from(rule)))
@@ -84,9 +83,8 @@ pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId)
     responses((status = 200, body = RoutingRule), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(changes): Json<RoutingRuleChanges>,
+    Permitted(caller, changes, _): Permitted<may::ManageReferenceData, RoutingRuleChanges>,
 ) -> AppResult<web::Json<RoutingRule>> {
     Ok(web::Json(routing::update(&ctx, &caller, id, changes).await?.into()))
 }

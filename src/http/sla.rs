@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     dto::{EscalationRule, ExtensionRequest, List, Notification, SupervisionOrder, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -66,9 +66,8 @@ pub async fn policy(
     responses((status = 200, body = EffectivePolicy), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn put_policy(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(category): PathId,
-    Json(body): Json<PolicyBody>,
+    Permitted(caller, body, _): Permitted<may::ManageReferenceData, PolicyBody>,
 ) -> AppResult<web::Json<EffectivePolicy>> {
     Ok(web::Json(sla::put_policy(&ctx, &caller, category, body).await?))
 }
@@ -127,8 +126,7 @@ pub async fn years(ctx: web::Data<AppContext>, _caller: Caller) -> AppResult<web
     responses((status = 200, body = CalendarYears), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn add_year(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(body): Json<serde_json::Value>,
+    Permitted(caller, body, _): Permitted<may::ManageReferenceData, serde_json::Value>,
 ) -> AppResult<web::Json<CalendarYears>> {
     Ok(web::Json(CalendarYears { years: calendar::add_year(&ctx, &caller, body).await? }))
 }
@@ -141,9 +139,8 @@ pub async fn add_year(
     responses((status = 201, body = SupervisionOrder), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn supervise(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<SuperviseRequest>,
+    Permitted(caller, body, _): Permitted<may::Supervise, SuperviseRequest>,
 ) -> AppResult<HttpResponse> {
     let order = supervision::supervise(&ctx, &caller, id, body).await?;
     Ok(created(format!("/api/v1/supervision-orders/{}", order.id), SupervisionOrder::from(order)))
@@ -184,9 +181,8 @@ pub async fn orders(
     responses((status = 200, body = SupervisionOrder), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reply(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ReplyRequest>,
+    Permitted(caller, body, _): Permitted<may::HandleDispatch, ReplyRequest>,
 ) -> AppResult<web::Json<SupervisionOrder>> {
     Ok(web::Json(supervision::reply(&ctx, &caller, id, body).await?.into()))
 }
@@ -199,9 +195,8 @@ pub async fn reply(
     responses((status = 201, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn request_extension(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<extensions::ExtensionBody>,
+    Permitted(caller, body, _): Permitted<may::HandleDispatch, extensions::ExtensionBody>,
 ) -> AppResult<HttpResponse> {
     let request = extensions::request(&ctx, &caller, id, body).await?;
     Ok(created(format!("/api/v1/extension-requests/{}", request.id), ExtensionRequest::from(request)))
@@ -214,9 +209,8 @@ pub async fn request_extension(
     responses((status = 200, body = ExtensionRequest, description = "the resolve clock moves"), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn approve_extension(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<extensions::DecisionBody>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, extensions::DecisionBody>,
 ) -> AppResult<web::Json<ExtensionRequest>> {
     Ok(web::Json(extensions::decide(&ctx, &caller, id, true, body).await?.into()))
 }
@@ -228,9 +222,8 @@ pub async fn approve_extension(
     responses((status = 200, body = ExtensionRequest), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reject_extension(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<extensions::DecisionBody>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, extensions::DecisionBody>,
 ) -> AppResult<web::Json<ExtensionRequest>> {
     Ok(web::Json(extensions::decide(&ctx, &caller, id, false, body).await?.into()))
 }
@@ -255,8 +248,7 @@ pub async fn rules(
     responses((status = 201, body = EscalationRule), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create_rule(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Json(body): Json<operations::RuleBody>,
+    Permitted(caller, body, _): Permitted<may::Operate, operations::RuleBody>,
 ) -> AppResult<HttpResponse> {
     let rule = operations::create_rule(&ctx, &caller, body).await?;
     Ok(created(format!("/api/v1/escalation-rules/{}", rule.id), EscalationRule::from(rule)))
@@ -269,9 +261,8 @@ pub async fn create_rule(
     responses((status = 200, body = EscalationRule), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn replace_rule(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<operations::RuleBody>,
+    Permitted(caller, body, _): Permitted<may::Operate, operations::RuleBody>,
 ) -> AppResult<web::Json<EscalationRule>> {
     Ok(web::Json(operations::replace_rule(&ctx, &caller, id, body).await?.into()))
 }

@@ -5,7 +5,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, Ticket, TicketEvent, page_request},
-    extract::{IdempotencyKey, IfMatch, Json, PathId, Query},
+    extract::{IdempotencyKey, IfMatch, PathId, Permitted, Query, may},
     problem::Problem,
 };
 use crate::{
@@ -70,9 +70,8 @@ pub fn with_etag(status: actix_web::http::StatusCode, view: TicketView) -> HttpR
         (status = 429, body = Problem, description = "too many filings from this user in a minute; see Retry-After")), security(("bearer" = [])))]
 pub async fn file(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Json(input): Json<NewTicket>,
+    Permitted(caller, input, _): Permitted<may::FileTicket, NewTicket>,
 ) -> AppResult<HttpResponse> {
     let filed = tickets::file(&ctx, &caller, input, key).await?;
     let location = format!("/api/v1/tickets/{}", filed.view.ticket.id);
@@ -106,7 +105,11 @@ pub async fn list(
         .status
         .map(|s| {
             TicketStatus::parse(&s).ok_or_else(|| {
-                AppError::invalid("status", "one of filed, dispatched, in_progress, resolved, closed, cancelled")
+                let statuses = ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"];
+                AppError::invalid(
+                    "status",
+                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                )
             })
         })
         .transpose()?;
@@ -162,10 +165,9 @@ pub async fn events(
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn dispatch(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
     IfMatch(version): IfMatch,
-    Json(body): Json<DispatchRequest>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, DispatchRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::dispatch(&ctx, &caller, id, version, body).await?))
 }
@@ -179,10 +181,9 @@ pub async fn dispatch(
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn whistle(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
     IfMatch(version): IfMatch,
-    Json(body): Json<WhistleRequest>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, WhistleRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::whistle(&ctx, &caller, id, version, body).await?))
 }
@@ -196,10 +197,9 @@ pub async fn whistle(
     responses((status = 200, body = Ticket, description = "closed (score ≥ 3) or reopened (差评)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn rate(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
     IfMatch(version): IfMatch,
-    Json(body): Json<RatingRequest>,
+    Permitted(caller, body, _): Permitted<may::RateTicket, RatingRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::rate(&ctx, &caller, id, version, body).await?))
 }
@@ -213,10 +213,9 @@ pub async fn rate(
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn cancel(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
     IfMatch(version): IfMatch,
-    Json(body): Json<ReasonRequest>,
+    Permitted(caller, body, _): Permitted<may::DispatchTicket, ReasonRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::cancel(&ctx, &caller, id, version, body).await?))
 }
@@ -262,9 +261,8 @@ pub async fn contact(
     responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn erase(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(body): Json<ReasonRequest>,
+    Permitted(caller, body, _): Permitted<may::ErasePersonalData, ReasonRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::erase_personal_data(&ctx, &caller, id, body).await?))
 }

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, User, page_request},
-    extract::{Json, PathId, Query},
+    extract::{PathId, Permitted, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -52,7 +52,10 @@ pub async fn list(
 /// User names are unique (409); the password must meet the policy (422 says why).
 #[utoipa::path(post, path = "/api/v1/users", operation_id = "createUser", tag = "users", request_body = NewUser,
     responses((status = 201, body = User), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
-pub async fn create(ctx: web::Data<AppContext>, caller: Caller, Json(input): Json<NewUser>) -> AppResult<HttpResponse> {
+pub async fn create(
+    ctx: web::Data<AppContext>,
+    Permitted(caller, input, _): Permitted<may::ManageUsers, NewUser>,
+) -> AppResult<HttpResponse> {
     let user = users::create(&ctx, &caller, input).await?;
     Ok(created(format!("/api/v1/users/{}", user.id), User::from(user)))
 }
@@ -73,9 +76,8 @@ pub async fn get(ctx: web::Data<AppContext>, caller: Caller, PathId(id): PathId)
     responses((status = 200, body = User), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn update(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     PathId(id): PathId,
-    Json(changes): Json<UserChanges>,
+    Permitted(caller, changes, _): Permitted<may::ManageUsers, UserChanges>,
 ) -> AppResult<web::Json<User>> {
     Ok(web::Json(users::update(&ctx, &caller, id, changes).await?.into()))
 }

@@ -14,7 +14,7 @@ use crate::{
     context::AppContext,
     db::begin_write,
     domain::{access::Caller, password},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Refusal},
     repo,
     service::audit::{self, Entry},
 };
@@ -26,6 +26,14 @@ pub struct IssuedToken {
 }
 
 const WRONG_CREDENTIALS: &str = "wrong user name or password";
+
+fn token_refused() -> AppError {
+    AppError::refused(
+        Refusal::Unauthenticated,
+        "登录令牌无效、已过期或已注销，请重新登录",
+        "the token is unknown, expired or revoked; log in again",
+    )
+}
 
 /// Checks the credentials and issues a token. Failures are counted per user name — whether
 /// or not an account has it — so a name nobody has locks out like a real one and the
@@ -80,7 +88,7 @@ pub async fn login(
             }
             audit::record(&txn, attempt("login_failed"), now).await?;
             txn.commit().await?;
-            return Err(AppError::Unauthenticated(WRONG_CREDENTIALS.into()));
+            return Err(AppError::refused(Refusal::Unauthenticated, "用户名或密码不正确", WRONG_CREDENTIALS));
         }
     };
 
@@ -116,14 +124,18 @@ pub async fn refresh(ctx: &AppContext, caller: &Caller, token: &str) -> AppResul
     let txn = begin_write(&ctx.db).await?;
     let presented = repo::tokens::live_token(&txn, &hash, now).await?.filter(|t| t.user_id == caller.user_id);
     let Some(presented) = presented else {
-        return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
+        return Err(token_refused());
     };
     let session_started_at = presented.session_started_at.unwrap_or(presented.created_at);
     if now >= session_end(ctx, session_started_at)? {
-        return Err(AppError::Unauthenticated("the session has reached its maximum age; log in again".into()));
+        return Err(AppError::refused(
+            Refusal::Unauthenticated,
+            "登录已超过最长有效期，请重新登录",
+            "the session has reached its maximum age; log in again",
+        ));
     }
     if repo::tokens::revoke(&txn, &hash, now).await? == 0 {
-        return Err(AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()));
+        return Err(token_refused());
     }
     let issued = issue(ctx, &txn, caller.user_id, session_started_at, now).await?;
     txn.commit().await?;
@@ -173,9 +185,8 @@ pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {
 
 /// The caller behind a token, or 401 for an unknown, expired or revoked one.
 pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
-    let user = repo::tokens::live_user(&ctx.db, &token_hash(token), ctx.clock.now())
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("the token is unknown, expired or revoked; log in again".into()))?;
+    let user =
+        repo::tokens::live_user(&ctx.db, &token_hash(token), ctx.clock.now()).await?.ok_or_else(token_refused)?;
     Ok(caller_of(&user))
 }
 

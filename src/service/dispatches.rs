@@ -118,7 +118,7 @@ pub(crate) async fn lock_own<'a>(
         return Err(not_found());
     }
     let locked = lock_in_scope(ctx, viewer, dispatch.ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     // Re-read under the lock: the status may have moved since.
@@ -203,15 +203,20 @@ pub async fn return_dispatch(
     let (locked, current) = lock_own(ctx, &viewer, id).await?;
     let status = next_dispatch_status(&current, DispatchAction::Return)?;
     if current.return_refused {
-        return Err(AppError::Conflict(
-            "the dispatcher refused this return: the department is responsible (首办负责)".into(),
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            "调度员已驳回该退单：本部门为首办负责单位",
+            "the dispatcher refused this return: the department is responsible (首办负责)",
         ));
     }
     let closes = ctx.calendar().add(current.created_at, ctx.settings.tickets.return_window).at;
     if locked.now > closes {
-        return Err(AppError::Conflict(format!(
-            "returns were possible until {closes}; the department is now the responsible unit (首办负责)"
-        )));
+        let until = closes.with_timezone(&ctx.calendar().offset()).format("%Y-%m-%d %H:%M");
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            format!("退单期限已于 {until} 截止；本部门现为首办负责单位"),
+            format!("returns were possible until {closes}; the department is now the responsible unit (首办负责)"),
+        ));
     }
     let now = locked.now;
     let dispatch = set_dispatch(&locked, &current, |row| {
@@ -267,17 +272,19 @@ pub async fn reject_return(
     let not_found = || AppError::not_found("dispatch");
     let ticket_id = dispatch::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?.ticket_id;
     let locked = lock_in_scope(ctx, &viewer, ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     let current = locked.dispatches.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;
     let status = next_dispatch_status(&current, DispatchAction::RefuseReturn)?;
     // Nothing comes back to life on a closed or cancelled ticket, whatever the dispatch's role.
     if TicketStatus::parse(&locked.ticket.status).is_some_and(TicketStatus::is_terminal) {
-        return Err(AppError::Conflict(format!(
-            "ticket {} is {}; its returns can no longer be refused",
-            locked.ticket.number, locked.ticket.status
-        )));
+        let (number, status) = (&locked.ticket.number, &locked.ticket.status);
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            format!("工单 {number} 已结束（{status}），不能再驳回其退单"),
+            format!("ticket {number} is {status}; its returns can no longer be refused"),
+        ));
     }
     let mut row = locked.ticket.clone().into_active_model();
     if is_primary(&current) {

@@ -74,28 +74,47 @@ pub async fn request(
     let reason = long_text(&mut errors, "reason", &body.reason, 500);
     let duration = SlaDuration::parse(&body.duration).map_err(|m| errors.add("duration", m)).ok();
     errors.into_result()?;
-    let duration = duration.ok_or_else(|| AppError::invalid("duration", "a duration like \"2d working\""))?;
+    let duration = duration.ok_or_else(|| {
+        AppError::invalid(
+            "duration",
+            crate::domain::validate::Message::said("应为时长，如 \"2d working\"", "a duration like \"2d working\""),
+        )
+    })?;
     // The cap first: no lock, no transaction for a request that cannot succeed.
     if over_the_cap(ctx, duration, ctx.clock.now())? {
+        let most = &ctx.settings.extensions.max_duration;
         return Err(AppError::invalid(
             "duration",
-            format!("at most {} per extension", ctx.settings.extensions.max_duration),
+            crate::domain::validate::Message::said(
+                format!("每次延期最多 {most}"),
+                format!("at most {most} per extension"),
+            ),
         ));
     }
     let viewer = Viewer::of(&ctx.db, caller).await?;
     // The dispatch as it is under the ticket's lock, not as it was a moment before.
     let (locked, dispatch) = super::dispatches::lock_own(ctx, &viewer, dispatch_id).await?;
     if dispatch.status != "acknowledged" {
-        return Err(AppError::Conflict(format!(
-            "the dispatch is {}; only work in hand can be extended",
-            dispatch.status
-        )));
+        let status = &dispatch.status;
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            format!("该派单当前为 {status}，只有已签收、办理中的派单可以申请延期"),
+            format!("the dispatch is {status}; only work in hand can be extended"),
+        ));
     }
-    let clock = target_clock(&locked.txn, dispatch.ticket_id)
-        .await?
-        .ok_or_else(|| AppError::Conflict("no running resolve clock to extend".into()))?;
+    let clock = target_clock(&locked.txn, dispatch.ticket_id).await?.ok_or_else(|| {
+        AppError::refused(
+            crate::error::Refusal::Conflict,
+            "没有正在计时的办结时限可以延期",
+            "no running resolve clock to extend",
+        )
+    })?;
     if locked.now >= clock.due_at {
-        return Err(AppError::Conflict("the clock has already run out; ask before the deadline".into()));
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            "办结时限已过，请在截止前申请延期",
+            "the clock has already run out; ask before the deadline",
+        ));
     }
     let approved = extension_request::Entity::find()
         .filter(extension_request::Column::DispatchId.eq(dispatch_id))
@@ -103,7 +122,11 @@ pub async fn request(
         .count(&locked.txn)
         .await?;
     if approved >= ctx.settings.extensions.max_per_dispatch {
-        return Err(AppError::Conflict(format!("{approved} extensions were approved already; that is the limit")));
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            format!("已批准 {approved} 次延期，已达上限"),
+            format!("{approved} extensions were approved already; that is the limit"),
+        ));
     }
     let pending = extension_request::Entity::find()
         .filter(extension_request::Column::DispatchId.eq(dispatch_id))
@@ -111,7 +134,11 @@ pub async fn request(
         .count(&locked.txn)
         .await?;
     if pending > 0 {
-        return Err(AppError::Conflict("an extension request is already waiting for the dispatcher".into()));
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            "已有一份延期申请在等待调度员审批",
+            "an extension request is already waiting for the dispatcher",
+        ));
     }
     let created = extension_request::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -160,7 +187,7 @@ pub async fn decide(
     let request = extension_request::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(not_found)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let locked = lock_in_scope(ctx, &viewer, request.ticket_id, None).await.map_err(|e| match e {
-        AppError::NotFound(_) => not_found(),
+        e if e.is_not_found() => not_found(),
         other => other,
     })?;
     let request = extension_request::Entity::find_by_id(id).one(&locked.txn).await?.ok_or_else(not_found)?;

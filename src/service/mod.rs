@@ -36,7 +36,12 @@ pub fn require(caller: &Caller, permission: Permission) -> AppResult<()> {
     if role_may(caller.role, permission) {
         Ok(())
     } else {
-        Err(AppError::Forbidden(format!("role {} may not do this", role_name(caller.role))))
+        let role = role_name(caller.role);
+        Err(AppError::refused(
+            crate::error::Refusal::Forbidden,
+            format!("您的角色（{role}）无权执行此操作"),
+            format!("role {role} may not do this"),
+        ))
     }
 }
 
@@ -67,7 +72,15 @@ where
     E: EntityTrait,
     E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = Uuid>,
 {
-    E::find_by_id(id).one(db).await?.ok_or_else(|| AppError::invalid(field, format!("no {what} with id {id}")))
+    E::find_by_id(id).one(db).await?.ok_or_else(|| {
+        AppError::invalid(
+            field,
+            crate::domain::validate::Message::said(
+                format!("找不到编号为 {id} 的记录"),
+                format!("no {what} with id {id}"),
+            ),
+        )
+    })
 }
 
 /// Loads the row a URL names; missing is 404.

@@ -148,7 +148,11 @@ pub async fn reply(
         return Err(not_found());
     }
     if order.status != "open" {
-        return Err(AppError::Conflict("the order has been answered already".into()));
+        return Err(AppError::refused(
+            crate::error::Refusal::Conflict,
+            "该督办单已经答复过了",
+            "the order has been answered already",
+        ));
     }
     let now = ctx.clock.now();
     let mut row = order.into_active_model();

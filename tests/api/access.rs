@@ -27,7 +27,7 @@ async fn permission_matrix_of_the_admin_api() {
         let routing_readers: &[&str] = &["demo-dispatcher", "demo-supervisor", "demo-admin"];
         let user_readers: &[&str] = &["demo-supervisor", "demo-admin"];
         let admin_only: &[&str] = &["demo-admin"];
-        let bad = Some(json!({"code": ""}));
+        let bad = Some(json!({"code": "has space"}));
         let cases = vec![
             reads("/api/v1/grid-units".into(), all),
             reads(format!("/api/v1/grid-units/{unit}"), all),

@@ -7,6 +7,7 @@ mod api_description;
 mod auth;
 mod concurrency;
 mod contract;
+mod error_messages;
 mod errors;
 mod geography;
 mod helpers;

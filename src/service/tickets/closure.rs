@@ -17,9 +17,9 @@ use crate::{
         escalation::Trigger,
         sla::ClockKind,
         ticket::{DispatchAction, DispatchRole, DispatchStatus, TicketAction, TicketStatus, event, is_bad_rating},
-        validate::FieldErrors,
+        validate::{FieldErrors, Message},
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Refusal},
     repo::{self},
 };
 
@@ -45,14 +45,21 @@ pub async fn rate(
     require(caller, Permission::RateTicket)?;
     let mut errors = FieldErrors::new();
     if !(1..=5).contains(&request.score) {
-        errors.add("score", "must be 1 (非常不满意) to 5 (非常满意)");
+        errors.add(
+            "score",
+            Message::said("应为 1（非常不满意）到 5（非常满意）", "must be 1 (非常不满意) to 5 (非常满意)"),
+        );
     }
     let comment = request.comment.as_deref().map(|c| long_text(&mut errors, "comment", c, 500));
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let Locked { txn, ticket, dispatches, now } = lock_in_scope(ctx, &viewer, id, if_match).await?;
     if !crate::domain::access::may_rate(caller, ticket.filed_by) {
-        return Err(AppError::Forbidden("a grid worker rates only the tickets they filed".into()));
+        return Err(AppError::refused(
+            Refusal::Forbidden,
+            "网格员只能为自己提交的工单登记评价",
+            "a grid worker rates only the tickets they filed",
+        ));
     }
     let bad = is_bad_rating(request.score);
     let status = next_status(&ticket, if bad { TicketAction::Reopen } else { TicketAction::RateSatisfied })?;

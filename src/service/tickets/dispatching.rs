@@ -149,15 +149,34 @@ async fn new_dispatch(
 /// Every department named must exist and be active; none twice.
 async fn check_departments(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> AppResult<()> {
     if ids.len() > MAX_DEPARTMENTS {
-        return Err(AppError::invalid(field, format!("at most {MAX_DEPARTMENTS} departments")));
+        return Err(AppError::invalid(
+            field,
+            crate::domain::validate::Message::said(
+                format!("最多 {MAX_DEPARTMENTS} 个部门"),
+                format!("at most {MAX_DEPARTMENTS} departments"),
+            ),
+        ));
     }
     for (i, id) in ids.iter().enumerate() {
         if ids[..i].contains(id) {
-            return Err(AppError::invalid(field, format!("department {id} is named twice")));
+            return Err(AppError::invalid(
+                field,
+                crate::domain::validate::Message::said(
+                    format!("部门 {id} 重复"),
+                    format!("department {id} is named twice"),
+                ),
+            ));
         }
         let department: department::Model = referenced::<department::Entity>(db, field, *id, "department").await?;
         if !department.active {
-            return Err(AppError::invalid(field, format!("department {} is not active", department.name)));
+            let name = department.name;
+            return Err(AppError::invalid(
+                field,
+                crate::domain::validate::Message::said(
+                    format!("部门“{name}”已停用"),
+                    format!("department {name} is not active"),
+                ),
+            ));
         }
     }
     Ok(())
@@ -182,7 +201,10 @@ pub async fn dispatch(
             if request.co_handler_department_ids.contains(&primary) {
                 return Err(AppError::invalid(
                     "co_handler_department_ids",
-                    "the primary department cannot also co-handle",
+                    crate::domain::validate::Message::said(
+                        "主办部门不能同时作为协办部门",
+                        "the primary department cannot also co-handle",
+                    ),
                 ));
             }
             DispatchPlan { primary, co_handlers: request.co_handler_department_ids, rule_id: None, auto: false }
@@ -190,14 +212,23 @@ pub async fn dispatch(
         None if !request.co_handler_department_ids.is_empty() => {
             return Err(AppError::invalid(
                 "primary_department_id",
-                "name the primary department when naming co-handlers",
+                crate::domain::validate::Message::said(
+                    "指定协办部门时须同时指定主办部门",
+                    "name the primary department when naming co-handlers",
+                ),
             ));
         }
         None => {
             let unit = crate::service::found::<grid_unit::Entity>(&txn, ticket.unit_id, "grid unit").await?;
             let routing = crate::service::routing::resolve_for(&txn, ticket.category_id, &unit).await?;
             let primary = routing.primary_department_id.ok_or_else(|| {
-                AppError::invalid("primary_department_id", "no routing rule covers this ticket; name the departments")
+                AppError::invalid(
+                    "primary_department_id",
+                    crate::domain::validate::Message::said(
+                        "没有适用于该工单的派单规则，请指定部门",
+                        "no routing rule covers this ticket; name the departments",
+                    ),
+                )
             })?;
             DispatchPlan {
                 primary,
@@ -225,7 +256,10 @@ pub async fn whistle(
     let mut errors = FieldErrors::new();
     let reason = long_text(&mut errors, "reason", &request.reason, 500);
     if request.department_ids.is_empty() {
-        errors.add("department_ids", "name at least one department");
+        errors.add(
+            "department_ids",
+            crate::domain::validate::Message::said("至少指定一个部门", "name at least one department"),
+        );
     }
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
@@ -235,9 +269,11 @@ pub async fn whistle(
     for department in &request.department_ids {
         let already = dispatches.iter().any(|d| d.department_id == *department && dispatch_is_open(d));
         if already {
-            return Err(AppError::Conflict(format!(
-                "department {department} already holds an open dispatch on this ticket"
-            )));
+            return Err(AppError::refused(
+                crate::error::Refusal::Conflict,
+                format!("部门 {department} 在该工单上已有未完成的派单"),
+                format!("department {department} already holds an open dispatch on this ticket"),
+            ));
         }
     }
     let mut created = Vec::new();

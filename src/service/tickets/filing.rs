@@ -3,7 +3,7 @@
 use super::*;
 use chrono::Datelike;
 use entities::{Priority, category, grid_unit, idempotency_key, ticket};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,9 +16,9 @@ use crate::{
     db::begin_write,
     domain::{
         access::{Caller, Permission},
-        geo::Point,
+        geo::{Boundary, Point},
         ticket::{Channel, TicketStatus, event},
-        validate::FieldErrors,
+        validate::{FieldErrors, Message},
     },
     error::{AppError, AppResult},
     repo::{self},
@@ -146,25 +146,37 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         let plausible =
             phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ')) && (5..=20).contains(&digits);
         if !plausible {
-            errors.add("resident.phone", "must be a phone number of 5–20 digits");
+            errors.add(
+                "resident.phone",
+                Message::said("应为 5–20 位数字的电话号码", "must be a phone number of 5–20 digits"),
+            );
         }
         phone
     });
     let point = match input.location {
         Some(Location { lat, lon }) => match Point::parse(lat, lon) {
             Ok(point) => Some(point),
-            Err(message) => {
-                errors.add("location", message);
+            Err(_) => {
+                errors.add(
+                    "location",
+                    Message::said(
+                        "纬度（lat）应在 -90 到 90 之间，经度（lon）应在 -180 到 180 之间",
+                        "lat must be between -90 and 90, lon between -180 and 180",
+                    ),
+                );
                 None
             }
         },
         None => None,
     };
     if input.location.is_none() && input.grid_unit_id.is_none() {
-        errors.add("location", "give the location or the grid_unit_id");
+        errors.add("location", location_or_grid());
     }
     if input.attachments.len() > MAX_ATTACHMENTS {
-        errors.add("attachments", format!("at most {MAX_ATTACHMENTS} attachments"));
+        errors.add(
+            "attachments",
+            Message::said(format!("最多 {MAX_ATTACHMENTS} 个附件"), format!("at most {MAX_ATTACHMENTS} attachments")),
+        );
     }
     let mut attachments = Vec::with_capacity(input.attachments.len());
     for (i, attachment) in input.attachments.iter().enumerate() {
@@ -177,22 +189,31 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         if deceptive || name == "." || name == ".." {
             errors.add(
                 &field,
-                "must be a plain file name: no '/', '\\', '..', look-alike slashes or invisible characters",
+                Message::said(
+                    "应为文件名，不能含“/”“\\”、“..”、形似斜杠或不可见的字符",
+                    "must be a plain file name: no '/', '\\', '..', look-alike slashes or invisible characters",
+                ),
             );
         }
         let content_type = errors.text(&format!("attachments[{i}].content_type"), &attachment.content_type, 100);
         attachments.push(Attachment { file_name: name, content_type, ..attachment.clone() });
         if attachment.size > MAX_ATTACHMENT_BYTES {
-            errors.add(&format!("attachments[{i}].size"), "must be at most 50 MiB");
+            errors.add(&format!("attachments[{i}].size"), Message::said("不能超过 50 MiB", "must be at most 50 MiB"));
         }
         if attachment.sha256.len() != 64 || !attachment.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            errors.add(&format!("attachments[{i}].sha256"), "must be 64 hex digits");
+            errors.add(
+                &format!("attachments[{i}].sha256"),
+                Message::said("应为 64 位十六进制数字", "must be 64 hex digits"),
+            );
         }
     }
     if let Some(key) = idempotency_key
         && (key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()))
     {
-        errors.add("Idempotency-Key", "must be 1–128 visible ASCII characters");
+        errors.add(
+            "Idempotency-Key",
+            Message::said("应为 1–128 个可见 ASCII 字符", "must be 1–128 visible ASCII characters"),
+        );
     }
     errors.into_result()?;
     Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point, attachments })
@@ -215,16 +236,44 @@ async fn file_in_transaction(
     let category: category::Model =
         referenced::<category::Entity>(&txn, "category_id", input.category_id, "category").await?;
     if !category.active {
-        return Err(AppError::invalid("category_id", "this category is retired").into());
+        return Err(AppError::invalid("category_id", Message::said("该类别已停用", "this category is retired")).into());
     }
-    let unit = match (input.grid_unit_id, checked.point) {
-        (Some(unit_id), _) => referenced::<grid_unit::Entity>(&txn, "grid_unit_id", unit_id, "grid unit").await?,
-        (None, Some(point)) => locate(&txn, point).await?,
-        (None, None) => return Err(AppError::invalid("location", "give the location or the grid_unit_id").into()),
-    };
     let viewer = Viewer::of(&txn, caller).await?;
+    let tolerance = ctx.settings.tickets.location_tolerance_m;
+    let unit = match (input.grid_unit_id, checked.point) {
+        (Some(unit_id), point) => {
+            let unit = referenced::<grid_unit::Entity>(&txn, "grid_unit_id", unit_id, "grid unit").await?;
+            if let Some(point) = point {
+                check_point_in(&txn, &unit, point, tolerance).await?;
+            }
+            unit
+        }
+        (None, Some(point)) => locate_for(&txn, &viewer, point, tolerance).await?,
+        (None, None) => return Err(AppError::invalid("location", location_or_grid()).into()),
+    };
     if !viewer.in_home_subtree(&unit.path) {
-        return Err(AppError::Forbidden("you may file tickets only inside your own jurisdiction".into()).into());
+        // The caller may file (the role check passed): the place is wrong, not the caller.
+        let name = unit.name.clone();
+        return Err(if input.grid_unit_id.is_some() {
+            AppError::invalid(
+                "grid_unit_id",
+                Message::said(
+                    format!("网格“{name}”不在您的辖区内；请选择您辖区内的网格"),
+                    format!("the grid “{name}” is outside your jurisdiction; choose a grid of your own"),
+                ),
+            )
+        } else {
+            AppError::invalid(
+                "location",
+                Message::said(
+                    format!("该位置属于“{name}”，不在您的辖区内；如在辖区边界附近，请同时提交 grid_unit_id 选择您的网格"),
+                    format!(
+                        "the point lies in “{name}”, outside your jurisdiction; near its border, also send grid_unit_id to choose your grid"
+                    ),
+                ),
+            )
+        }
+        .into());
     }
 
     let now = ctx.clock.now();
@@ -329,28 +378,113 @@ async fn replay(
     // The same visibility as a read, and before the body is compared: a filer who moved away
     // learns nothing from replaying, not even whether a guessed body matches.
     if !view.in_scope {
-        return Err(AppError::not_found("ticket"));
+        return Err(super::locked::ticket_not_found());
     }
     if earlier.request_hash != request_hash && earlier.request_hash != super::personal_data::ERASED_FINGERPRINT {
         return Err(AppError::invalid(
             "Idempotency-Key",
-            "this key was already used for a different request; use a new key",
+            Message::said(
+                "该幂等键已用于另一个请求，请换一个新键",
+                "this key was already used for a different request; use a new key",
+            ),
         ));
     }
     Ok(Some(Filed { view, replayed: true }))
 }
 
-async fn locate(db: &impl ConnectionTrait, point: Point) -> AppResult<grid_unit::Model> {
-    repo::grid_units::locate_candidates(db, point)
+fn location_or_grid() -> Message {
+    Message::said(
+        "请提供定位（location）或选择网格（grid_unit_id）",
+        "give the location or choose the grid (grid_unit_id)",
+    )
+}
+
+/// The deepest unit whose boundary holds the point. When that unit lies outside the caller's
+/// jurisdiction but the caller's own unit is within `tolerance_m` of the point, the caller's
+/// unit: a grid worker on the street bounding their grid files in their grid.
+async fn locate_for(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer<'_>,
+    point: Point,
+    tolerance_m: f64,
+) -> AppResult<grid_unit::Model> {
+    let located = repo::grid_units::locate_candidates(db, point)
         .await?
         .into_iter()
-        .find(|unit| {
-            unit.boundary
-                .as_ref()
-                .and_then(|b| crate::domain::geo::Boundary::parse(b).ok())
-                .is_some_and(|b| b.contains(point))
-        })
-        .ok_or_else(|| AppError::invalid("location", "the point lies outside every grid; give grid_unit_id"))
+        .find(|unit| boundary_of(unit).is_some_and(|b| b.contains(point)));
+    if let Some(unit) = &located
+        && viewer.in_home_subtree(&unit.path)
+    {
+        return Ok(unit.clone());
+    }
+    if let Some(home) = viewer.caller.unit_id {
+        let home = grid_unit::Entity::find_by_id(home).one(db).await?;
+        if let Some(home) = home
+            && boundary_of(&home).is_some_and(|b| b.distance_m(point) <= tolerance_m)
+        {
+            return Ok(home);
+        }
+    }
+    located.ok_or_else(|| {
+        AppError::invalid(
+            "location",
+            Message::said(
+                "该位置不在任何网格内；请选择网格（grid_unit_id）后提交，无定位时只提交 grid_unit_id 即可",
+                "the point lies outside every grid; choose the grid (grid_unit_id) — without GPS, send grid_unit_id alone",
+            ),
+        )
+    })
+}
+
+fn boundary_of(unit: &grid_unit::Model) -> Option<Boundary> {
+    unit.boundary.as_ref().and_then(|b| Boundary::parse(b).ok())
+}
+
+/// Both a point and a grid were given: the grid (or, when it has no boundary, its nearest
+/// ancestor with one) must hold the point, give or take `tolerance_m`.
+async fn check_point_in(
+    db: &impl ConnectionTrait,
+    unit: &grid_unit::Model,
+    point: Point,
+    tolerance_m: f64,
+) -> AppResult<()> {
+    let bounded = if unit.boundary.is_some() {
+        Some(unit.clone())
+    } else {
+        grid_unit::Entity::find()
+            .filter(grid_unit::Column::Id.is_in(repo::grid_units::ancestry(&unit.path)))
+            .filter(grid_unit::Column::Boundary.is_not_null())
+            .order_by_desc(grid_unit::Column::Depth)
+            .one(db)
+            .await?
+    };
+    // Nowhere to check against: the grid is taken at its word.
+    let Some((bounded, boundary)) = bounded.and_then(|u| boundary_of(&u).map(|b| (u, b))) else {
+        return Ok(());
+    };
+    let distance = boundary.distance_m(point);
+    if distance <= tolerance_m {
+        return Ok(());
+    }
+    let (name, metres, allowed) = (bounded.name, distance.round() as i64, tolerance_m.round() as i64);
+    let mut errors = FieldErrors::new();
+    errors.add(
+        "location",
+        Message::said(
+            format!("该位置距“{name}”约 {metres} 米，超出允许的 {allowed} 米；请核对定位，或改选该位置所在的网格"),
+            format!(
+                "the point lies about {metres} m outside “{name}”, more than the {allowed} m allowed; check the location or choose the grid it lies in"
+            ),
+        ),
+    );
+    errors.add(
+        "grid_unit_id",
+        Message::said(
+            format!("所选网格“{name}”不包含该位置"),
+            format!("the chosen grid “{name}” does not hold the location"),
+        ),
+    );
+    Err(errors.into())
 }
 
 /// The unit's ancestor (or itself) at `level`, if any.

@@ -17,7 +17,7 @@ use crate::{
         sla::ClockKind,
         ticket::{DispatchAction, DispatchStatus, TicketAction, TicketStatus, dispatch_transition, ticket_transition},
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Refusal},
     repo::{self, tickets::Scope},
 };
 
@@ -83,20 +83,22 @@ pub(crate) async fn lock_in_scope(
     if_match: Option<i32>,
 ) -> AppResult<Locked> {
     let txn = begin_write(&ctx.db).await?;
-    let ticket = repo::tickets::lock(&txn, id).await?.ok_or_else(|| AppError::not_found("ticket"))?;
+    let ticket = repo::tickets::lock(&txn, id).await?.ok_or_else(ticket_not_found)?;
     let dispatches = repo::tickets::dispatches_of(&txn, &[id]).await?;
     let paths = repo::tickets::unit_paths(&txn, &[ticket.unit_id]).await?;
     let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
     if !may_see_ticket(viewer.caller, &viewer.facts(&ticket, path, &dispatches)) {
-        return Err(AppError::not_found("ticket"));
+        return Err(ticket_not_found());
     }
     if let Some(expected) = if_match
         && expected != ticket.version
     {
-        return Err(AppError::PreconditionFailed(format!(
-            "the ticket changed (version {} now, {expected} in If-Match); reload it and try again",
-            ticket.version
-        )));
+        let now = ticket.version;
+        return Err(AppError::refused(
+            Refusal::PreconditionFailed,
+            format!("工单已被他人修改（现为第 {now} 版，If-Match 为第 {expected} 版），请刷新后重试"),
+            format!("the ticket changed (version {now} now, {expected} in If-Match); reload it and try again"),
+        ));
     }
     Ok(Locked { txn, ticket, dispatches, now: ctx.clock.now() })
 }
@@ -104,15 +106,83 @@ pub(crate) async fn lock_in_scope(
 pub(crate) fn next_status(ticket: &ticket::Model, action: TicketAction) -> AppResult<TicketStatus> {
     let from = TicketStatus::parse(&ticket.status)
         .ok_or_else(|| AppError::Internal(format!("unknown ticket status {}", ticket.status)))?;
-    ticket_transition(from, action)
-        .ok_or_else(|| AppError::Conflict(format!("ticket {} is {from}; it cannot {action} now", ticket.number)))
+    ticket_transition(from, action).ok_or_else(|| {
+        let number = &ticket.number;
+        AppError::refused(
+            Refusal::Conflict,
+            format!(
+                "工单 {number} 当前{}（{from}），不能{}（{action}）",
+                ticket_status_zh(from),
+                ticket_action_zh(action)
+            ),
+            format!("ticket {number} is {from}; it cannot {action} now"),
+        )
+    })
 }
 
 pub(crate) fn next_dispatch_status(dispatch: &dispatch::Model, action: DispatchAction) -> AppResult<DispatchStatus> {
     let from = DispatchStatus::parse(&dispatch.status)
         .ok_or_else(|| AppError::Internal(format!("unknown dispatch status {}", dispatch.status)))?;
-    dispatch_transition(from, action)
-        .ok_or_else(|| AppError::Conflict(format!("the dispatch is {from}; cannot {action} it")))
+    dispatch_transition(from, action).ok_or_else(|| {
+        AppError::refused(
+            Refusal::Conflict,
+            format!("该派单当前{}（{from}），不能{}（{action}）", dispatch_status_zh(from), dispatch_action_zh(action)),
+            format!("the dispatch is {from}; cannot {action} it"),
+        )
+    })
+}
+
+/// 404 for a ticket that does not exist and for one outside the caller's sight alike.
+pub(crate) fn ticket_not_found() -> AppError {
+    AppError::refused(Refusal::NotFound, "未找到该工单", "ticket not found")
+}
+
+fn ticket_status_zh(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::Filed => "已受理、待派单",
+        TicketStatus::Dispatched => "已派单",
+        TicketStatus::InProgress => "办理中",
+        TicketStatus::Resolved => "已办结",
+        TicketStatus::Closed => "已关闭",
+        TicketStatus::Cancelled => "已撤销",
+    }
+}
+
+fn ticket_action_zh(action: TicketAction) -> &'static str {
+    match action {
+        TicketAction::Dispatch => "派单",
+        TicketAction::Whistle => "吹哨",
+        TicketAction::StartWork => "开始办理",
+        TicketAction::ReturnToDispatcher => "退回调度",
+        TicketAction::ForceBack => "驳回退单",
+        TicketAction::Progress => "报告进展",
+        TicketAction::Resolve => "办结",
+        TicketAction::RateSatisfied | TicketAction::Reopen => "评价",
+        TicketAction::AutoClose => "自动关闭",
+        TicketAction::Cancel => "撤销",
+    }
+}
+
+fn dispatch_status_zh(status: DispatchStatus) -> &'static str {
+    match status {
+        DispatchStatus::Pending => "待签收",
+        DispatchStatus::Acknowledged => "已签收",
+        DispatchStatus::Returned => "已退单",
+        DispatchStatus::Resolved => "已办结",
+        DispatchStatus::Cancelled => "已撤销",
+    }
+}
+
+fn dispatch_action_zh(action: DispatchAction) -> &'static str {
+    match action {
+        DispatchAction::Acknowledge => "签收",
+        DispatchAction::Return => "退单",
+        DispatchAction::RefuseReturn => "驳回退单",
+        DispatchAction::Progress => "报告进展",
+        DispatchAction::Resolve => "办结",
+        DispatchAction::Reopen => "重新办理",
+        DispatchAction::Cancel => "撤销",
+    }
 }
 
 /// Writes the changed ticket with the next version; the row lock makes the check certain.
@@ -126,9 +196,11 @@ pub(crate) async fn save(
     row.updated_at = Set(now);
     ticket::Entity::update(row).validate()?.filter(ticket::Column::Version.eq(current.version)).exec(txn).await.map_err(
         |err| match err {
-            sea_orm::DbErr::RecordNotUpdated => {
-                AppError::Conflict("the ticket changed at the same moment; retry".into())
-            }
+            sea_orm::DbErr::RecordNotUpdated => AppError::refused(
+                Refusal::Conflict,
+                "工单在同一时刻被他人修改，请重试",
+                "the ticket changed at the same moment; retry",
+            ),
             other => other.into(),
         },
     )

@@ -20,7 +20,7 @@ use entities::{dispatch, rating, ticket};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::domain::validate::FieldErrors;
+use crate::domain::validate::{FieldErrors, Message};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,11 +71,11 @@ pub(crate) fn long_text(errors: &mut FieldErrors, field: &str, value: &str, max:
     let cleaned = crate::domain::validate::strip_bidi_overrides(value);
     let trimmed = cleaned.trim();
     if trimmed.is_empty() {
-        errors.add(field, "must not be empty");
+        errors.add(field, Message::Empty);
     } else if trimmed.chars().count() > max {
-        errors.add(field, format!("must be at most {max} characters"));
+        errors.add(field, Message::TooLong { max });
     } else if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        errors.add(field, "must not contain control characters");
+        errors.add(field, Message::ControlCharacters);
     }
     trimmed.to_owned()
 }

@@ -41,7 +41,11 @@ pub async fn contact(
     require(caller, Permission::ReadTickets)?;
     let view = get(ctx, caller, id).await?;
     if !view.contact_revealable {
-        return Err(AppError::Forbidden("your role may not see this resident's contact details".into()));
+        return Err(AppError::refused(
+            crate::error::Refusal::Forbidden,
+            "您的角色无权查看该居民的联系方式",
+            "your role may not see this resident's contact details",
+        ));
     }
     let mut errors = FieldErrors::new();
     let reason = long_text(&mut errors, "reason", reason.as_deref().unwrap_or_default(), 200);

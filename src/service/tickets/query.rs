@@ -15,7 +15,7 @@ use crate::{
         access::{Caller, Permission, may_see_contact, may_see_ticket, own_department_only},
         ticket::{TicketStatus, event},
     },
-    error::{AppError, AppResult},
+    error::AppResult,
     repo::{
         self,
         page::{Order, Page, PageRequest},
@@ -42,10 +42,10 @@ pub struct TicketFilter {
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<TicketView> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let ticket = ticket::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(|| AppError::not_found("ticket"))?;
+    let ticket = ticket::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(super::locked::ticket_not_found)?;
     let view = view_in(ctx, &ctx.db, &viewer, ticket).await?;
     // Out-of-jurisdiction tickets answer exactly like missing ones.
-    if view.in_scope { Ok(view) } else { Err(AppError::not_found("ticket")) }
+    if view.in_scope { Ok(view) } else { Err(super::locked::ticket_not_found()) }
 }
 
 pub async fn list(
