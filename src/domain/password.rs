@@ -135,9 +135,7 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
     if password.chars().any(is_invisible) {
         return Some("must not contain invisible or direction-changing characters (zero-width, BOM, U+2028…)".into());
     }
-    if password.trim() != password {
-        return Some("must not begin or end with a space".into());
-    }
+
     if length < MIN_LENGTH {
         return Some(format!("must be at least {MIN_LENGTH} characters"));
     }
@@ -146,6 +144,9 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
     }
     if password.chars().all(char::is_whitespace) {
         return Some("must not be only spaces".into());
+    }
+    if password.trim() != password {
+        return Some("must not begin or end with a space".into());
     }
     let lower = password.to_lowercase();
     let chars: Vec<char> = lower.chars().collect();

@@ -27,7 +27,7 @@ pub struct DispatchQuery {
 }
 
 fn outcome(result: dispatches::DispatchOutcome) -> HttpResponse {
-    let etag = format!("\"{}\"", result.ticket.ticket.version);
+    let etag = super::tickets::etag(&result.ticket);
     HttpResponse::Ok().insert_header((header::ETAG, etag)).json(DispatchOutcome::from(result))
 }
 

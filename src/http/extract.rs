@@ -339,7 +339,7 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
-/// `If-Match: "<version>"` on ticket writes. Absent or `*`: no precondition.
+/// `If-Match: "<version>-<states>"` (the ETag of a read) or `"<version>"` on ticket writes. Absent or `*`: no precondition.
 pub struct IfMatch(pub Option<i32>);
 
 impl FromRequest for IfMatch {
@@ -355,7 +355,9 @@ impl FromRequest for IfMatch {
                 if text == "*" {
                     Ok(IfMatch(None))
                 } else {
-                    tag.parse::<i32>().map(|v| IfMatch(Some(v))).map_err(|_| {
+                    // `"7-1a2b3c4d"` as a read gives it (version, then clock states), or `"7"`.
+                    let version = tag.split_once('-').map_or(tag, |(version, _)| version);
+                    version.parse::<i32>().map(|v| IfMatch(Some(v))).map_err(|_| {
                         AppError::refused(
                             Refusal::BadRequest,
                             "If-Match 应为工单的 ETag，如 \"3\"",

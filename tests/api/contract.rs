@@ -41,3 +41,66 @@ async fn a_deadline_start_without_offset_is_the_citys_local_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_current_copy_is_not_sent_again_and_its_tag_still_guards_writes() {
+    each_backend(|app| async move {
+        app.clock.set("2026-12-01T01:00:00Z".parse().expect("instant"));
+        let demo = app.demo().await;
+        let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        let path = app.url(&format!("/api/v1/tickets/{}", ticket["id"].as_str().expect("id")));
+        let read = |tag: Option<String>| {
+            let app = &app;
+            let (path, token) = (path.clone(), demo.dispatcher.clone());
+            async move {
+                let mut request = app.client.get(path).bearer_auth(token);
+                if let Some(tag) = tag {
+                    request = request.header("If-None-Match", tag);
+                }
+                let reply = request.send().await.expect("sent");
+                let tag = reply.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
+                (reply.status().as_u16(), tag, reply.text().await.expect("body"))
+            }
+        };
+        let (status, tag, _) = read(None).await;
+        assert_eq!(status, 200);
+        let tag = tag.expect("an ETag");
+        let (status, again, body) = read(Some(tag.clone())).await;
+        assert_eq!((status, body.as_str()), (304, ""), "unchanged: no body");
+        assert_eq!(again.as_deref(), Some(tag.as_str()));
+        assert_eq!(read(Some(format!("W/{tag}"))).await.0, 304, "a weak form matches too");
+
+        // Time alone moves a clock from on_track to warning: the copy is stale, the tag too.
+        app.clock.advance(chrono::Duration::minutes(100));
+        let dispatcher = app.demo_token("demo-dispatcher").await;
+        let (status, newer, _) = {
+            let reply = app
+                .client
+                .get(path.clone())
+                .bearer_auth(&dispatcher)
+                .header("If-None-Match", tag.clone())
+                .send()
+                .await
+                .expect("sent");
+            let newer = reply.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
+            (reply.status().as_u16(), newer, ())
+        };
+        assert_eq!(status, 200, "the acknowledge clock is in its warning now");
+        let newer = newer.expect("an ETag");
+        assert_ne!(newer, tag);
+
+        // The tag of a read is what If-Match takes on the next write.
+        let ticket_id = ticket["id"].as_str().expect("id");
+        let cancel = app
+            .client
+            .post(app.url(&format!("/api/v1/tickets/{ticket_id}/cancel")))
+            .bearer_auth(&dispatcher)
+            .header("If-Match", newer)
+            .json(&serde_json::json!({"reason": "重复工单"}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(cancel.status().as_u16(), 200);
+    })
+    .await;
+}

@@ -240,7 +240,7 @@ async fn stale_if_match_is_412_and_changes_nothing() {
         let ticket_id = id(&ticket);
         let read = app.get(&format!("/api/v1/tickets/{ticket_id}"), &demo.dispatcher).await;
         let etag = read.headers.get("etag").and_then(|v| v.to_str().ok()).expect("etag").to_owned();
-        assert_eq!(etag, "\"1\"");
+        assert!(etag.starts_with("\"1-"), "version 1, then the clock states: {etag}");
 
         let send = |if_match: &str, body: Value| {
             let request = app
@@ -264,7 +264,8 @@ async fn stale_if_match_is_412_and_changes_nothing() {
         assert_eq!(garbled.status().as_u16(), 400);
         let fresh = send(&etag, json!({})).await;
         assert_eq!(fresh.status().as_u16(), 200);
-        assert_eq!(fresh.headers().get("etag").and_then(|v| v.to_str().ok()), Some("\"2\""));
+        let fresh_tag = fresh.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(fresh_tag.starts_with("\"2-"), "{fresh_tag}");
         // The version the client held is now stale for the next write.
         let cancel = app
             .client

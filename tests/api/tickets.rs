@@ -15,11 +15,8 @@ async fn happy_path_from_phone_to_closed_ticket() {
         // 市容环境 routes automatically to 忻府区城市管理局 (demo-dept's department).
         let environment = app.category("environment", &demo.admin).await;
         let filed = app.post("/api/v1/tickets", &demo.grid, ticket_body(&environment)).await;
-        assert_eq!(
-            filed.headers.get("etag").and_then(|v| v.to_str().ok()),
-            Some("\"2\""),
-            "filed, then auto-dispatched"
-        );
+        let etag = filed.headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(etag.starts_with("\"2-"), "filed, then auto-dispatched: version 2 in {etag}");
         let ticket = filed.expect(201);
         let ticket_id = id(&ticket);
         assert!(
