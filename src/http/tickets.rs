@@ -70,14 +70,14 @@ pub fn etag(view: &TicketView) -> String {
 /// File a ticket (接诉).
 ///
 /// Grid workers file from the street, dispatchers from the hotline or the window. The grid unit comes from
-/// `grid_unit_id` or is located from `location`; a grid worker may file only inside their own grid (403 otherwise).
+/// `grid_unit_id` or is located from `location`; when both are given the grid must hold the point (within `tickets.location_tolerance_m`). A grid worker files only inside their own grid, a dispatcher inside their township: a place outside it is 422 on `location` / `grid_unit_id`.
 /// The answer is 201 with `Location` and the `ETag`.
 ///
 /// Send an `Idempotency-Key` (any unique string per ticket, e.g. a UUID made on the phone) so a retry on a flaky
 /// connection never files twice: the same key and body answers 200 with the ticket (as it is now) and
 /// `Idempotent-Replayed: true`. Filings per user are rate-limited (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/tickets", operation_id = "fileTicket", tag = "tickets", request_body = NewTicket,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the original ticket (200)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the ticket it filed, as it is now (200)")),
     responses((status = 201, body = Ticket, description = "filed"), (status = 200, body = Ticket, description = "an Idempotency-Key replay: the ticket filed before"),
         (status = 403, body = Problem, description = "your role may not file, or the place is outside your own jurisdiction"), (status = 422, body = Problem),
         (status = 429, body = Problem, description = "too many filings from this user in a minute; see Retry-After")), security(("bearer" = [])))]
