@@ -141,7 +141,9 @@ pub struct ScheduleDay {
 
 impl YearSchedule {
     pub fn parse(json: &str) -> Result<Self, String> {
-        let schedule: YearSchedule = serde_json::from_str(json).map_err(|e| format!("not a holiday schedule: {e}"))?;
+        // Name where the schedule is wrong, not how the parser stumbled over it.
+        let schedule: YearSchedule = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+            .map_err(|e| format!("not a holiday schedule: `{}` is missing or not valid", e.path()))?;
         // The year itself, and the month on either side of it: enough for a New Year holiday
         // announced with the next year, and still refusing a file labelled with the wrong year.
         let reach = schedule

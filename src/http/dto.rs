@@ -32,10 +32,26 @@ impl<T: ToSchema> List<T> {
 pub fn page_request(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest, AppError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        return Err(AppError::invalid(
+            "limit",
+            crate::domain::validate::Message::said(
+                format!("应为 1 到 {MAX_LIMIT}"),
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ),
+        ));
     }
     let after = cursor
-        .map(|c| Uuid::parse_str(c).map_err(|_| AppError::invalid("cursor", "not a cursor this API issued")))
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| {
+                AppError::invalid(
+                    "cursor",
+                    crate::domain::validate::Message::said(
+                        "不是本接口给出的游标（next_cursor）",
+                        "not a cursor this API issued",
+                    ),
+                )
+            })
+        })
         .transpose()?;
     Ok(PageRequest { limit, after })
 }

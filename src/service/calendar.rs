@@ -1,7 +1,7 @@
 //! The business calendar as a service: deadline arithmetic for clients, and adding a year's
 //! holiday schedule without a restart.
 
-use crate::domain::calendar::parse_instant;
+use crate::domain::{calendar::parse_instant, validate::Message};
 use entities::calendar_year;
 use sea_orm::{EntityTrait, QueryOrder, Set, sea_query::OnConflict};
 
@@ -22,10 +22,17 @@ use crate::{
 /// `start` as the client wrote it: with an offset, or local time in the city's time zone.
 pub fn deadline(ctx: &AppContext, start: &str, duration: &str) -> AppResult<Deadline> {
     let mut errors = FieldErrors::new();
-    let duration = SlaDuration::parse(duration).map_err(|m| errors.add("duration", m)).ok();
+    // The specifics stay in English after a Chinese summary: they quote what was sent.
+    let duration = SlaDuration::parse(duration)
+        .map_err(|m| {
+            errors.add("duration", Message::said(format!("应为时长，如 30m、2h working、7d working（{m}）"), m))
+        })
+        .ok();
     let start = parse_instant(start, ctx.calendar().offset())
         .and_then(|at| check_instant_near(ctx.clock.now(), at).map(|()| at))
-        .map_err(|m| errors.add("start", m))
+        .map_err(|m| {
+            errors.add("start", Message::said(format!("应为时间，如 2026-11-27T09:00:00（北京时间）（{m}）"), m))
+        })
         .ok();
     errors.into_result()?;
     let (Some(start), Some(duration)) = (start, duration) else {

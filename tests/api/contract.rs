@@ -104,3 +104,24 @@ async fn a_current_copy_is_not_sent_again_and_its_tag_still_guards_writes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn operator_and_list_messages_speak_chinese_without_parser_wording() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let bad_year =
+            serde_json::json!({"year": 2027, "days": [{"name": "元旦", "date": "2027-13-01", "isOffDay": true}]});
+        let problem = app.post("/api/v1/calendar", &demo.admin, bad_year).await.problem(422);
+        let text = problem.to_string();
+        assert!(!text.contains("line") && !text.contains("column"), "parser wording: {text}");
+        assert!(text.contains("days[0].date"), "names where: {text}");
+        let limit = app.get("/api/v1/tickets?limit=0", &demo.dispatcher).await.problem(422);
+        assert_eq!(limit["errors"]["limit"], "应为 1 到 200");
+        let duration = app
+            .get("/api/v1/calendar/deadline?start=2026-11-27T09:00:00&duration=7x", &demo.dispatcher)
+            .await
+            .problem(422);
+        assert!(duration["errors"]["duration"].as_str().is_some_and(|m| m.starts_with("应为时长")), "{duration}");
+    })
+    .await;
+}
