@@ -260,6 +260,28 @@ impl<P: may::Permission + 'static, T: DeserializeOwned + 'static> FromRequest fo
 }
 
 /// Type-level names of the permissions a route with a body requires, for [`Permitted`].
+/// The caller, allowed `P`, and the query string parsed as `T` — in that order, so a caller
+/// whose role may not make the request gets 403 whatever its query string, exactly as
+/// [`Permitted`] does for bodies.
+pub struct PermittedQuery<P, T>(pub Caller, pub T, pub PhantomData<P>);
+
+impl<P: may::Permission + 'static, T: DeserializeOwned + 'static> FromRequest for PermittedQuery<P, T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        // Parsed now (it is synchronous), reported only after the role check.
+        let query = Query::<T>::from_request(req, payload).into_inner();
+        Box::pin(async move {
+            let caller = caller.await?;
+            service::require(&caller, P::PERMISSION)?;
+            let Query(query) = query?;
+            Ok(PermittedQuery(caller, query, PhantomData))
+        })
+    }
+}
+
 pub mod may {
     use crate::domain::access::Permission as P;
 
@@ -277,6 +299,10 @@ pub mod may {
     }
 
     markers!(
+        ReadReports,
+        ReadAudit,
+        ReadUsers,
+        ReadRouting,
         ManageReferenceData,
         ManageUsers,
         FileTicket,

@@ -5,13 +5,14 @@ use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{dto::List, extract::Query, problem::Problem};
+use super::{
+    dto::List,
+    extract::{PermittedQuery, may},
+    problem::Problem,
+};
 use crate::{
     context::AppContext,
-    domain::{
-        access::Caller,
-        sla::{ClockKind, SlaState},
-    },
+    domain::sla::{ClockKind, SlaState},
     error::{AppError, AppResult},
     service::reports::{self, GroupBy, Report, ReportRequest, ReportRow},
 };
@@ -134,9 +135,8 @@ fn csv_response(body: String, name: &str) -> HttpResponse {
     security(("bearer" = [])))]
 pub async fn sla(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     req: HttpRequest,
-    Query(q): Query<SlaQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, SlaQuery>,
 ) -> AppResult<HttpResponse> {
     let group_by = GroupBy::parse(&q.group_by)
         .ok_or_else(|| AppError::invalid("group_by", "department, township, county, grid or category"))?;
@@ -193,9 +193,8 @@ pub struct Trend {
     responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Trend = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn trend(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     req: HttpRequest,
-    Query(q): Query<TrendQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, TrendQuery>,
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
     let english = q.lang.as_deref() == Some("en");
@@ -265,9 +264,8 @@ pub struct OverdueQuery {
     responses((status = 200, description = "the latest `limit` items; `next_cursor` is always null. CSV with `format=csv` / `Accept: text/csv`", content((List<reports::OverdueItem> = "application/json"), (String = "text/csv"))), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn overdue(
     ctx: web::Data<AppContext>,
-    caller: Caller,
     req: HttpRequest,
-    Query(q): Query<OverdueQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, OverdueQuery>,
 ) -> AppResult<HttpResponse> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, RoutingResolution, RoutingRule, page_request},
-    extract::{PathId, Permitted, Query, may},
+    extract::{PathId, Permitted, PermittedQuery, may},
     grid_units::created,
     problem::Problem,
 };
@@ -44,8 +44,7 @@ pub struct ResolveQuery {
     responses((status = 200, body = List<RoutingRule>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<RoutingRuleQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, RoutingRuleQuery>,
 ) -> AppResult<web::Json<List<RoutingRule>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let filter = RoutingRuleFilter { category: q.category, unit: q.unit, department: q.department };
@@ -107,8 +106,7 @@ pub async fn delete(ctx: web::Data<AppContext>, caller: Caller, PathId(id): Path
     responses((status = 200, body = RoutingResolution), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn resolve(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<ResolveQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, ResolveQuery>,
 ) -> AppResult<web::Json<RoutingResolution>> {
     Ok(web::Json(routing::resolve(&ctx, &caller, &q.category, &q.unit).await?.into()))
 }

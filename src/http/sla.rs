@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     dto::{EscalationRule, ExtensionRequest, List, Notification, SupervisionOrder, page_request},
-    extract::{PathId, Permitted, Query, may},
+    extract::{PathId, Permitted, PermittedQuery, Query, may},
     grid_units::created,
     problem::Problem,
 };
@@ -39,8 +39,7 @@ pub struct PageQuery {
     responses((status = 200, body = List<EffectivePolicy>, description = "the effective policy of every category")), security(("bearer" = [])))]
 pub async fn policies(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<PageQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, PageQuery>,
 ) -> AppResult<web::Json<List<EffectivePolicy>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(sla::policies(&ctx, &caller, page).await?, |p| p)))
@@ -234,8 +233,7 @@ pub async fn reject_extension(
 #[utoipa::path(get, path = "/api/v1/escalation-rules", operation_id = "listEscalationRules", tag = "operations", params(PageQuery), responses((status = 200, body = List<EscalationRule>)), security(("bearer" = [])))]
 pub async fn rules(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<PageQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, PageQuery>,
 ) -> AppResult<web::Json<List<EscalationRule>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(operations::rules(&ctx, &caller, page).await?, EscalationRule::from)))
@@ -295,8 +293,7 @@ pub struct NotificationQuery {
     responses((status = 200, body = List<Notification>, description = "the outbox, oldest first")), security(("bearer" = [])))]
 pub async fn notifications(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<NotificationQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::Operate, NotificationQuery>,
 ) -> AppResult<web::Json<List<Notification>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(operations::notifications(&ctx, &caller, q.status, page).await?, Notification::from)))

@@ -5,7 +5,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, Ticket, TicketEvent, page_request},
-    extract::{IdempotencyKey, IfMatch, PathId, Permitted, Query, may},
+    extract::{IdempotencyKey, IfMatch, PathId, Permitted, PermittedQuery, Query, may},
     problem::Problem,
 };
 use crate::{
@@ -328,8 +328,7 @@ pub struct AuditRecord {
     responses((status = 200, body = List<AuditRecord>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn audit(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<AuditQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadAudit, AuditQuery>,
 ) -> AppResult<web::Json<List<AuditRecord>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let filter = crate::service::audit::AuditFilter { action: q.action, actor: q.actor };

@@ -4,7 +4,7 @@ use utoipa::IntoParams;
 
 use super::{
     dto::{List, User, page_request},
-    extract::{PathId, Permitted, Query, may},
+    extract::{PathId, Permitted, PermittedQuery, may},
     grid_units::created,
     problem::Problem,
 };
@@ -36,8 +36,7 @@ pub struct UserQuery {
     responses((status = 200, body = List<User>), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
-    caller: Caller,
-    Query(q): Query<UserQuery>,
+    PermittedQuery(caller, q, _): PermittedQuery<may::ReadUsers, UserQuery>,
 ) -> AppResult<web::Json<List<User>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let filter =

@@ -125,3 +125,28 @@ async fn operator_and_list_messages_speak_chinese_without_parser_wording() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_caller_without_the_permission_gets_403_whatever_the_query_string() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        for path in [
+            "/api/v1/reports/sla",
+            "/api/v1/reports/trend",
+            "/api/v1/reports/overdue?zzz=1",
+            "/api/v1/audit?bogus=1",
+            "/api/v1/escalation-rules?x=1",
+            "/api/v1/users?limit=abc",
+            "/api/v1/notifications?status=bogus",
+        ] {
+            for token in [&demo.grid, &demo.dept] {
+                let reply = app.get(path, token).await;
+                assert_eq!(reply.status.as_u16(), 403, "{path}: {}", reply.body);
+            }
+        }
+        // Those allowed still get the query checked.
+        app.get("/api/v1/reports/sla", &demo.supervisor).await.problem(422);
+        app.get("/api/v1/audit?bogus=1", &demo.admin).await.problem(422);
+    })
+    .await;
+}
