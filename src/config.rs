@@ -322,7 +322,8 @@ impl Settings {
             &self.demo.password,
             crate::domain::password::Forbidden::default(),
         ) {
-            return Err(SettingsError::Invalid { key: "demo.password", message: problem });
+            let message = problem.text(crate::domain::validate::Lang::En);
+            return Err(SettingsError::Invalid { key: "demo.password", message });
         }
         let prefix_ok = (1..=8).contains(&self.tickets.number_prefix.len())
             && self.tickets.number_prefix.chars().all(|c| c.is_ascii_uppercase());

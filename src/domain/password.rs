@@ -126,53 +126,82 @@ pub struct Forbidden<'a> {
     pub demo_password: Option<&'a str>,
 }
 
-/// Why a password is refused, phrased for the person choosing it.
-pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>) -> Option<String> {
+use super::validate::Message;
+
+/// Why a password is refused, phrased for the person choosing it, in Chinese and English.
+pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>) -> Option<Message> {
     let length = password.chars().count();
     if password.chars().any(char::is_control) {
-        return Some("must not contain control characters (NUL, tab, line breaks and the like)".into());
+        return Some(Message::said(
+            "不能含控制字符（NUL、制表符、换行等）",
+            "must not contain control characters (NUL, tab, line breaks and the like)",
+        ));
     }
     if password.chars().any(is_invisible) {
-        return Some("must not contain invisible or direction-changing characters (zero-width, BOM, U+2028…)".into());
+        return Some(Message::said(
+            "不能含不可见或改变文字方向的字符（零宽字符、BOM、U+2028 等）",
+            "must not contain invisible or direction-changing characters (zero-width, BOM, U+2028…)",
+        ));
     }
 
     if length < MIN_LENGTH {
-        return Some(format!("must be at least {MIN_LENGTH} characters"));
+        return Some(Message::said(
+            format!("至少 {MIN_LENGTH} 个字符"),
+            format!("must be at least {MIN_LENGTH} characters"),
+        ));
     }
     if length > MAX_LENGTH {
-        return Some(format!("must be at most {MAX_LENGTH} characters"));
+        return Some(Message::said(
+            format!("最多 {MAX_LENGTH} 个字符"),
+            format!("must be at most {MAX_LENGTH} characters"),
+        ));
     }
     if password.chars().all(char::is_whitespace) {
-        return Some("must not be only spaces".into());
+        return Some(Message::said("不能全是空格", "must not be only spaces"));
     }
     if password.trim() != password {
-        return Some("must not begin or end with a space".into());
+        return Some(Message::said("首尾不能是空格", "must not begin or end with a space"));
     }
     let lower = password.to_lowercase();
     let chars: Vec<char> = lower.chars().collect();
     if chars.windows(2).all(|pair| pair[0] == pair[1]) {
-        return Some("must not be one character repeated".into());
+        return Some(Message::said("不能是同一个字符的重复", "must not be one character repeated"));
     }
     if is_run(&chars, 1) || is_run(&chars, -1) {
-        return Some("must not be a run of consecutive characters such as 1234567890 or abcdefghij".into());
+        return Some(Message::said(
+            "不能是 1234567890、abcdefghij 这样的连续字符",
+            "must not be a run of consecutive characters such as 1234567890 or abcdefghij",
+        ));
     }
     let mut distinct = chars.clone();
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() < MIN_DISTINCT {
-        return Some(format!("must use at least {MIN_DISTINCT} different characters (not like a1a1a1a1a1)"));
+        return Some(Message::said(
+            format!("至少要用 {MIN_DISTINCT} 个不同的字符（不要像 a1a1a1a1a1）"),
+            format!("must use at least {MIN_DISTINCT} different characters (not like a1a1a1a1a1)"),
+        ));
     }
     if is_two_runs(&chars) || is_keyboard_walk(&lower) {
-        return Some("must not be made of keyboard or alphabet sequences such as 12345abcde or zxcvbnmasd".into());
+        return Some(Message::said(
+            "不能由 12345abcde、zxcvbnmasd 这样的键盘或字母顺序组成",
+            "must not be made of keyboard or alphabet sequences such as 12345abcde or zxcvbnmasd",
+        ));
     }
     if lower == username.to_lowercase() {
-        return Some("must not equal the user name".into());
+        return Some(Message::said("不能与用户名相同", "must not equal the user name"));
     }
     if forbidden.demo_password.is_some_and(|demo| lower == demo.to_lowercase()) {
-        return Some("must not be the demo password, which is published with the product".into());
+        return Some(Message::said(
+            "不能使用随产品公开的演示密码",
+            "must not be the demo password, which is published with the product",
+        ));
     }
     if COMMON.iter().any(|common| lower == *common) {
-        return Some("is one of the most common passwords and would be guessed first: choose another".into());
+        return Some(Message::said(
+            "是最常见的密码之一，极易被猜中，请换一个",
+            "is one of the most common passwords and would be guessed first: choose another",
+        ));
     }
     None
 }
@@ -277,6 +306,7 @@ mod tests {
 
     fn check(password: &str) -> Option<String> {
         policy_violation("alice", password, Forbidden { demo_password: Some("gridwhistle-demo") })
+            .map(|m| m.text(crate::domain::validate::Lang::En))
     }
 
     #[test]

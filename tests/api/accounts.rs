@@ -78,15 +78,15 @@ async fn weak_passwords_are_refused_with_a_reason() {
             json!({"username": "li.si", "display_name": "李四", "role": "grid_worker", "unit_id": grid, "password": password})
         };
         for (password, reason) in [
-            ("          ", "spaces"),
-            ("1234567890", "consecutive"),
-            ("0987654321", "consecutive"),
-            ("zzzzzzzzzzzz", "repeated"),
-            ("password12", "common"),
-            ("QWERTYUIOP", "keyboard"),
-            (DEMO_PASSWORD, "demo"),
-            ("a long\u{0}enough phrase", "control"),
-            ("a long\nenough phrase", "control"),
+            ("          ", "空格"),
+            ("1234567890", "连续"),
+            ("0987654321", "连续"),
+            ("zzzzzzzzzzzz", "重复"),
+            ("password12", "常见"),
+            ("QWERTYUIOP", "键盘"),
+            (DEMO_PASSWORD, "演示"),
+            ("a long\u{0}enough phrase", "控制字符"),
+            ("a long\nenough phrase", "控制字符"),
         ] {
             let refused = app.post("/api/v1/users", &admin, new_user(password)).await.problem(422);
             let message = refused["errors"]["password"].as_str().unwrap_or_default();
@@ -97,7 +97,7 @@ async fn weak_passwords_are_refused_with_a_reason() {
         // The same rules guard a password change, and the demo password stays with the demo accounts.
         let id = created["id"].as_str().expect("id");
         let refused = app.patch(&format!("/api/v1/users/{id}"), &admin, json!({"password": DEMO_PASSWORD})).await;
-        assert!(refused.problem(422)["errors"]["password"].as_str().is_some_and(|m| m.contains("demo")));
+        assert!(refused.problem(422)["errors"]["password"].as_str().is_some_and(|m| m.contains("演示")));
         app.login("li.si", DEMO_PASSWORD).await.problem(401);
         app.login("li.si", "a long enough phrase").await.expect(200);
         app.login("demo-grid", DEMO_PASSWORD).await.expect(200);
