@@ -44,6 +44,12 @@ pub struct HttpSettings {
     pub port: u16,
     pub workers: usize,
     pub body_limit: usize,
+    /// How long after SIGTERM the server keeps accepting (readiness already 503).
+    #[serde(deserialize_with = "de_duration")]
+    pub drain_delay: Duration,
+    /// The whole drain, signal to exit.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +295,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "database.max_connections",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.http.shutdown_grace < Duration::from_secs(1) || self.http.drain_delay >= self.http.shutdown_grace {
+            return Err(SettingsError::Invalid {
+                key: "http.shutdown_grace",
+                message: "must be at least 1s and longer than http.drain_delay".into(),
             });
         }
         if self.http.body_limit < 1024 {
