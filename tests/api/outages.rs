@@ -293,3 +293,46 @@ async fn sigterm_drains_answers_in_flight_and_idle_connections_and_exits_within_
     assert!(exit.success(), "exit status {exit:?}");
     println!("exited {:?} after SIGTERM", signalled.elapsed());
 }
+
+#[tokio::test]
+async fn a_database_restart_cutting_every_connection_is_never_a_500() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        println!("skipped: needs TEST_DATABASE_URL");
+        return;
+    }
+    let app = crate::helpers::spawn_app(Backend::Postgres).await;
+    app.seed_demo().await;
+    let token = app.demo_token("demo-admin").await;
+    app.get("/api/v1/departments", &token).await.expect(200);
+    // Only this test's own database: its backends end as in a server restart.
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(std::env::var("TEST_DATABASE_URL").expect("url")).await.expect("admin");
+    let name = app.ctx.settings.database_url.rsplit('/').next().expect("the test database's name").to_owned();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .await
+        .expect("terminate the test database's backends");
+    admin.close().await.ok();
+
+    let started = Instant::now();
+    let reply = app.get("/api/v1/departments", &token).await;
+    assert!(
+        reply.status == StatusCode::OK
+            || (reply.status == StatusCode::SERVICE_UNAVAILABLE && reply.headers.contains_key("retry-after")),
+        "the first request after the restart: {} {}",
+        reply.status,
+        reply.body
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let mut recovered = false;
+    for _ in 0..30 {
+        if app.get("/api/v1/departments", &token).await.status == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "requests pass again within 3 s of the restart");
+}
