@@ -565,4 +565,17 @@ mod tests {
         }
         assert_eq!(known.get("sla.urgent"), Some(&true));
     }
+
+    #[test]
+    fn the_drain_fits_in_its_grace_period() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::load(SettingsSources { local_file: None, env })
+        };
+        let defaults = load(&[]).expect("defaults");
+        assert_eq!(defaults.http.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(defaults.http.drain_delay, Duration::from_secs(5));
+        let too_short = load(&[("GRIDWHISTLE_HTTP__DRAIN_DELAY", "30s"), ("GRIDWHISTLE_HTTP__SHUTDOWN_GRACE", "20s")]);
+        assert!(too_short.is_err_and(|err| err.to_string().contains("http.shutdown_grace")));
+    }
 }
