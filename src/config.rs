@@ -44,6 +44,12 @@ pub struct HttpSettings {
     pub port: u16,
     pub workers: usize,
     pub body_limit: usize,
+    /// How long after SIGTERM the server keeps accepting (readiness already 503).
+    #[serde(deserialize_with = "de_duration")]
+    pub drain_delay: Duration,
+    /// The whole drain, signal to exit.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,6 +303,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "database.max_connections",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.http.shutdown_grace < Duration::from_secs(1) || self.http.drain_delay >= self.http.shutdown_grace {
+            return Err(SettingsError::Invalid {
+                key: "http.shutdown_grace",
+                message: "must be at least 1s and longer than http.drain_delay".into(),
             });
         }
         if self.http.body_limit < 1024 {
@@ -567,5 +579,18 @@ mod tests {
             assert_eq!(known.get(key), Some(&false), "{key}");
         }
         assert_eq!(known.get("sla.urgent"), Some(&true));
+    }
+
+    #[test]
+    fn the_drain_fits_in_its_grace_period() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::load(SettingsSources { local_file: None, env })
+        };
+        let defaults = load(&[]).expect("defaults");
+        assert_eq!(defaults.http.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(defaults.http.drain_delay, Duration::from_secs(5));
+        let too_short = load(&[("GRIDWHISTLE_HTTP__DRAIN_DELAY", "30s"), ("GRIDWHISTLE_HTTP__SHUTDOWN_GRACE", "20s")]);
+        assert!(too_short.is_err_and(|err| err.to_string().contains("http.shutdown_grace")));
     }
 }

@@ -1,6 +1,12 @@
 //! What every use case needs: the database, the clock, the settings and the business calendar.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::SystemTime,
+};
 
 use sea_orm::DatabaseConnection;
 
@@ -12,6 +18,8 @@ pub struct AppContext {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub limits: crate::limits::Limits,
+    /// Whether the database is known to be unreachable, and whether the server is draining.
+    pub health: Health,
     /// Swapped whole when an admin adds a year's schedule; readers keep the one they took.
     calendar: Arc<RwLock<Arc<BusinessCalendar>>>,
 }
@@ -24,7 +32,7 @@ impl AppContext {
     ) -> Result<Self, crate::config::SettingsError> {
         let calendar = Arc::new(RwLock::new(Arc::new(settings.business_calendar()?)));
         let limits = crate::limits::Limits::new(&settings.security);
-        Ok(Self { db, clock, settings: Arc::new(settings), limits, calendar })
+        Ok(Self { db, clock, settings: Arc::new(settings), limits, health: Health::default(), calendar })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).
@@ -38,5 +46,51 @@ impl AppContext {
 
     pub fn replace_calendar(&self, calendar: BusinessCalendar) {
         *self.calendar.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(calendar);
+    }
+}
+
+/// What the process knows about its own health, shared by every worker thread.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    database_down_since: Arc<Mutex<Option<SystemTime>>>,
+    probing: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Since when the database has been unreachable, if it is.
+    pub fn database_down_since(&self) -> Option<SystemTime> {
+        *self.database_down_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a connection-level failure; true when this is the start of an outage.
+    pub fn mark_database_down(&self) -> bool {
+        let mut since = self.database_down_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = since.is_none();
+        since.get_or_insert_with(SystemTime::now);
+        started
+    }
+
+    /// The database answered again; true when it had been down.
+    pub fn mark_database_up(&self) -> bool {
+        self.database_down_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take().is_some()
+    }
+
+    /// Claims the one probe that runs during an outage; false when one already runs.
+    pub fn claim_probe(&self) -> bool {
+        !self.probing.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn release_probe(&self) {
+        self.probing.store(false, Ordering::Release);
+    }
+
+    /// From SIGTERM on: readiness answers 503 and every response closes its connection.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 }

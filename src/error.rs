@@ -143,8 +143,13 @@ impl From<DbErr> for AppError {
             // PostgreSQL text cannot hold NUL (SQLite can); a client that sends one made a
             // mistake, whichever field it was in.
             _ if is_nul_in_text(&err) => Self::BadRequest("text must not contain NUL (\\u0000) characters".into()),
-            _ if matches!(err, DbErr::ConnectionAcquire(_)) => {
-                Self::refused(Refusal::Unavailable, "数据库繁忙，请稍后重试", "the database is busy; retry shortly")
+            _ if matches!(err, DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)) => {
+                Self::Unavailable(DATABASE_BUSY.into())
+            }
+            _ if is_connection_failure(&err) => {
+                // A restart or an outage, not the request: the same request can succeed later.
+                tracing::warn!(error = %chain(&err), "the database connection failed");
+                Self::Unavailable(DATABASE_UNREACHABLE.into())
             }
             _ if is_contention(&err) => {
                 // The transaction was rolled back as a whole; nothing of the request is kept.
@@ -157,6 +162,37 @@ impl From<DbErr> for AppError {
             }
             _ => Self::Database(err),
         }
+    }
+}
+
+/// The detail of a 503 when no connection could be had in time (pool full, or database gone).
+pub const DATABASE_BUSY: &str = "the database is busy; retry shortly";
+/// The detail of a 503 when the connection to the database failed (restart, outage).
+pub const DATABASE_UNREACHABLE: &str = "the database cannot be reached; retry shortly";
+
+/// Whether the connection itself failed (refused, reset, closed, TLS or protocol breakdown, the
+/// server shutting down), as opposed to the statement: the database is restarting or away.
+pub fn is_connection_failure(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let e = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match &**e {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolClosed
+        | Sqlx::PoolTimedOut
+        | Sqlx::WorkerCrashed => true,
+        // PostgreSQL: class 08 (connection exception), 57P01–57P03 (shutdown, crash, starting up).
+        Sqlx::Database(db) if db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some() => {
+            db.code().is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
     }
 }
 
@@ -195,3 +231,38 @@ pub fn is_contention(err: &DbErr) -> bool {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::sqlx;
+
+    use super::*;
+
+    fn query_failure(err: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn a_connection_reset_is_unavailable_not_internal() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        for err in [
+            query_failure(sqlx::Error::Io(reset)),
+            query_failure(sqlx::Error::Protocol("unexpected end of stream".into())),
+            query_failure(sqlx::Error::PoolClosed),
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())))),
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::ConnectionClosed),
+        ] {
+            assert!(is_connection_failure(&err), "{err}");
+            assert!(matches!(AppError::from(err), AppError::Unavailable(detail) if detail == DATABASE_UNREACHABLE));
+        }
+    }
+
+    #[test]
+    fn a_failing_statement_is_not_a_connection_failure() {
+        let err = query_failure(sqlx::Error::RowNotFound);
+        assert!(!is_connection_failure(&err));
+        assert!(matches!(AppError::from(err), AppError::Database(_)));
+    }
+}

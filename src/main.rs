@@ -146,6 +146,15 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 (false, false) => {}
             }
             tracing::info!(address = %format!("http://{}:{}", ctx.settings.http.host, app.port()), "serving");
+            let drain = app.drain();
+            actix_web::rt::spawn(async move {
+                wait_for_signal().await;
+                let now = drain.clone();
+                actix_web::rt::spawn(drain.start());
+                // A second signal during the drain: the operator means now.
+                wait_for_signal().await;
+                now.stop_now().await;
+            });
             app.run_until_stopped().await?;
         }
         Command::Migrate => {
@@ -172,6 +181,28 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGTERM (an orchestrator) or ctrl-c (a console).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only ctrl-c stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn context(settings: Settings) -> Result<AppContext> {

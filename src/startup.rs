@@ -1,8 +1,20 @@
 //! Builds the running application: database, migrations, HTTP server.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{
+    net::TcpListener,
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
-use actix_web::{App, HttpServer, dev::Server, http::StatusCode, middleware, web};
+use actix_web::{
+    App, Error, HttpServer,
+    body::MessageBody,
+    dev::{Server, ServerHandle, ServiceRequest, ServiceResponse},
+    http::{ConnectionType, StatusCode},
+    middleware::{self, Next},
+    web,
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     clock::{Clock, SystemClock},
@@ -17,6 +29,8 @@ pub struct Application {
     server: Server,
     ctx: AppContext,
     workers: Option<Workers>,
+    stop_workers: CancellationToken,
+    drain_started: Arc<OnceLock<Instant>>,
 }
 
 impl Application {
@@ -33,12 +47,19 @@ impl Application {
         let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, ctx.clone())?;
-        Ok(Self { port, server, ctx, workers: None })
+        Ok(Self {
+            port,
+            server,
+            ctx,
+            workers: None,
+            stop_workers: CancellationToken::new(),
+            drain_started: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Starts the SLA sweeper and the mailer beside the HTTP server.
     pub fn start_workers(&mut self) {
-        self.workers.get_or_insert_with(|| Workers::spawn(&self.ctx));
+        self.workers.get_or_insert_with(|| Workers::spawn_with(&self.ctx, self.stop_workers.clone()));
     }
 
     pub fn port(&self) -> u16 {
@@ -49,16 +70,86 @@ impl Application {
         &self.ctx
     }
 
-    /// Runs until SIGTERM / ctrl-c: in-flight requests finish, the workers finish their tick,
-    /// then the pool closes.
+    /// What starts a drain (the caller decides when: `main` on SIGTERM or ctrl-c).
+    pub fn drain(&self) -> Drain {
+        Drain {
+            handle: self.server.handle(),
+            ctx: self.ctx.clone(),
+            stop_workers: self.stop_workers.clone(),
+            started: self.drain_started.clone(),
+        }
+    }
+
+    /// Serves until stopped by [`Drain::start`]: in-flight requests finish, the workers finish
+    /// their batch (within what is left of `http.shutdown_grace`), then the pool closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.stop_workers.cancel();
         if let Some(workers) = self.workers {
-            workers.shutdown().await;
+            let grace = self.ctx.settings.http.shutdown_grace;
+            let left = self.drain_started.get().map_or(grace, |start| grace.saturating_sub(start.elapsed()));
+            if tokio::time::timeout(left, workers.shutdown()).await.is_err() {
+                tracing::warn!("the sweeper or mailer did not finish within http.shutdown_grace; stopping anyway");
+            }
         }
         let _ = self.ctx.db.close().await;
         result
     }
+}
+
+/// The shutdown of a running [`Application`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Drain {
+    handle: ServerHandle,
+    ctx: AppContext,
+    stop_workers: CancellationToken,
+    started: Arc<OnceLock<Instant>>,
+}
+
+impl Drain {
+    /// Readiness goes 503 and every response closes its connection at once; the sweeper and
+    /// mailer finish their batch; after `http.drain_delay` (for a load balancer to notice) the
+    /// listener closes and the requests in flight are answered, within `http.shutdown_grace`.
+    pub async fn start(self) {
+        if self.started.set(Instant::now()).is_err() {
+            return;
+        }
+        let settings = &self.ctx.settings.http;
+        tracing::info!(
+            drain_delay = ?settings.drain_delay,
+            shutdown_grace = ?settings.shutdown_grace,
+            "draining: readiness answers 503; new connections are refused after the drain delay"
+        );
+        self.ctx.health.start_draining();
+        self.stop_workers.cancel();
+        tokio::time::sleep(settings.drain_delay).await;
+        self.handle.stop(true).await;
+    }
+
+    /// Stops at once, dropping open connections (a second signal during a drain).
+    pub async fn stop_now(self) {
+        tracing::warn!("stopping now: open connections are dropped");
+        self.stop_workers.cancel();
+        self.handle.stop(false).await;
+    }
+}
+
+/// Once the drain has started, every response tells its client to close the connection, so no
+/// keep-alive connection is left idle to be cut without an answer.
+async fn close_when_draining<B: MessageBody>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<B>, Error> {
+    let draining = req.app_data::<web::Data<AppContext>>().map(|ctx| ctx.health.clone());
+    let mut response = next.call(req).await?;
+    if draining.is_some_and(|health| health.is_draining()) {
+        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
+}
+
+/// The part of the grace period the HTTP server has for the requests in flight once it stops
+/// accepting; the rest is for the workers and closing the pool.
+fn http_shutdown_timeout(settings: &Settings) -> u64 {
+    let after_delay = settings.http.shutdown_grace.saturating_sub(settings.http.drain_delay);
+    after_delay.saturating_sub(Duration::from_secs(1)).as_secs().max(1)
 }
 
 /// What a fresh or upgraded database needs before serving: the default escalation chain and
@@ -74,12 +165,14 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
         n => n,
     };
     let body_limit = ctx.settings.http.body_limit;
+    let shutdown_timeout = http_shutdown_timeout(&ctx.settings);
     let data = web::Data::new(ctx);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .wrap(middleware::from_fn(http::catch_panic::middleware))
+            .wrap(middleware::from_fn(http::health::database_gate))
             .wrap(
                 middleware::ErrorHandlers::new()
                     .handler(StatusCode::METHOD_NOT_ALLOWED, http::problem::method_not_allowed),
@@ -89,11 +182,14 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
             .wrap(middleware::from_fn(http::request_id::middleware))
             // No response is ever to be sniffed into another type (a JSON string as HTML).
             .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(middleware::from_fn(close_when_draining))
             .configure(http::routes)
             .default_service(web::to(http::problem::not_found))
     })
     .workers(workers)
-    .shutdown_timeout(30)
+    // Signals are the caller's (`main`), so a drain can announce itself before it stops accepting.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
     .listen(listener)?
     .run();
     Ok(server)

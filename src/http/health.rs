@@ -1,9 +1,27 @@
-use actix_web::{HttpResponse, http::StatusCode, web};
-use sea_orm::ConnectionTrait;
+use std::time::Duration;
+
+use actix_web::{
+    Error, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    middleware::Next,
+    web,
+};
+use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::json;
 
 use super::problem::{Problem, problem_response};
-use crate::context::AppContext;
+use crate::{
+    context::AppContext,
+    error::{AppError, DATABASE_BUSY, DATABASE_UNREACHABLE},
+};
+
+/// The longest `/readyz` (and the outage probe) waits for the database: a probe that times out
+/// tells a load balancer nothing.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the outage probe asks again while the database is away.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// The process is up.
 ///
@@ -16,23 +34,119 @@ pub async fn healthz() -> HttpResponse {
 /// The database answers: take traffic.
 ///
 /// For a readiness probe or load balancer: 200 when a query succeeds, 503 (problem document) when the database does
-/// not answer. No token needed. `mail` reports the outbox (`pending`, `dead`, `oldest_pending_at`) without
+/// not answer within 1 s or the server is draining after SIGTERM. Answers within about a second. No token needed. `mail` reports the outbox (`pending`, `dead`, `oldest_pending_at`) without
 /// affecting readiness.
-#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem, description = "the database does not answer")))]
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem, description = "the database does not answer, or the server is draining")))]
 pub async fn readyz(ctx: web::Data<AppContext>) -> HttpResponse {
-    match ctx.db.execute_unprepared("SELECT 1").await {
-        // The outbox is reported, never a reason to refuse traffic: dead mail needs an admin.
-        Ok(_) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "mail": mail_detail(&ctx).await})),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            problem_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Not ready",
-                "the database does not answer",
-            )
+    if ctx.health.is_draining() {
+        return not_ready("the server is shutting down (draining); send new requests to another instance");
+    }
+    match database_answers(&ctx).await {
+        Ok(()) => {
+            if ctx.health.mark_database_up() {
+                tracing::info!("the database answers again");
+            }
+            // The outbox is reported, never a reason to refuse traffic: dead mail needs an admin.
+            let mail = tokio::time::timeout(PROBE_TIMEOUT, mail_detail(&ctx))
+                .await
+                .unwrap_or_else(|_| json!({"error": "the outbox did not answer within 1 s"}));
+            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "mail": mail}))
+        }
+        Err(why) => {
+            if ctx.health.mark_database_down() {
+                tracing::warn!(error = %why, "the database cannot be reached");
+            }
+            not_ready(&format!("the database does not answer: {why}"))
         }
     }
+}
+
+fn not_ready(detail: &str) -> HttpResponse {
+    let mut response = problem_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Not ready", detail);
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("1"));
+    response
+}
+
+/// Whether the database answers `SELECT 1` within [`PROBE_TIMEOUT`]. On PostgreSQL the probe
+/// opens a connection of its own, so a full pool (busy, not down) does not read as an outage.
+async fn database_answers(ctx: &AppContext) -> Result<(), String> {
+    let probe = async {
+        if ctx.db.get_database_backend() == DbBackend::Postgres {
+            use sea_orm::sqlx::Connection;
+            let options = ctx.db.get_postgres_connection_pool().connect_options();
+            let mut connection =
+                sea_orm::sqlx::PgConnection::connect_with(&options).await.map_err(|e| e.to_string())?;
+            let answered = sea_orm::sqlx::query("SELECT 1").execute(&mut connection).await.map(|_| ());
+            connection.close().await.ok();
+            answered.map_err(|e| e.to_string())
+        } else {
+            ctx.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+    }
+}
+
+/// Wrap the routes with `middleware::from_fn(health::database_gate)`.
+///
+/// While the database is known to be unreachable, API requests answer 503 (with Retry-After)
+/// at once instead of each waiting out the pool's acquire timeout. A request that fails on its
+/// connection starts the outage; a probe in the background (one at a time) ends it as soon as
+/// the database answers. Probes (`/healthz`, `/readyz`) always pass.
+pub async fn database_gate<B: MessageBody>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<B>, Error> {
+    let ctx = req.app_data::<web::Data<AppContext>>().cloned();
+    let Some(ctx) = ctx else { return next.call(req).await };
+    if req.path().starts_with("/api/") && ctx.health.database_down_since().is_some() {
+        start_probe(&ctx);
+        return Err(AppError::Unavailable(DATABASE_UNREACHABLE.into()).into());
+    }
+    let response = next.call(req).await?;
+    let failed_on_connection = response.response().error().and_then(|e| e.as_error::<AppError>()).is_some_and(|e| {
+        // On PostgreSQL a pool that times out may mean the server is gone; the probe's own
+        // connection tells at once if it is merely busy. SQLite's pool waits only on itself.
+        matches!(e, AppError::Unavailable(detail) if detail == DATABASE_UNREACHABLE
+            || (detail == DATABASE_BUSY && ctx.db.get_database_backend() == DbBackend::Postgres))
+    });
+    if failed_on_connection {
+        if ctx.health.mark_database_down() {
+            tracing::warn!("the database cannot be reached: API requests answer 503 until it answers again");
+        }
+        start_probe(&ctx);
+    }
+    Ok(response)
+}
+
+/// Starts the outage probe unless one runs: it asks every [`PROBE_EVERY`] until the database
+/// answers, then lets requests through again.
+fn start_probe(ctx: &AppContext) {
+    if !ctx.health.claim_probe() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        // Released however the task ends (its worker thread may stop first).
+        struct Release(AppContext);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.health.release_probe();
+            }
+        }
+        let guard = Release(ctx);
+        while guard.0.health.database_down_since().is_some() {
+            match database_answers(&guard.0).await {
+                Ok(()) => {
+                    if guard.0.health.mark_database_up() {
+                        tracing::info!("the database answers again: API requests pass");
+                    }
+                }
+                Err(_) => tokio::time::sleep(PROBE_EVERY).await,
+            }
+        }
+    });
 }
 
 /// Mail waiting and dead, for an operator reading `/readyz`.

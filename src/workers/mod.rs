@@ -17,7 +17,11 @@ pub struct Workers {
 
 impl Workers {
     pub fn spawn(ctx: &AppContext) -> Self {
-        let token = CancellationToken::new();
+        Self::spawn_with(ctx, CancellationToken::new())
+    }
+
+    /// Spawns the loops, stopped by `token` (cancelled when a drain starts).
+    pub fn spawn_with(ctx: &AppContext, token: CancellationToken) -> Self {
         let tracker = TaskTracker::new();
         tracker.spawn(sweeper::run(ctx.clone(), token.clone()));
         tracker.spawn(mailer::run(ctx.clone(), token.clone()));

@@ -15,6 +15,7 @@ mod mail;
 mod mail_delivery;
 mod operations;
 mod operator;
+mod outages;
 mod reference_data;
 mod reports;
 mod security;
