@@ -15,6 +15,7 @@ mod m20261129_000009_notification_lease_token;
 mod m20261129_000009_sla_clock_failures;
 mod m20261129_000010_clock_stop_reason;
 mod m20261129_000011_notification_retention;
+mod m20261129_000012_rate_limit_counters;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_sla_clock_failures::Migration),
             Box::new(m20261129_000010_clock_stop_reason::Migration),
             Box::new(m20261129_000011_notification_retention::Migration),
+            Box::new(m20261129_000012_rate_limit_counters::Migration),
         ]
     }
 }

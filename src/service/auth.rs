@@ -45,7 +45,7 @@ pub async fn login(
     password_text: &str,
     ip: Option<IpAddr>,
 ) -> AppResult<IssuedToken> {
-    ctx.limits.check_login(ip)?;
+    ctx.limits.check_login(&ctx.db, ip, ctx.clock.now()).await?;
     let now = ctx.clock.now();
     let ip_text = ip.map(|ip| ip.to_string());
     let name = repo::login_failures::normalise(username);

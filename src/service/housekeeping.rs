@@ -10,7 +10,8 @@ use crate::{context::AppContext, error::AppResult};
 
 const KEEP: Duration = Duration::days(7);
 
-/// Deletes what is past keeping; returns how many rows went.
+/// Deletes what is past keeping; returns how many records (tokens, idempotency keys, failed-login
+/// counts) went.
 pub async fn run(ctx: &AppContext) -> AppResult<u64> {
     let before = ctx.clock.now() - KEEP;
     let tokens = api_token::Entity::delete_many()
@@ -26,5 +27,8 @@ pub async fn run(ctx: &AppContext) -> AppResult<u64> {
         .await?
         .rows_affected;
     let login_failures = crate::repo::login_failures::forget_older_than(&ctx.db, before).await?;
+    // Rate-limit minutes are counters, not records: cleared, not counted.
+    let windows = crate::limits::forget_old_windows(&ctx.db, ctx.clock.now()).await?;
+    tracing::debug!(windows, "old rate-limit windows cleared");
     Ok(tokens + keys + login_failures)
 }

@@ -221,3 +221,29 @@ async fn replicas_migrating_an_empty_database_at_once_both_succeed() {
     a.close().await.ok();
     b.close().await.ok();
 }
+
+/// Behind a load balancer each replica checks the same counters: three logins a minute from
+/// one address are three across two replicas, not three each.
+#[tokio::test]
+async fn rate_limits_hold_across_replicas() {
+    if !postgres_available() {
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, &[("GRIDWHISTLE_SECURITY__LOGIN_PER_MINUTE_PER_IP", "3")]).await;
+    app.clock.set(cst("2026-12-01 09:00") + Duration::seconds(10));
+    let pool = gridwhistle::db::connect(&app.ctx.settings).await.expect("second pool");
+    let replica =
+        gridwhistle::context::AppContext::new(pool, app.clock.clone(), (*app.ctx.settings).clone()).expect("replica");
+    let ip = Some("192.0.2.7".parse().expect("ip"));
+    let mut answers = Vec::new();
+    for ctx in [&app.ctx, &replica, &app.ctx, &replica] {
+        let refused =
+            gridwhistle::service::auth::login(ctx, "nobody", "wrong password", ip).await.expect_err("refused");
+        answers.push(matches!(refused, AppError::TooManyRequests { .. }));
+    }
+    assert_eq!(answers, [false, false, false, true], "the fourth login in the minute is one too many");
+    // The next minute starts afresh.
+    app.clock.set(cst("2026-12-01 09:01") + Duration::seconds(1));
+    let next = gridwhistle::service::auth::login(&replica, "nobody", "wrong password", ip).await.expect_err("refused");
+    assert!(!matches!(next, AppError::TooManyRequests { .. }), "{next:?}");
+}

@@ -83,7 +83,7 @@ pub async fn file(
     idempotency_key: Option<String>,
 ) -> AppResult<Filed> {
     require(caller, Permission::FileTicket)?;
-    ctx.limits.check_filing(caller.user_id)?;
+    ctx.limits.check_filing(&ctx.db, caller.user_id, ctx.clock.now()).await?;
     let checked = check_new_ticket(&input, idempotency_key.as_deref())?;
     let request_hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&input).map_err(|e| AppError::Internal(e.to_string()))?));
