@@ -224,8 +224,14 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
     match fate {
         Fate::Closed(score) => {
             later(5);
-            tickets::rate(ctx, rater, ticket_id, None, RatingRequest { score, comment: Some("处理及时".into()) })
-                .await?;
+            tickets::rate(
+                ctx,
+                rater,
+                ticket_id,
+                None,
+                RatingRequest { score: score.into(), comment: Some("处理及时".into()) },
+            )
+            .await?;
         }
         Fate::Rectified => {
             later(5);

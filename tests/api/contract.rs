@@ -150,3 +150,17 @@ async fn a_caller_without_the_permission_gets_403_whatever_the_query_string() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rating_out_of_range_is_told_the_range_whatever_the_number() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        let path = format!("/api/v1/tickets/{}/rating", ticket["id"].as_str().expect("id"));
+        for score in [-1, 0, 6, 300] {
+            let problem = app.post(&path, &demo.grid, serde_json::json!({"score": score})).await.problem(422);
+            assert_eq!(problem["errors"]["score"], "应为 1（非常不满意）到 5（非常满意）", "{score}: {problem}");
+        }
+    })
+    .await;
+}

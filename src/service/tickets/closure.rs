@@ -27,7 +27,8 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct RatingRequest {
     /// 5 非常满意 · 4 满意 · 3 基本满意 · 2 不满意 · 1 非常不满意
-    pub score: u8,
+    /// (any whole number is read, so -1 or 300 get the same clear answer as 6).
+    pub score: i64,
     pub comment: Option<String>,
 }
 
@@ -44,12 +45,16 @@ pub async fn rate(
 ) -> AppResult<TicketView> {
     require(caller, Permission::RateTicket)?;
     let mut errors = FieldErrors::new();
-    if !(1..=5).contains(&request.score) {
-        errors.add(
-            "score",
-            Message::said("应为 1（非常不满意）到 5（非常满意）", "must be 1 (非常不满意) to 5 (非常满意)"),
-        );
-    }
+    let score = match u8::try_from(request.score) {
+        Ok(score) if (1..=5).contains(&score) => score,
+        _ => {
+            errors.add(
+                "score",
+                Message::said("应为 1（非常不满意）到 5（非常满意）", "must be 1 (非常不满意) to 5 (非常满意)"),
+            );
+            0
+        }
+    };
     let comment = request.comment.as_deref().map(|c| long_text(&mut errors, "comment", c, 500));
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
@@ -61,12 +66,12 @@ pub async fn rate(
             "a grid worker rates only the tickets they filed",
         ));
     }
-    let bad = is_bad_rating(request.score);
+    let bad = is_bad_rating(score);
     let status = next_status(&ticket, if bad { TicketAction::Reopen } else { TicketAction::RateSatisfied })?;
     rating::ActiveModel {
         id: Set(Uuid::now_v7()),
         ticket_id: Set(id),
-        score: Set(i16::from(request.score)),
+        score: Set(i16::from(score)),
         comment: Set(comment.clone()),
         rated_by: Set(caller.user_id),
         created_at: Set(now),
@@ -74,16 +79,8 @@ pub async fn rate(
     .insert(&txn)
     .await?;
     let actor = Some(caller.user_id);
-    repo::tickets::record_event(
-        &txn,
-        id,
-        None,
-        event::RATED,
-        actor,
-        now,
-        json!({"score": request.score, "comment": comment}),
-    )
-    .await?;
+    repo::tickets::record_event(&txn, id, None, event::RATED, actor, now, json!({"score": score, "comment": comment}))
+        .await?;
     let mut row = ticket.clone().into_active_model();
     row.status = Set(status.to_string());
     row.rating_due_at = Set(None);
@@ -101,8 +98,7 @@ pub async fn rate(
             dispatch_row.update(&txn).await?;
             reopened.push(resolved.id);
         }
-        let payload =
-            json!({"score": request.score, "note": "差评整改：请原承办部门重新办理", "dispatch_ids": reopened});
+        let payload = json!({"score": score, "note": "差评整改：请原承办部门重新办理", "dispatch_ids": reopened});
         repo::tickets::record_event(&txn, id, None, event::REOPENED, actor, now, payload).await?;
         row.resolved_at = Set(None);
         crate::service::sla::start(ctx, &txn, &ticket, None, ClockKind::Rectify, now).await?;
@@ -115,7 +111,7 @@ pub async fn rate(
         };
         crate::service::escalation::fire(ctx, &txn, &cause, now).await?;
     } else {
-        repo::tickets::record_event(&txn, id, None, event::CLOSED, actor, now, json!({"score": request.score})).await?;
+        repo::tickets::record_event(&txn, id, None, event::CLOSED, actor, now, json!({"score": score})).await?;
         row.closed_at = Set(Some(now));
         end_open_work(&txn, id, &dispatches, now).await?;
     }
