@@ -137,7 +137,7 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
             "must not contain control characters (NUL, tab, line breaks and the like)",
         ));
     }
-    if password.chars().any(is_invisible) {
+    if password.chars().any(super::validate::is_invisible_or_directional) {
         return Some(Message::said(
             "不能含不可见或改变文字方向的字符（零宽字符、BOM、U+2028 等）",
             "must not contain invisible or direction-changing characters (zero-width, BOM, U+2028…)",
@@ -208,12 +208,6 @@ pub fn policy_violation(username: &str, password: &str, forbidden: Forbidden<'_>
 
 /// Fewer different characters than this is a pattern, not a password (`a1a1a1a1a1`).
 const MIN_DISTINCT: usize = 5;
-
-/// Zero-width and formatting characters, line and paragraph separators, the byte-order mark:
-/// they make two passwords that look the same differ, or hide characters altogether.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
-}
 
 /// Two consecutive runs, each ascending or descending (`12345abcde`, `abcde54321`).
 fn is_two_runs(chars: &[char]) -> bool {

@@ -235,6 +235,14 @@ impl FieldErrors {
     }
 }
 
+/// Zero-width and formatting characters, line and paragraph separators, direction changes,
+/// the byte-order mark and the soft hyphen: they make two texts that look the same differ, or
+/// show something other than what is there. Refused outright where a text must be exactly
+/// what it shows (passwords, file names).
+pub fn is_invisible_or_directional(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
+}
+
 /// Drops the bidirectional embedding, override and isolate controls (U+202A–U+202E,
 /// U+2066–U+2069): they make text display differently from what it says (`楼道\u{202E}...`
 /// shows reversed), which is a spoofing tool in names, titles and file names.

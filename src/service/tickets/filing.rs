@@ -123,11 +123,6 @@ struct CheckedTicket {
     attachments: Vec<Attachment>,
 }
 
-/// Zero-width, formatting and direction-changing characters, line and paragraph separators.
-fn is_invisible_or_directional(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
-}
-
 /// Characters that display like a path separator.
 fn is_slash_like(c: char) -> bool {
     matches!(c, '/' | '\\' | '\u{FF0F}' | '\u{FF3C}' | '\u{2215}' | '\u{2044}' | '\u{29F5}' | '\u{29F8}' | '\u{29F9}')
@@ -185,7 +180,10 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         // A plain name that shows what it is: never a path a client could be tricked into
         // writing elsewhere (slashes and their look-alikes), never text that displays as
         // something else (`photo\u{202E}gpj.exe` shows as photoexe.jpg) or shows nothing.
-        let deceptive = attachment.file_name.chars().any(|c| is_invisible_or_directional(c) || is_slash_like(c));
+        let deceptive = attachment
+            .file_name
+            .chars()
+            .any(|c| crate::domain::validate::is_invisible_or_directional(c) || is_slash_like(c));
         if deceptive || name == "." || name == ".." {
             errors.add(
                 &field,

@@ -237,8 +237,8 @@ pub(crate) async fn end_open_work(
         row.update(txn).await?;
     }
     crate::service::sla::stop(txn, ticket_id, &ClockKind::ALL, None, ClockStop::Cancelled, now).await?;
-    // Open supervision orders and pending extension requests end with the ticket: nobody
-    // answers or approves anything on it any more.
+    // Open supervision orders end with the ticket: nobody answers them any more. (Pending
+    // extension requests stay as they are; deciding one on an ended ticket is refused.)
     entities::supervision_order::Entity::update_many()
         .col_expr(entities::supervision_order::Column::Status, sea_orm::sea_query::Expr::val("cancelled"))
         .filter(entities::supervision_order::Column::TicketId.eq(ticket_id))

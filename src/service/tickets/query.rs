@@ -225,7 +225,8 @@ fn department_may_read(event: &mut entities::ticket_event::Model, department: Uu
         ids.retain(|id| id.as_str().and_then(|id| id.parse::<Uuid>().ok()).is_some_and(|id| own.contains(&id)));
     }
     match event.kind.as_str() {
-        event::RESOLVED | event::WORK_STARTED if event.dispatch_id.is_none_or(|d| !own.contains(&d)) => {
+        // Not the caller's own dispatch (that returned above): the fact, without who or how.
+        event::RESOLVED | event::WORK_STARTED => {
             event.payload = serde_json::json!({});
             event.dispatch_id = None;
             event.actor_id = None;
