@@ -55,9 +55,21 @@ pub struct Health {
     database_down_since: Arc<Mutex<Option<SystemTime>>>,
     probing: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
+    /// The outbox as the mailer last counted it (each tick), for `/readyz` to show without
+    /// counting again on every probe.
+    outbox: Arc<Mutex<Option<crate::service::notifications::OutboxHealth>>>,
 }
 
 impl Health {
+    pub fn record_outbox(&self, outbox: crate::service::notifications::OutboxHealth) {
+        *self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(outbox);
+    }
+
+    /// `None` until the mailer's first tick.
+    pub fn last_outbox(&self) -> Option<crate::service::notifications::OutboxHealth> {
+        *self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Since when the database has been unreachable, if it is.
     pub fn database_down_since(&self) -> Option<SystemTime> {
         *self.database_down_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

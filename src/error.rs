@@ -172,16 +172,23 @@ pub const DATABASE_UNREACHABLE: &str = "the database cannot be reached; retry sh
 
 /// Whether the connection itself failed (refused, reset, closed, TLS or protocol breakdown, the
 /// server shutting down), as opposed to the statement: the database is restarting or away.
-pub fn is_connection_failure(err: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    let e = match err {
-        DbErr::ConnectionAcquire(_) => return true,
+/// The driver's error under sea-orm's wrapping, where there is one.
+fn sqlx_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    match err {
         DbErr::Conn(RuntimeErr::SqlxError(e))
         | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
-        _ => return false,
-    };
-    match &**e {
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => None,
+    }
+}
+
+pub fn is_connection_failure(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    if matches!(err, DbErr::ConnectionAcquire(_)) {
+        return true;
+    }
+    let Some(e) = sqlx_error(err) else { return false };
+    match e {
         Sqlx::Io(_)
         | Sqlx::Tls(_)
         | Sqlx::Protocol(_)
@@ -199,12 +206,7 @@ pub fn is_connection_failure(err: &DbErr) -> bool {
 /// PostgreSQL refused a NUL character in a text value: 22021 `invalid byte sequence for
 /// encoding "UTF8": 0x00`, or 22P05 for `\u0000` inside JSON.
 fn is_nul_in_text(err: &DbErr) -> bool {
-    let (DbErr::Conn(RuntimeErr::SqlxError(e))
-    | DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
+    let Some(e) = sqlx_error(err) else { return false };
     e.as_database_error().and_then(|d| d.code()).is_some_and(|code| code == "22021" || code == "22P05")
 }
 
@@ -212,13 +214,7 @@ fn is_nul_in_text(err: &DbErr) -> bool {
 /// same work is expected to succeed when retried: PostgreSQL's deadlock (40P01) and
 /// serialization failure (40001), SQLite's busy / locked after the busy timeout.
 pub fn is_contention(err: &DbErr) -> bool {
-    let (DbErr::Conn(RuntimeErr::SqlxError(e))
-    | DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
-    let sea_orm::sqlx::Error::Database(db) = &**e else { return false };
+    let Some(sea_orm::sqlx::Error::Database(db)) = sqlx_error(err) else { return false };
     let code = db.code().unwrap_or_default();
     if db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some() {
         return matches!(code.as_ref(), "40P01" | "40001");

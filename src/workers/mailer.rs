@@ -239,6 +239,7 @@ async fn update_gauges(ctx: &AppContext, transport: &Transport) {
         Ok(health) => {
             metrics::outbox().with_label_values(&["pending"]).set(health.pending as i64);
             metrics::outbox().with_label_values(&["dead"]).set(health.dead as i64);
+            ctx.health.record_outbox(health);
         }
         Err(err) => tracing::debug!(error = %err.chain(), "outbox gauges not updated"),
     }

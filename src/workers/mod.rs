@@ -16,10 +16,6 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn spawn(ctx: &AppContext) -> Self {
-        Self::spawn_with(ctx, CancellationToken::new())
-    }
-
     /// Spawns the loops, stopped by `token` (cancelled when a drain starts).
     pub fn spawn_with(ctx: &AppContext, token: CancellationToken) -> Self {
         let tracker = TaskTracker::new();
