@@ -47,10 +47,11 @@ pub async fn list(
         .status
         .map(|s| {
             DispatchStatus::parse(&s).ok_or_else(|| {
-                let statuses = ["pending", "acknowledged", "returned", "resolved", "cancelled"];
                 AppError::invalid(
                     "status",
-                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                    crate::domain::validate::Message::OneOf(
+                        DispatchStatus::ALL.iter().map(ToString::to_string).collect(),
+                    ),
                 )
             })
         })

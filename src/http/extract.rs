@@ -88,10 +88,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })?;
     let mut blanks = Vec::new();
     blank_strings(&value, String::new(), &mut blanks);
-    let mut kept: Vec<String> = Vec::new();
+    let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
+        // Each required field sent blank costs one more parse: bounded, so a body of thousands
+        // of blank strings cannot make a caller spend the server's CPU. Past the bound the
+        // blanks stay as sent and the services report them as empty.
+        if kept.len() >= MAX_BLANK_RETRIES {
+            return serde_path_to_error::deserialize(value)
+                .map_err(|err| field_error(&err.path().to_string(), &err.into_inner().to_string()));
+        }
         let mut attempt = value.clone();
-        for path in blanks.iter().filter(|p| !kept.contains(p)) {
+        for path in blanks.iter().filter(|p| !kept.contains(*p)) {
             if let Some(slot) = pointer_mut(&mut attempt, path) {
                 *slot = serde_json::Value::Null;
             }
@@ -103,7 +110,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 let message = err.into_inner().to_string();
                 // A required value sent blank: keep the blank string and try again.
                 if message.starts_with("invalid type: null") && blanks.contains(&path) && !kept.contains(&path) {
-                    kept.push(path);
+                    kept.insert(path);
                     continue;
                 }
                 return Err(field_error(&path, &message));
@@ -111,6 +118,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         }
     }
 }
+
+/// How many required fields sent blank one body may cost a parse each.
+const MAX_BLANK_RETRIES: usize = 16;
 
 /// The paths (as `serde_path_to_error` writes them: `a.b[0].c`) of blank strings in `value`.
 fn blank_strings(value: &serde_json::Value, path: String, found: &mut Vec<String>) {

@@ -118,10 +118,11 @@ pub async fn list(
         .status
         .map(|s| {
             TicketStatus::parse(&s).ok_or_else(|| {
-                let statuses = ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"];
                 AppError::invalid(
                     "status",
-                    crate::domain::validate::Message::OneOf(statuses.map(String::from).to_vec()),
+                    crate::domain::validate::Message::OneOf(
+                        TicketStatus::ALL.iter().map(ToString::to_string).collect(),
+                    ),
                 )
             })
         })
