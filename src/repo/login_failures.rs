@@ -32,9 +32,17 @@ pub async fn count_failure(db: &impl ConnectionTrait, name: &str, now: DateTime<
     login_failure::Entity::insert(first)
         .on_conflict(
             OnConflict::column(login_failure::Column::Username)
+                // A lock that has run out starts the count afresh: one wrong password after it
+                // is the first failure, not the sixth.
                 .value(
                     login_failure::Column::Failures,
-                    Expr::col((login_failure::Entity, login_failure::Column::Failures)).add(1),
+                    Expr::case(lock_expired(now), 1)
+                        .finally(Expr::col((login_failure::Entity, login_failure::Column::Failures)).add(1)),
+                )
+                .value(
+                    login_failure::Column::LockedUntil,
+                    Expr::case(lock_expired(now), Expr::val(Option::<DateTime<Utc>>::None))
+                        .finally(Expr::col((login_failure::Entity, login_failure::Column::LockedUntil))),
                 )
                 .value(login_failure::Column::LastFailedAt, Expr::val(now))
                 .to_owned(),
@@ -42,6 +50,11 @@ pub async fn count_failure(db: &impl ConnectionTrait, name: &str, now: DateTime<
         .exec_without_returning(db)
         .await?;
     Ok(find(db, name).await?.map_or(1, |row| row.failures))
+}
+
+/// The stored row's lock is set and over (NULL — never locked — is not).
+fn lock_expired(now: DateTime<Utc>) -> sea_orm::sea_query::SimpleExpr {
+    Expr::col((login_failure::Entity, login_failure::Column::LockedUntil)).lte(now)
 }
 
 pub async fn lock(db: &impl ConnectionTrait, name: &str, until: DateTime<Utc>) -> Result<(), DbErr> {
