@@ -23,6 +23,9 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
         .max_connections(settings.database.max_connections)
         .acquire_timeout(settings.database.acquire_timeout)
         .sqlx_logging(false)
+        // A connection a database restart has closed is found out before a request gets it,
+        // and replaced: the read then runs on a fresh connection (tests/api/outages.rs).
+        .test_before_acquire(true)
         // WAL lets readers run beside the one writer; the busy timeout makes a second writer
         // wait for the first instead of failing at once.
         .map_sqlx_sqlite_opts(|opts| {
