@@ -125,7 +125,6 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Serve { demo } => {
             let mut app = Application::build(settings).await?;
-            app.start_workers();
             let ctx = app.context().clone();
             let empty = service::demo::database_is_empty(&ctx).await?;
             match (demo, empty) {
@@ -145,6 +144,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 ),
                 (false, false) => {}
             }
+            // Only once the demo data is in: the demo replays three weeks of work on a clock
+            // of its own, and a sweeper running beside it would act on the same tickets on
+            // today's clock (auto-closing one before the replay rates it).
+            app.start_workers();
             tracing::info!(address = %format!("http://{}:{}", ctx.settings.http.host, app.port()), "serving");
             let drain = app.drain();
             actix_web::rt::spawn(async move {
