@@ -320,7 +320,9 @@ async fn a_database_restart_cutting_every_connection_is_never_a_500() {
         let left = admin
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                format!("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"),
+                format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ),
             ))
             .await
             .expect("count backends")
