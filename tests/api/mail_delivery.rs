@@ -201,6 +201,35 @@ async fn after_an_outage_everything_waiting_goes_out_at_once() {
     .await;
 }
 
+/// More mail waiting than one batch: the tick that finds the server back sends all of it,
+/// back to back, instead of one batch per poll interval (the fault suite measured 100 mails
+/// taking six ticks to drain).
+#[tokio::test]
+async fn after_an_outage_a_backlog_larger_than_a_batch_goes_out_in_one_tick() {
+    each_backend(|app| async move {
+        let port = free_port();
+        let transport = smtp(&app.ctx.settings.smtp, port);
+        let demo = app.demo().await;
+        let category = app.category("environment", &demo.admin).await;
+        let backlog = 45; // more than two batches of 20
+        for _ in 0..backlog {
+            app.file(&demo.grid, &category).await;
+        }
+        for _ in 0..3 {
+            mailer::run_once(&app.ctx, &transport).await.expect("runs");
+            app.clock.advance(Duration::seconds(5));
+        }
+        assert_eq!(outbox(&app, "pending", &demo.admin).await.len(), backlog);
+
+        let mailbox = Mailbox::start(port);
+        let report = mailer::run_once(&app.ctx, &transport).await.expect("runs");
+        assert_eq!(report.sent, backlog, "{report:?}");
+        assert_eq!(mailbox.received().len(), backlog);
+        assert!(outbox(&app, "pending", &demo.admin).await.is_empty());
+    })
+    .await;
+}
+
 /// A lead and a co-handler both late to acknowledge: the dispatcher gets two mails that say
 /// which department and which clock each is about.
 #[tokio::test]
