@@ -43,6 +43,8 @@ use crate::{
 
 /// Mails claimed at a time.
 const BATCH: u64 = 20;
+/// Batches one tick may send while each comes back full.
+const MAX_BATCHES_PER_TICK: usize = 10;
 /// The SMTP client's timeout for each step of the conversation.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most one mail may take, the whole conversation included; a slower one counts as a
@@ -214,16 +216,26 @@ pub async fn run(ctx: AppContext, token: CancellationToken) {
 
 /// One tick: gives up on mail past its retention, then claims due mail and delivers it —
 /// a single probe while the server is (or may be) unreachable, and right after a probe that
-/// went through, a full batch.
+/// went through, batch after batch while they come back full (up to
+/// [`MAX_BATCHES_PER_TICK`]).
 pub async fn run_once(ctx: &AppContext, transport: &Transport) -> AppResult<MailReport> {
     let mut report = MailReport { dead: expire(ctx).await?, ..Default::default() };
     if transport.breaker().probing() {
         let probe = claim_rows(ctx, 1, true).await?;
         report.add(deliver(ctx, transport, probe).await?);
     }
-    if !transport.breaker().probing() {
+    // A backlog (everything that waited out an outage) goes out back to back, not a batch
+    // per poll interval; bounded, so a tick still ends and a drain can stop the mailer.
+    for _ in 0..MAX_BATCHES_PER_TICK {
+        if transport.breaker().probing() {
+            break;
+        }
         let claimed = claim(ctx).await?;
+        let full = claimed.mails.len() as u64 >= BATCH;
         report.add(deliver(ctx, transport, claimed).await?);
+        if !full {
+            break;
+        }
     }
     update_gauges(ctx, transport).await;
     Ok(report)
