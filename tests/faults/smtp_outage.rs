@@ -39,7 +39,7 @@ async fn experiment(backend: Backend, size: Size, port: u16, smtp_port: u16) {
     let base = server.base();
     let filer = Filer::new(&base).await;
     for n in 0..filings {
-        assert!(filer.file(&base, n).await.acknowledged(), "[{label}] filing {n}");
+        filer.file_acknowledged(&base, n).await;
     }
     let db = database.connect().await;
     // The mailer has tried and failed: mail is waiting, none is dead.

@@ -355,33 +355,48 @@ pub fn wait_listening(port: u16) {
     panic!("nothing listens on port {port}");
 }
 
-/// A demo user's token from `server`.
+/// A set-up request's JSON answer. A loaded machine may see a 503 (pool busy): set-up retries
+/// it for a while, as any client would; anything else but a 2xx fails the experiment.
+async fn setup_request(request: impl Fn() -> reqwest::RequestBuilder, what: &str) -> Value {
+    let mut last = String::new();
+    for _ in 0..40 {
+        match request().send().await {
+            Ok(response) if response.status().is_success() => return response.json().await.expect("a JSON body"),
+            Ok(response) if response.status().as_u16() == 503 => {
+                last = format!("503 {}", response.text().await.unwrap_or_default())
+            }
+            Ok(response) => panic!("{what}: {} {}", response.status(), response.text().await.unwrap_or_default()),
+            Err(err) => last = chain(&err),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{what}: no answer but {last}")
+}
+
+/// A demo user's token from the server at `base`.
 pub async fn token(base: &str, username: &str) -> String {
     let client = reqwest::Client::new();
-    let reply = client
-        .post(format!("{base}/api/v1/auth/token"))
-        .json(&json!({"username": username, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .expect("login answered");
-    assert!(reply.status().is_success(), "login of {username}: {}", reply.status());
-    let body: Value = reply.json().await.expect("token body");
+    let body = setup_request(
+        || {
+            client
+                .post(format!("{base}/api/v1/auth/token"))
+                .json(&json!({"username": username, "password": DEMO_PASSWORD}))
+        },
+        &format!("login of {username}"),
+    )
+    .await;
     body["access_token"].as_str().expect("access_token").to_owned()
 }
 
 /// The id of the demo category `code`.
 pub async fn category(base: &str, token: &str, code: &str) -> String {
     let client = reqwest::Client::new();
-    let body: Value = client
-        .get(format!("{base}/api/v1/categories?code={code}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("categories answered")
-        .json()
-        .await
-        .expect("categories body");
-    body["items"][0]["id"].as_str().expect("category id").to_owned()
+    let body = setup_request(
+        || client.get(format!("{base}/api/v1/categories?code={code}")).bearer_auth(token),
+        &format!("category {code}"),
+    )
+    .await;
+    body["items"][0]["id"].as_str().unwrap_or_else(|| panic!("category {code} in {body}")).to_owned()
 }
 
 /// What became of one request, as its client saw it.
@@ -466,6 +481,23 @@ impl Filer {
             Ok(response) => Outcome::Answered { status: response.status().as_u16(), ticket: None },
             Err(err) => classify(err),
         }
+    }
+}
+
+impl Filer {
+    /// Files request `n` until it is acknowledged; a 503 (busy) or refused connection is
+    /// retried with the same key, anything else fails the experiment.
+    pub async fn file_acknowledged(&self, base: &str, n: usize) {
+        for _ in 0..40 {
+            match self.file(base, n).await {
+                outcome if outcome.acknowledged() => return,
+                Outcome::Answered { status: 503, .. } | Outcome::Refused => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                other => panic!("filing {n}: {other:?}"),
+            }
+        }
+        panic!("filing {n} not acknowledged after 40 tries")
     }
 }
 
