@@ -59,6 +59,9 @@ async fn experiment(backend: Backend, size: Size, port: u16) {
         // Clients file as fast as they are answered, each request with its own key.
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged_before = ledger.acknowledged().len();
+        let unanswered_before = ledger.count(|o| matches!(o, Outcome::Unanswered(_)));
+        let refused_before = ledger.count(|o| matches!(o, Outcome::Refused));
+        let busy_before = ledger.count(|o| matches!(o, Outcome::Answered { status: 503, .. }));
         let tasks: Vec<_> = (0..clients)
             .map(|_| {
                 let (filer, ledger, next, stop, base) =
@@ -87,8 +90,10 @@ async fn experiment(backend: Backend, size: Size, port: u16) {
         for task in tasks {
             task.await.expect("client task");
         }
-        let unanswered = ledger.count(|o| matches!(o, Outcome::Unanswered(_)));
-        let refused = ledger.count(|o| matches!(o, Outcome::Refused));
+        // This round's figures; the database checks below cover every round so far.
+        let unanswered = ledger.count(|o| matches!(o, Outcome::Unanswered(_))) - unanswered_before;
+        let refused = ledger.count(|o| matches!(o, Outcome::Refused)) - refused_before;
+        let busy = ledger.count(|o| matches!(o, Outcome::Answered { status: 503, .. })) - busy_before;
 
         server = Server::start(&config);
         let restarted = Instant::now();
@@ -100,9 +105,9 @@ async fn experiment(backend: Backend, size: Size, port: u16) {
         db.close().await.ok();
         let left = ledger.unacknowledged().len();
         println!(
-            "[{label}] round {round}/{rounds}: requests {}, acknowledged {}, lost {}, duplicated {}, unexplained {}; \
-             in flight at the kill (no answer) {unanswered}, refused while down {refused}, retried with their key \
-             {retried}, still unacknowledged {left}; restart to ready {} (down {} in all)",
+            "[{label}] round {round}/{rounds}: requests so far {}, acknowledged {}, lost {}, duplicated {}, unexplained \
+             {}; this round: in flight at the kill (no answer) {unanswered}, refused while down {refused}, 503 (busy) \
+             {busy}, retried with their key {retried}, still unacknowledged {left}; restart to ready {} (down {} in all)",
             ledger.snapshot().len(),
             found.acknowledged,
             found.lost,
