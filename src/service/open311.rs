@@ -428,8 +428,8 @@ pub async fn search(
     public_views(ctx, rows).await
 }
 
-/// The search window: the client's bounds, else the last [`DEFAULT_WINDOW_DAYS`] days (from the
-/// start, when only that is given).
+/// The search window: the client's bounds; without an end, up to now; without a start, the
+/// [`DEFAULT_WINDOW_DAYS`] days before the end.
 fn window(
     now: DateTime<Utc>,
     start: Option<DateTime<Utc>>,
@@ -438,7 +438,7 @@ fn window(
     let span = Duration::days(DEFAULT_WINDOW_DAYS);
     match (start, end) {
         (Some(start), Some(end)) => (start, end),
-        (Some(start), None) => (start, start + span),
+        (Some(start), None) => (start, now),
         (None, Some(end)) => (end - span, end),
         (None, None) => (now - span, now),
     }

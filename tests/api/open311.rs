@@ -460,6 +460,10 @@ async fn search_lists_every_channel_with_filters_and_the_status_mapping() {
         assert_eq!(ids(get(&app, &window).await.json(200)), all);
         let utc = format!("/requests.json?start_date={}", (now - Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"));
         assert_eq!(ids(get(&app, &utc).await.json(200)), all, "Z times too");
+        // A start long ago without an end: from then until now.
+        let long_ago =
+            format!("/requests.json?start_date={}", (now - Duration::days(200)).format("%Y-%m-%dT%H:%M:%SZ"));
+        assert_eq!(ids(get(&app, &long_ago).await.json(200)), all);
 
         // The default window is the last 90 days.
         app.clock.advance(Duration::days(91));
@@ -546,4 +550,7 @@ async fn a_wrong_method_is_refused_and_not_routed_elsewhere() {
     let app = crate::helpers::spawn_app(Backend::Sqlite).await;
     let response = app.client.delete(app.url(&format!("{ROOT}/requests.json"))).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(got(response).await.json_error(405).contains("DELETE"));
+    let response = app.client.put(app.url(&format!("{ROOT}/services.xml"))).send().await.expect("sent");
+    assert!(got(response).await.xml_error(405).contains("PUT"));
 }

@@ -326,10 +326,22 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     error_response(&err, format, lang(&req))
 }
 
+/// A method the resource does not have: an Open311 405.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let format = if req.path().ends_with(".xml") { Format::Xml } else { Format::Json };
+    let err = AppError::refused(
+        Refusal::MethodNotAllowed,
+        format!("{} 不支持 {} 方法", req.path(), req.method()),
+        format!("{} is not supported on {}", req.method(), req.path()),
+    );
+    error_response(&err, format, lang(&req))
+}
+
 /// Routes under `/open311/v2`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use actix_web::web::{get, post, resource};
+    use actix_web::web::{get, post};
     const FORMAT: &str = "{format:json|xml}";
+    let resource = |path: String| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(
         web::scope("/open311/v2")
             .service(resource(format!("/discovery.{FORMAT}")).route(get().to(discovery)))
