@@ -148,7 +148,7 @@ pub async fn authenticate(ctx: &AppContext, key: Option<&str>, ip: Option<IpAddr
     };
     let account = user::Entity::find_by_id(row.user_id).one(&ctx.db).await?.ok_or_else(refused)?;
     api_key::Entity::update_many()
-        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::val(now).into())
+        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::val(now))
         .filter(api_key::Column::Id.eq(row.id))
         .exec(&ctx.db)
         .await?;

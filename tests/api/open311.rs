@@ -82,7 +82,7 @@ async fn new_key(app: &TestApp, admin: &str, name: &str) -> String {
 }
 
 /// A request in 和平社区第一网格 (市容环境: auto-dispatched to 忻府区城市管理局).
-fn filing<'a>(key: &'a str) -> Vec<(&'a str, &'a str)> {
+fn filing(key: &str) -> Vec<(&str, &str)> {
     vec![
         ("api_key", key),
         ("jurisdiction_id", "140900"),
@@ -100,6 +100,9 @@ fn filing<'a>(key: &'a str) -> Vec<(&'a str, &'a str)> {
         ("media_url", "https://img.example/photos/1.jpg"),
     ]
 }
+
+/// A field of the filing form replaced (`Some`) or left out (`None`).
+type Change<'a> = (&'a str, Option<&'a str>);
 
 /// The filing form with some fields replaced (`Some`) or left out (`None`).
 fn changed<'a>(key: &'a str, changes: &[(&str, Option<&str>)]) -> Vec<(&'a str, String)> {
@@ -334,7 +337,7 @@ async fn refusals_are_open311_errors_in_both_formats_and_write_nothing() {
     each_backend(|app| async move {
         let demo = app.demo().await;
         let key = new_key(&app, &demo.admin, "市民 App").await;
-        let cases: Vec<(u16, Vec<(&str, Option<&str>)>, &str)> = vec![
+        let cases: Vec<(u16, Vec<Change>, &str)> = vec![
             (403, vec![("api_key", None)], "api_key"),
             (403, vec![("api_key", Some("gwk_not-a-key"))], "api_key"),
             (400, vec![("service_code", None)], "service_code"),
