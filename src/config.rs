@@ -29,6 +29,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
+    pub open311: Open311Settings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +184,8 @@ pub struct SecuritySettings {
     pub login_per_minute_per_ip: u32,
     pub filing_per_minute_per_token: u32,
     pub trust_forwarded_for: bool,
+    /// Open311 POSTs (each presents an API key) per minute from one client address.
+    pub open311_per_minute_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +193,15 @@ pub struct ReportSettings {
     pub weight_response: f64,
     pub weight_resolution: f64,
     pub weight_satisfaction: f64,
+}
+
+/// Open311 GeoReport v2 at `/open311/v2`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Open311Settings {
+    /// The unit code clients send as `jurisdiction_id`: the tree Open311 serves.
+    pub jurisdiction_id: String,
+    /// POST requests answers a `token` (resolved through `tokens/{token}`) instead of the id.
+    pub batch: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

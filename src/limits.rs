@@ -19,6 +19,8 @@ pub struct Limits {
     filing: Arc<DefaultKeyedRateLimiter<Uuid>>,
     login_per_minute: u32,
     filing_per_minute: u32,
+    open311: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    open311_per_minute: u32,
 }
 
 impl std::fmt::Debug for Limits {
@@ -38,6 +40,8 @@ impl Limits {
             filing: Arc::new(RateLimiter::keyed(per_minute(settings.filing_per_minute_per_token))),
             login_per_minute: settings.login_per_minute_per_ip.max(1),
             filing_per_minute: settings.filing_per_minute_per_token.max(1),
+            open311: Arc::new(RateLimiter::keyed(per_minute(settings.open311_per_minute_per_ip))),
+            open311_per_minute: settings.open311_per_minute_per_ip.max(1),
         }
     }
 
@@ -62,6 +66,25 @@ impl Limits {
             shared(db, "filing", &user.to_string(), self.filing_per_minute, now, MESSAGE).await
         } else {
             check(&self.filing, &user, MESSAGE)
+        }
+    }
+}
+
+impl Limits {
+    /// Open311 POSTs, each presenting an API key, per client address: counted before the key
+    /// is looked up, so keys cannot be guessed faster than this.
+    pub async fn check_open311(
+        &self,
+        db: &DatabaseConnection,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        const MESSAGE: &str = "too many Open311 requests from this address; wait and retry";
+        let Some(ip) = ip else { return Ok(()) };
+        if db.get_database_backend() == DbBackend::Postgres {
+            shared(db, "open311", &ip.to_string(), self.open311_per_minute, now, MESSAGE).await
+        } else {
+            check(&self.open311, &ip, MESSAGE)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! sea-orm models of GridWhistle's tables and the enums stored in them. No logic lives here.
 
+pub mod api_key;
 pub mod api_token;
 pub mod audit_log;
 pub mod calendar_year;
@@ -14,6 +15,7 @@ pub mod grid_unit;
 pub mod idempotency_key;
 pub mod login_failure;
 pub mod notification;
+pub mod open311_token;
 pub mod rating;
 pub mod routing_rule;
 pub mod routing_rule_co_handler;
@@ -23,6 +25,7 @@ pub mod supervision_order;
 pub mod ticket;
 pub mod ticket_counter;
 pub mod ticket_event;
+pub mod ticket_media_url;
 pub mod user;
 
 pub use enums::{ClockStop, Priority, Role, UnitLevel};

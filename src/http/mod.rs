@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, extractors, DTOs, problem details and the OpenAPI document.
 
+pub mod api_keys;
 pub mod catch_panic;
 pub mod categories;
 pub mod departments;
@@ -9,6 +10,7 @@ pub mod extract;
 pub mod grid_units;
 pub mod health;
 pub mod notifications;
+pub mod open311;
 pub mod openapi;
 pub mod problem;
 pub mod reports;
@@ -29,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/docs").route(get().to(openapi::reference_redirect)))
         .service(openapi::reference_page())
         .service(resource("/metrics").route(get().to(sla::prometheus)))
+        .configure(open311::routes)
         .service(
             web::scope("/api/v1")
                 // API answers may carry residents' personal data: no cache (browser, proxy)
@@ -110,6 +113,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/reports/sla").route(get().to(reports::sla)))
                 .service(resource("/reports/trend").route(get().to(reports::trend)))
                 .service(resource("/reports/overdue").route(get().to(reports::overdue)))
+                .service(resource("/api-keys").route(get().to(api_keys::list)).route(post().to(api_keys::create)))
+                .service(resource("/api-keys/{id}").route(delete().to(api_keys::revoke)))
                 .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")

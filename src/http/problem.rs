@@ -249,6 +249,10 @@ pub async fn localise<B: MessageBody + 'static>(
 
 /// The router answers a wrong method with an empty 405; give it a problem body too.
 pub fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    // Open311 says its 405 itself, as an Open311 error array.
+    if res.request().path().starts_with("/open311/") {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
     let (req, _) = res.into_parts();
     let response = HttpResponse::from_error(AppError::refused(
         Refusal::MethodNotAllowed,

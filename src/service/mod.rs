@@ -1,5 +1,6 @@
 //! Use cases. The only layer that opens and commits transactions.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
@@ -13,6 +14,7 @@ pub mod extensions;
 pub mod housekeeping;
 pub mod notifications;
 pub mod notify;
+pub mod open311;
 pub mod operations;
 pub mod sla;
 pub mod supervision;

@@ -13,6 +13,7 @@ mod geography;
 mod helpers;
 mod mail;
 mod mail_delivery;
+mod open311;
 mod operations;
 mod operator;
 mod outages;

@@ -301,6 +301,8 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/reports/sla", &["get"]),
             ("/api/v1/reports/trend", &["get"]),
             ("/api/v1/reports/overdue", &["get"]),
+            ("/api/v1/api-keys", &["get", "post"]),
+            ("/api/v1/api-keys/{id}", &["delete"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());

@@ -76,11 +76,32 @@ pub struct Attachment {
 
 // ---- filing ---------------------------------------------------------------------------------
 
+/// What a channel adds to a filing beyond the ticket body, written in the filing's own
+/// transaction (so a refused filing writes none of it).
+#[derive(Debug, Default, Clone)]
+pub struct ChannelExtras {
+    /// Photos kept elsewhere (Open311 `media_url`): attachments that point outside.
+    pub media_urls: Vec<String>,
+    /// The channel's handle for the filing (an Open311 batch token), resolved later.
+    pub token: Option<String>,
+}
+
 pub async fn file(
     ctx: &AppContext,
     caller: &Caller,
     input: NewTicket,
     idempotency_key: Option<String>,
+) -> AppResult<Filed> {
+    file_with(ctx, caller, input, idempotency_key, ChannelExtras::default()).await
+}
+
+/// [`file`], plus what a channel keeps with the ticket.
+pub async fn file_with(
+    ctx: &AppContext,
+    caller: &Caller,
+    input: NewTicket,
+    idempotency_key: Option<String>,
+    extras: ChannelExtras,
 ) -> AppResult<Filed> {
     require(caller, Permission::FileTicket)?;
     ctx.limits.check_filing(&ctx.db, caller.user_id, ctx.clock.now()).await?;
@@ -88,7 +109,7 @@ pub async fn file(
     let request_hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&input).map_err(|e| AppError::Internal(e.to_string()))?));
 
-    match file_in_transaction(ctx, caller, &input, checked, idempotency_key.as_deref(), &request_hash).await {
+    match file_in_transaction(ctx, caller, &input, checked, idempotency_key.as_deref(), &request_hash, &extras).await {
         // Another request with the same key committed first (PostgreSQL lets both start):
         // answer with its ticket, exactly as a later retry would get.
         Err(FileError::KeyTaken) => match idempotency_key.as_deref() {
@@ -224,6 +245,7 @@ async fn file_in_transaction(
     checked: CheckedTicket,
     idempotency_key: Option<&str>,
     request_hash: &str,
+    extras: &ChannelExtras,
 ) -> Result<Filed, FileError> {
     let txn = begin_write(&ctx.db).await?;
     if let Some(key) = idempotency_key
@@ -335,6 +357,8 @@ async fn file_in_transaction(
     .await?;
     let payload = json!({"number": number, "category_id": category.id, "unit_id": unit.id, "priority": created.priority, "channel": created.channel});
     repo::tickets::record_event(&txn, id, None, event::FILED, Some(caller.user_id), now, payload).await?;
+    let source = created.channel.clone();
+    repo::open311::keep_channel_extras(&txn, id, &source, &extras.media_urls, extras.token.as_deref(), now).await?;
 
     let mut ticket = created;
     if category.auto_dispatch {
