@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
-    users,
+    categories, departments, dispatches, event_stream, grid_units, health, notifications, reports, routing, session,
+    sla, tickets, users, webhooks,
 };
 use crate::domain::access::{Permission, role_may};
 
@@ -62,6 +62,9 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
         notifications::retry, notifications::retry_dead,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
+        event_stream::stream, event_stream::stream_token,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -176,6 +179,16 @@ const ACCESS: &[(&str, Access)] = {
         ("listNotifications", Needs(Operate)),
         ("retryNotification", Needs(Operate)),
         ("retryDeadNotifications", Needs(Operate)),
+        ("createWebhook", Needs(Operate)),
+        ("listWebhooks", Needs(Operate)),
+        ("getWebhook", Needs(Operate)),
+        ("updateWebhook", Needs(Operate)),
+        ("deleteWebhook", Needs(Operate)),
+        ("rotateWebhookSecret", Needs(Operate)),
+        ("listWebhookDeliveries", Needs(Operate)),
+        ("redeliverWebhook", Needs(Operate)),
+        ("streamEvents", Needs(ReadTickets)),
+        ("createEventStreamToken", Needs(ReadTickets)),
     ]
 };
 
