@@ -26,3 +26,4 @@ mod ticket_rules;
 mod tickets;
 mod time_bounds;
 mod users;
+mod webhooks;
