@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 mod error_messages;
 mod errors;
+mod event_stream;
 mod geography;
 mod helpers;
 mod mail;
