@@ -370,7 +370,7 @@ async fn post(sender: &Sender, subscription: &webhook_subscription::Model, id: &
                 Attempt { status_code: Some(status.as_u16()), error: None, latency_ms }
             } else {
                 let text = String::from_utf8_lossy(&excerpt).chars().take(500).collect::<String>();
-                let redirect = status.is_redirection().then_some(" (redirects are not followed)").unwrap_or_default();
+                let redirect = if status.is_redirection() { " (redirects are not followed)" } else { "" };
                 let error = error.unwrap_or_else(|| format!("HTTP {}{redirect}: {}", status.as_u16(), text.trim()));
                 Attempt { status_code: Some(status.as_u16()), error: Some(error), latency_ms }
             }

@@ -413,3 +413,62 @@ async fn a_subscription_failing_for_the_whole_retention_is_disabled_and_audited(
     })
     .await;
 }
+
+/// Two servers on one PostgreSQL run their delivery workers side by side: every event is
+/// delivered once, and the subscription's deliveries still arrive in event order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_each_event_once_and_in_order() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        println!("skipped: needs TEST_DATABASE_URL (two replicas share one PostgreSQL)");
+        return;
+    }
+    let a = spawn_app_with(crate::helpers::Backend::Postgres, &[PRIVATE_OK]).await;
+    let mut env = crate::helpers::test_env(&a.ctx.settings.database_url);
+    env.insert(PRIVATE_OK.0.into(), PRIVATE_OK.1.into());
+    let settings = gridwhistle::config::Settings::load(gridwhistle::config::SettingsSources { local_file: None, env })
+        .expect("settings");
+    let b = gridwhistle::startup::Application::build_with_clock(settings, a.clock.clone()).await.expect("replica b");
+    let b_ctx = b.context().clone();
+    tokio::spawn(b.run_until_stopped());
+
+    let receiver = Receiver::start(&[]).await;
+    let demo = a.demo().await;
+    let (id, secret) = subscribe(&a, &demo.admin, json!({"url": receiver.url()})).await;
+    let category = a.category("environment", &demo.admin).await;
+    let mut tickets = Vec::new();
+    for _ in 0..4 {
+        tickets.push(a.file(&demo.grid, &category).await["id"].as_str().expect("id").to_owned());
+    }
+    let (sender_a, sender_b) = (webhooks::sender(&a.ctx).expect("sender"), webhooks::sender(&b_ctx).expect("sender"));
+    for _ in 0..100 {
+        let (on_a, on_b) = tokio::join!(webhooks::run_once(&a.ctx, &sender_a), webhooks::run_once(&b_ctx, &sender_b));
+        if on_a.expect("a delivers") == DeliveryReport::default()
+            && on_b.expect("b delivers") == DeliveryReport::default()
+        {
+            break;
+        }
+    }
+    let received = receiver.received();
+    let mut expected = Vec::new();
+    for ticket in &tickets {
+        for kind in a.timeline(ticket, &demo.admin).await {
+            expected.push(format!("{ticket}/ticket.{kind}"));
+        }
+    }
+    let got: Vec<String> = received
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            format!("{}/{}", body["data"]["ticket"]["id"].as_str().expect("id"), body["type"].as_str().expect("type"))
+        })
+        .collect();
+    assert_eq!(got, expected, "each event once, in event order");
+    let mut ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), received.len(), "no delivery went out twice");
+    for r in &received {
+        verify(&secret, r);
+    }
+    assert!(deliveries(&a, &demo.admin, &id).await.iter().all(|d| d["status"] == "delivered"));
+}
