@@ -37,6 +37,9 @@ pub struct StreamQuery {
     /// For browsers' EventSource, which cannot send a bearer token: a token from
     /// `createEventStreamToken`. Never logged.
     stream_token: Option<String>,
+    /// Like the `Last-Event-ID` header, for a new EventSource (which cannot set headers)
+    /// opened after its stream token ran out. The header wins when both are sent.
+    last_event_id: Option<String>,
 }
 
 /// Follow your timeline events live (Server-Sent Events).
@@ -77,7 +80,8 @@ pub async fn stream(
     {
         return Err(AppError::invalid("kind", Message::OneOf(EVENT_KINDS.iter().map(|k| k.to_string()).collect())));
     }
-    let last_event_id = match req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or_default().trim()) {
+    let header = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or_default().trim());
+    let last_event_id = match header.or(q.last_event_id.as_deref().map(str::trim)) {
         None | Some("") => None,
         Some(text) => Some(text.parse::<Uuid>().map_err(|_| {
             AppError::invalid(

@@ -191,14 +191,10 @@ async fn a_reconnect_with_last_event_id_replays_exactly_the_missed_events() {
         assert_eq!(message.data["ticket_id"], next["id"], "{message:?}");
         assert_eq!(message.data["kind"], "filed");
 
-        // Filters narrow the stream; a malformed Last-Event-ID is refused.
-        let mut filtered = Sse::open(
-            &app.address,
-            Some(&demo.dispatcher),
-            &format!("?kind=resolved&ticket_id={ticket_id}"),
-            Some(&ids[0]),
-        )
-        .await;
+        // Filters narrow the stream; a new EventSource passes the last id as a parameter; a
+        // malformed Last-Event-ID is refused.
+        let query = format!("?kind=resolved&ticket_id={ticket_id}&last_event_id={}", ids[0]);
+        let mut filtered = Sse::open(&app.address, Some(&demo.dispatcher), &query, None).await;
         let only = filtered.next_message().await.expect("the resolution");
         assert_eq!(only.data["kind"], "resolved");
         let response = reqwest::Client::new()
