@@ -30,6 +30,45 @@ pub struct Settings {
     pub demo: DemoSettings,
     pub log: LogSettings,
     pub open311: Open311Settings,
+    pub webhooks: WebhookSettings,
+    pub event_stream: EventStreamSettings,
+}
+
+/// Outgoing signed webhooks (Standard Webhooks).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Deliver to loopback, link-local, private, unspecified and multicast addresses too.
+    /// Off by default (SSRF); tests receiving on 127.0.0.1 turn it on.
+    pub allow_private_targets: bool,
+    /// How long a delivery is retried before it is marked failed; a subscription failing
+    /// continuously for this long is disabled.
+    #[serde(deserialize_with = "de_duration")]
+    pub retention: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub poll_interval: Duration,
+    /// Deliveries in flight at once (each to a different subscription).
+    pub concurrency: usize,
+    /// The most of a receiver's answer that is read (and kept, in the attempt's error).
+    pub max_response_bytes: usize,
+}
+
+/// The live event stream (Server-Sent Events).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventStreamSettings {
+    /// A comment line this often keeps proxies from closing an idle stream.
+    #[serde(deserialize_with = "de_duration")]
+    pub heartbeat: Duration,
+    /// How far back `Last-Event-ID` replays.
+    #[serde(deserialize_with = "de_duration")]
+    pub replay_window: Duration,
+    /// Events a stream may fall behind by before it is closed (the client reconnects with
+    /// `Last-Event-ID` and replays what it missed).
+    pub buffer: usize,
+    /// Lifetime of a token from `POST /api/v1/events/stream-token`.
+    #[serde(deserialize_with = "de_duration")]
+    pub stream_token_ttl: Duration,
+    /// SQLite only: how often new rows of the events table are picked up (milliseconds).
+    pub sqlite_poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -403,6 +442,19 @@ impl Settings {
         for rule in &self.escalation.rules {
             crate::domain::escalation::Rule::parse(&rule.trigger, &rule.notify, rule.supervision.as_deref())
                 .map_err(|message| SettingsError::Invalid { key: "escalation.rules", message })?;
+        }
+        if self.webhooks.concurrency == 0 || self.event_stream.buffer == 0 || self.event_stream.sqlite_poll_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "webhooks.concurrency",
+                message: "webhooks.concurrency, event_stream.buffer and event_stream.sqlite_poll_ms must be at least 1"
+                    .into(),
+            });
+        }
+        if self.event_stream.heartbeat < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid {
+                key: "event_stream.heartbeat",
+                message: "must be at least 1s".into(),
+            });
         }
         self.business_calendar()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)

@@ -20,6 +20,8 @@ pub struct AppContext {
     pub limits: crate::limits::Limits,
     /// Whether the database is known to be unreachable, and whether the server is draining.
     pub health: Health,
+    /// Committed timeline events, for the live event streams.
+    pub events: crate::service::event_stream::EventBus,
     /// Swapped whole when an admin adds a year's schedule; readers keep the one they took.
     calendar: Arc<RwLock<Arc<BusinessCalendar>>>,
 }
@@ -32,7 +34,8 @@ impl AppContext {
     ) -> Result<Self, crate::config::SettingsError> {
         let calendar = Arc::new(RwLock::new(Arc::new(settings.business_calendar()?)));
         let limits = crate::limits::Limits::new(&settings.security);
-        Ok(Self { db, clock, settings: Arc::new(settings), limits, health: Health::default(), calendar })
+        let events = crate::service::event_stream::EventBus::new(settings.event_stream.buffer);
+        Ok(Self { db, clock, settings: Arc::new(settings), limits, health: Health::default(), events, calendar })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).

@@ -44,6 +44,8 @@ impl Application {
         db::migrate(&db).await?;
         let ctx = AppContext::new(db, clock, settings)?;
         prepare(&ctx).await?;
+        // Live event streams: committed events of every replica, until a drain closes them.
+        tokio::spawn(crate::service::event_stream::feed(ctx.clone()));
         let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, ctx.clone())?;
@@ -121,6 +123,8 @@ impl Drain {
             "draining: readiness answers 503; new connections are refused after the drain delay"
         );
         self.ctx.health.start_draining();
+        // Open event streams end now, so the drain need not wait for them.
+        self.ctx.events.close();
         self.stop_workers.cancel();
         tokio::time::sleep(settings.drain_delay).await;
         self.handle.stop(true).await;
@@ -129,6 +133,7 @@ impl Drain {
     /// Stops at once, dropping open connections (a second signal during a drain).
     pub async fn stop_now(self) {
         tracing::warn!("stopping now: open connections are dropped");
+        self.ctx.events.close();
         self.stop_workers.cancel();
         self.handle.stop(false).await;
     }

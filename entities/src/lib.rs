@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod enums;
 pub mod escalation;
 pub mod escalation_rule;
+pub mod event_stream_token;
 pub mod extension_request;
 pub mod grid_unit;
 pub mod idempotency_key;
@@ -27,5 +28,8 @@ pub mod ticket_counter;
 pub mod ticket_event;
 pub mod ticket_media_url;
 pub mod user;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_subscription;
 
 pub use enums::{ClockStop, Priority, Role, UnitLevel};

@@ -17,6 +17,7 @@ mod m20261129_000010_clock_stop_reason;
 mod m20261129_000011_notification_retention;
 mod m20261129_000012_rate_limit_counters;
 mod m20261129_000013_open311;
+mod m20261129_000014_webhooks_and_streams;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_notification_retention::Migration),
             Box::new(m20261129_000012_rate_limit_counters::Migration),
             Box::new(m20261129_000013_open311::Migration),
+            Box::new(m20261129_000014_webhooks_and_streams::Migration),
         ]
     }
 }

@@ -12,3 +12,4 @@ pub mod report;
 pub mod sla;
 pub mod ticket;
 pub mod validate;
+pub mod webhooks;

@@ -6,6 +6,7 @@ pub mod categories;
 pub mod departments;
 pub mod dispatches;
 pub mod dto;
+pub mod event_stream;
 pub mod extract;
 pub mod grid_units;
 pub mod health;
@@ -20,6 +21,7 @@ pub mod session;
 pub mod sla;
 pub mod tickets;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web::{self, delete, get, patch, post, put, resource};
 
@@ -121,6 +123,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(users::get))
                         .route(patch().to(users::update))
                         .route(delete().to(users::delete)),
-                ),
+                )
+                .service(resource("/webhooks").route(get().to(webhooks::list)).route(post().to(webhooks::create)))
+                .service(
+                    resource("/webhooks/{id}")
+                        .route(get().to(webhooks::get))
+                        .route(patch().to(webhooks::update))
+                        .route(delete().to(webhooks::delete)),
+                )
+                .service(resource("/webhooks/{id}/rotate-secret").route(post().to(webhooks::rotate_secret)))
+                .service(resource("/webhooks/{id}/deliveries").route(get().to(webhooks::deliveries)))
+                .service(resource("/webhook-deliveries/{id}/redeliver").route(post().to(webhooks::redeliver)))
+                .service(resource("/events/stream").route(get().to(event_stream::stream)))
+                .service(resource("/events/stream-token").route(post().to(event_stream::stream_token))),
         );
 }

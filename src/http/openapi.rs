@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    api_keys, categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla,
-    tickets, users,
+    api_keys, categories, departments, dispatches, event_stream, grid_units, health, notifications, reports, routing,
+    session, sla, tickets, users, webhooks,
 };
 use crate::domain::access::{Permission, role_may};
 
@@ -63,6 +63,9 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
         notifications::retry, notifications::retry_dead,
         api_keys::create, api_keys::list, api_keys::revoke,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
+        event_stream::stream, event_stream::stream_token,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -181,6 +184,16 @@ const ACCESS: &[(&str, Access)] = {
         ("createApiKey", Needs(ManageUsers)),
         ("listApiKeys", Needs(ManageUsers)),
         ("revokeApiKey", Needs(ManageUsers)),
+        ("createWebhook", Needs(Operate)),
+        ("listWebhooks", Needs(Operate)),
+        ("getWebhook", Needs(Operate)),
+        ("updateWebhook", Needs(Operate)),
+        ("deleteWebhook", Needs(Operate)),
+        ("rotateWebhookSecret", Needs(Operate)),
+        ("listWebhookDeliveries", Needs(Operate)),
+        ("redeliverWebhook", Needs(Operate)),
+        ("streamEvents", Needs(ReadTickets)),
+        ("createEventStreamToken", Needs(ReadTickets)),
     ]
 };
 

@@ -5,6 +5,7 @@ pub mod grid_units;
 pub mod login_failures;
 pub mod open311;
 pub mod page;
+pub mod push;
 pub mod routing_rules;
 pub mod tickets;
 pub mod tokens;

@@ -103,7 +103,7 @@ pub async fn record_event(
     at: DateTime<Utc>,
     payload: Value,
 ) -> Result<ticket_event::Model, DbErr> {
-    ticket_event::ActiveModel {
+    let event = ticket_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         ticket_id: Set(ticket_id),
         dispatch_id: Set(dispatch_id),
@@ -113,7 +113,10 @@ pub async fn record_event(
         payload: Set(payload),
     }
     .insert(db)
-    .await
+    .await?;
+    // Webhook outbox rows and the live streams' notice, in the event's own transaction.
+    super::push::after_event(db, &event).await?;
+    Ok(event)
 }
 
 pub async fn dispatches_of(db: &impl ConnectionTrait, ticket_ids: &[Uuid]) -> Result<Vec<dispatch::Model>, DbErr> {

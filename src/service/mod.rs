@@ -19,11 +19,13 @@ pub mod operations;
 pub mod sla;
 pub mod supervision;
 
+pub mod event_stream;
 pub mod grid_units;
 pub mod reports;
 pub mod routing;
 pub mod tickets;
 pub mod users;
+pub mod webhooks;
 
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Deserializer};

@@ -3,6 +3,7 @@
 
 pub mod mailer;
 pub mod sweeper;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ impl Workers {
         let tracker = TaskTracker::new();
         tracker.spawn(sweeper::run(ctx.clone(), token.clone()));
         tracker.spawn(mailer::run(ctx.clone(), token.clone()));
+        tracker.spawn(webhooks::run(ctx.clone(), token.clone()));
         tracker.close();
         Self { token, tracker }
     }

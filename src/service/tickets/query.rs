@@ -127,6 +127,28 @@ pub async fn events(
     Ok(page)
 }
 
+/// One timeline event as `caller` may read it through `events` above (the live stream's
+/// filter), or `None` when the ticket is out of the caller's jurisdiction or the event is
+/// another department's.
+pub async fn visible_event(
+    ctx: &AppContext,
+    caller: &Caller,
+    mut event: entities::ticket_event::Model,
+) -> AppResult<Option<entities::ticket_event::Model>> {
+    let view = match get(ctx, caller, event.ticket_id).await {
+        Ok(view) => view,
+        Err(err) if err.is_not_found() => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let Some(department) = own_department_only(caller) else {
+        return Ok(Some(event));
+    };
+    let own: Vec<Uuid> = view.dispatches.iter().map(|d| d.id).collect();
+    // The same two steps as `events`: the query's condition, then the per-event rule.
+    let selected = event.dispatch_id.is_none_or(|d| own.contains(&d)) || event.kind == event::RESOLVED;
+    Ok((selected && department_may_read(&mut event, department, &own)).then_some(event))
+}
+
 pub(crate) async fn view_in(
     ctx: &AppContext,
     db: &impl ConnectionTrait,
