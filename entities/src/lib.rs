@@ -23,6 +23,7 @@ pub mod supervision_order;
 pub mod ticket;
 pub mod ticket_counter;
 pub mod ticket_event;
+pub mod upload;
 pub mod user;
 
 pub use enums::{ClockStop, Priority, Role, UnitLevel};

@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
-    users,
+    attachments, categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla,
+    tickets, uploads, users,
 };
 use crate::domain::access::{Permission, role_may};
 
@@ -62,6 +62,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
         notifications::retry, notifications::retry_dead,
+        uploads::upload, attachments::get, attachments::thumbnail, attachments::attach,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -75,6 +76,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         (name = "categories", description = "The request taxonomy (养老, 物业, 市容环境 …)."),
         (name = "routing", description = "Routing rules (category, unit subtree) → departments, and a preview of where a ticket would go."),
         (name = "users", description = "Accounts and their roles (admin; supervisors read their subtree's)."),
+        (name = "attachments", description = "Photos and documents: upload (re-encoded without metadata), read with the ticket's access rules, thumbnails."),
         (name = "operations", description = "Health, readiness, metrics, this document, escalation rules, the mail outbox and the audit log."),
     ),
     modifiers(&BearerAuth, &SharedResponses)
@@ -176,6 +178,10 @@ const ACCESS: &[(&str, Access)] = {
         ("listNotifications", Needs(Operate)),
         ("retryNotification", Needs(Operate)),
         ("retryDeadNotifications", Needs(Operate)),
+        ("uploadFile", Needs(UploadFile)),
+        ("getAttachment", Needs(ReadTickets)),
+        ("getAttachmentThumbnail", Needs(ReadTickets)),
+        ("attachDispatchEvidence", Needs(HandleDispatch)),
     ]
 };
 

@@ -218,7 +218,7 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
         return Ok(());
     }
     later(20);
-    dispatches::resolve(ctx, who.clerk, dispatch_id, ResolveRequest { reply: "已现场处理完毕，并向居民反馈。".into() })
+    dispatches::resolve(ctx, who.clerk, dispatch_id, ResolveRequest { reply: "已现场处理完毕，并向居民反馈。".into(), attachments: vec![] })
         .await?;
     let rater = if who.filer.role == entities::Role::GridWorker { who.grid_worker } else { who.dispatcher };
     match fate {
@@ -248,7 +248,7 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
                 ctx,
                 who.clerk,
                 dispatch_id,
-                ResolveRequest { reply: "已整改到位，加装防护设施。".into() },
+                ResolveRequest { reply: "已整改到位，加装防护设施。".into(), attachments: vec![] },
             )
             .await?;
             later(5);

@@ -1,5 +1,6 @@
 //! Use cases. The only layer that opens and commits transactions.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
@@ -21,6 +22,7 @@ pub mod grid_units;
 pub mod reports;
 pub mod routing;
 pub mod tickets;
+pub mod uploads;
 pub mod users;
 
 use sea_orm::{ConnectionTrait, EntityTrait};
