@@ -78,10 +78,16 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(Uploads::Kind, 16))
                     .col(uuid_null(Uploads::AttachedBy))
                     .col(timestamp_with_time_zone_null(Uploads::AttachedAt))
-                    .foreign_key(ForeignKey::create().from(Uploads::Table, Uploads::UploadedBy).to(Users::Table, Users::Id))
-                    .foreign_key(ForeignKey::create().from(Uploads::Table, Uploads::TicketId).to(Tickets::Table, Tickets::Id))
                     .foreign_key(
-                        ForeignKey::create().from(Uploads::Table, Uploads::DispatchId).to(Dispatches::Table, Dispatches::Id),
+                        ForeignKey::create().from(Uploads::Table, Uploads::UploadedBy).to(Users::Table, Users::Id),
+                    )
+                    .foreign_key(
+                        ForeignKey::create().from(Uploads::Table, Uploads::TicketId).to(Tickets::Table, Tickets::Id),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Uploads::Table, Uploads::DispatchId)
+                            .to(Dispatches::Table, Dispatches::Id),
                     )
                     .to_owned(),
             )
@@ -102,7 +108,9 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table(Categories::Table).drop_column(Categories::ResolveRequiresPhoto).to_owned())
+            .alter_table(
+                Table::alter().table(Categories::Table).drop_column(Categories::ResolveRequiresPhoto).to_owned(),
+            )
             .await?;
         manager.drop_table(Table::drop().table(Uploads::Table).to_owned()).await
     }

@@ -252,7 +252,7 @@ async fn serve(ctx: &AppContext, req: &HttpRequest, readable: Readable) -> AppRe
             format!("bytes {}-{}/{size}", served.start, served.end.saturating_sub(1)),
         ));
     }
-    let stream = fetched.stream.map(|chunk| chunk.map_err(|e| actix_web::error::ErrorInternalServerError(e)));
+    let stream = fetched.stream.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
     Ok(builder.no_chunking(served.end - served.start).streaming(stream))
 }
 

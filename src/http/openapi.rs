@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    attachments, categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla,
-    tickets, uploads, users,
+    attachments, categories, departments, dispatches, grid_units, health, notifications, reports, routing, session,
+    sla, tickets, uploads, users,
 };
 use crate::domain::access::{Permission, role_may};
 

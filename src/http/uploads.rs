@@ -88,11 +88,8 @@ pub async fn upload(
     // The role is checked before a byte of the body is read.
     service::require(&caller, Permission::UploadFile)?;
     let max = ctx.settings.uploads.max_bytes;
-    let declared_length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared_length =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > max) {
         return Err(uploads::too_large(max));
     }
@@ -113,10 +110,8 @@ pub async fn upload(
                 continue;
             }
             // A part without a type, or labelled as generic bytes, leaves the decision to the content.
-            let declared = field
-                .content_type()
-                .map(|m| m.essence_str().to_owned())
-                .filter(|m| m != "application/octet-stream");
+            let declared =
+                field.content_type().map(|m| m.essence_str().to_owned()).filter(|m| m != "application/octet-stream");
             let received = uploads::receive(field, max).await?;
             stored = Some(uploads::store(&ctx, &caller, received, declared.as_deref()).await?);
             break;

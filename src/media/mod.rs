@@ -131,6 +131,11 @@ pub fn process_image(
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(MediaError::TooLarge { width, height });
     }
+    // The decoder's limits bound its own working memory; the pixels it hands back are ours to
+    // bound (what `ImageReader::decode` reserves, done here because we need the decoder first).
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(MediaError::TooLarge { width, height });
+    }
     if width == 0 || height == 0 {
         return Err(MediaError::Unreadable("the image has no pixels".into()));
     }
@@ -139,7 +144,12 @@ pub fn process_image(
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, width, height))?;
     image.apply_orientation(orientation);
     let bytes = encode(&image, kind)?;
-    let thumbnail = encode_jpeg(&image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE), THUMBNAIL_QUALITY)?;
+    // `thumbnail` would also enlarge a small picture; one that fits already is kept as it is.
+    let thumbnail = if image.width().max(image.height()) > THUMBNAIL_SIDE {
+        encode_jpeg(&image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE), THUMBNAIL_QUALITY)?
+    } else {
+        encode_jpeg(&image, THUMBNAIL_QUALITY)?
+    };
     Ok(Processed { bytes, width: image.width(), height: image.height(), thumbnail })
 }
 

@@ -161,10 +161,8 @@ pub(crate) async fn check_after_photo(
     category_id: Uuid,
     dispatch_id: Uuid,
 ) -> AppResult<()> {
-    let required = entities::category::Entity::find_by_id(category_id)
-        .one(txn)
-        .await?
-        .is_some_and(|c| c.resolve_requires_photo);
+    let required =
+        entities::category::Entity::find_by_id(category_id).one(txn).await?.is_some_and(|c| c.resolve_requires_photo);
     if !required {
         return Ok(());
     }
@@ -245,9 +243,9 @@ pub async fn readable(ctx: &AppContext, caller: &Caller, id: Uuid, rendition: Re
         None if row.uploaded_by == caller.user_id => {}
         None => return Err(not_found()),
         Some(ticket_id) => {
-            let view: TicketView = super::tickets::get(ctx, caller, ticket_id).await.map_err(|e| {
-                if e.is_not_found() { not_found() } else { e }
-            })?;
+            let view: TicketView = super::tickets::get(ctx, caller, ticket_id)
+                .await
+                .map_err(|e| if e.is_not_found() { not_found() } else { e })?;
             let readable: Vec<Uuid> = view.dispatches.iter().map(|d| d.id).collect();
             if !visible_in(caller, &readable, &row) {
                 return Err(not_found());

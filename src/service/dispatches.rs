@@ -371,10 +371,7 @@ pub async fn resolve(
     let mut errors = FieldErrors::new();
     let reply = long_text(&mut errors, "reply", &request.reply, 2000);
     if request.attachments.len() > 10 {
-        errors.add(
-            "attachments",
-            crate::domain::validate::Message::said("最多 10 个附件", "at most 10 attachments"),
-        );
+        errors.add("attachments", crate::domain::validate::Message::said("最多 10 个附件", "at most 10 attachments"));
     }
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;

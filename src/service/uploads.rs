@@ -172,11 +172,10 @@ pub async fn store(
 async fn decode(received: &Received, kind: MediaType, limits: DecodeLimits) -> AppResult<Processed> {
     let _permit = DECODING.acquire().await.map_err(|e| AppError::internal_from("decoder queue", e))?;
     let file = received.file.reopen().map_err(|e| AppError::internal_from("reopening the spooled upload", e))?;
-    let result = tokio::task::spawn_blocking(move || {
-        crate::media::process_image(std::io::BufReader::new(file), kind, limits)
-    })
-    .await
-    .map_err(|e| AppError::internal_from("the image decoder stopped", e))?;
+    let result =
+        tokio::task::spawn_blocking(move || crate::media::process_image(std::io::BufReader::new(file), kind, limits))
+            .await
+            .map_err(|e| AppError::internal_from("the image decoder stopped", e))?;
     result.map_err(|err| match err {
         MediaError::TooLarge { width, height } => AppError::invalid(
             "file",

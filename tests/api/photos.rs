@@ -327,16 +327,16 @@ async fn the_limits_are_configurable() {
         let app = spawn_app_with(
             backend,
             &[
-                ("GRIDWHISTLE_UPLOADS__MAX_BYTES", "2048"),
+                ("GRIDWHISTLE_UPLOADS__MAX_BYTES", "32768"),
                 // 1 MiB of decoding memory: a 1000×1000 RGB picture (3 MB of pixels) is a bomb here.
                 ("GRIDWHISTLE_UPLOADS__MAX_DECODE_BYTES", "1048576"),
             ],
         )
         .await;
         let demo = app.demo().await;
-        app.upload(&demo.grid, "application/pdf", vec![b'%'; 4096]).await.problem(413);
+        app.upload(&demo.grid, "application/pdf", vec![b'%'; 40_000]).await.problem(413);
         let big = encoded(&DynamicImage::new_rgb8(1000, 1000), ImageFormat::Png);
-        assert!(big.len() < 2048, "a blank PNG compresses well: {}", big.len());
+        assert!(big.len() < 32768, "a blank PNG compresses well: {}", big.len());
         app.upload(&demo.grid, "image/png", big).await.problem(422);
         app.upload(&demo.grid, "image/png", png()).await.expect(201);
     }
@@ -372,7 +372,10 @@ async fn a_phone_jpeg_comes_back_upright_without_any_metadata() {
         assert!(bottom[2] > 200 && bottom[0] < 60, "blue below: {bottom:?}");
         assert_eq!(header(&served, "etag"), format!("\"{}\"", body["sha256"].as_str().expect("sha")));
         assert_eq!(header(&served, "cache-control"), "private");
-        assert_eq!(header(&served, "content-disposition"), format!("inline; filename=\"attachment-{}.jpg\"", id(&body)));
+        assert_eq!(
+            header(&served, "content-disposition"),
+            format!("inline; filename=\"attachment-{}.jpg\"", id(&body))
+        );
 
         // The thumbnail: a JPEG, 320 px on the long side at most, no metadata either.
         let thumb = app.fetch(&format!("/api/v1/attachments/{}/thumbnail", id(&body)), &demo.grid, None).await;
@@ -446,7 +449,11 @@ async fn file_with_two_photos_resolve_with_an_after_photo_and_a_supervisor_opens
         // A PDF marked `after` is not a photo.
         let report = app.uploaded(&demo.dept, "application/pdf", pdf()).await;
         let problem = app
-            .post(&resolve, &demo.dept, json!({"reply": "已清理", "attachments": [{"upload_id": report, "kind": "after"}]}))
+            .post(
+                &resolve,
+                &demo.dept,
+                json!({"reply": "已清理", "attachments": [{"upload_id": report, "kind": "after"}]}),
+            )
             .await
             .problem(422);
         assert!(problem["errors"]["attachments"].is_string(), "{problem}");
@@ -456,7 +463,11 @@ async fn file_with_two_photos_resolve_with_an_after_photo_and_a_supervisor_opens
 
         let after = app.uploaded(&demo.dept, "image/jpeg", jpeg()).await;
         let resolved = app
-            .post(&resolve, &demo.dept, json!({"reply": "已清理", "attachments": [{"upload_id": after, "kind": "after"}]}))
+            .post(
+                &resolve,
+                &demo.dept,
+                json!({"reply": "已清理", "attachments": [{"upload_id": after, "kind": "after"}]}),
+            )
             .await
             .expect(200);
         assert_eq!(resolved["ticket"]["status"], "resolved");
@@ -568,14 +579,16 @@ async fn unattached_uploads_go_after_a_day_attached_ones_stay() {
 
         app.clock.advance(chrono::Duration::hours(23));
         gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs");
-        assert_eq!(app.fetch(&format!("/api/v1/attachments/{loose}"), &demo.grid, None).await.status, 200);
+        // The morning's token has expired by now: log in again.
+        let grid = app.demo_token("demo-grid").await;
+        assert_eq!(app.fetch(&format!("/api/v1/attachments/{loose}"), &grid, None).await.status, 200);
 
         app.clock.advance(chrono::Duration::hours(2));
         gridwhistle::service::housekeeping::run(&app.ctx).await.expect("runs");
-        assert_eq!(app.fetch(&format!("/api/v1/attachments/{loose}"), &demo.grid, None).await.status, 404);
-        assert_eq!(app.fetch(&format!("/api/v1/attachments/{kept}"), &demo.grid, None).await.status, 200);
+        assert_eq!(app.fetch(&format!("/api/v1/attachments/{loose}"), &grid, None).await.status, 404);
+        assert_eq!(app.fetch(&format!("/api/v1/attachments/{kept}"), &grid, None).await.status, 200);
         let problem = app
-            .post("/api/v1/tickets", &demo.grid, {
+            .post("/api/v1/tickets", &grid, {
                 let mut body = ticket_body(&environment);
                 body["attachments"] = json!([{"upload_id": loose}]);
                 body
