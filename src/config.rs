@@ -69,6 +69,8 @@ pub struct EventStreamSettings {
     pub stream_token_ttl: Duration,
     /// SQLite only: how often new rows of the events table are picked up (milliseconds).
     pub sqlite_poll_ms: u64,
+    pub storage: StorageSettings,
+    pub uploads: UploadSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +248,44 @@ pub struct Open311Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
     pub password: String,
+}
+
+/// Where uploaded files live: `file://PATH` or `s3://bucket/prefix` (see config/default.toml).
+#[derive(Clone, Deserialize)]
+pub struct StorageSettings {
+    pub url: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_allow_http: bool,
+}
+
+/// The secret stays out of `{:?}` (start-up errors and logs print settings).
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("url", &self.url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field("s3_secret_access_key", &"***")
+            .field("s3_allow_http", &self.s3_allow_http)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadSettings {
+    /// Largest accepted file, in bytes (larger → 413).
+    pub max_bytes: u64,
+    /// Largest image, in pixels (width × height); larger → 422.
+    pub max_pixels: u64,
+    /// Most memory one image's decoding may allocate, in bytes; more → 422.
+    pub max_decode_bytes: u64,
+    /// An upload attached to nothing is deleted by housekeeping after this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub unattached_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +496,20 @@ impl Settings {
                 message: "must be at least 1s".into(),
             });
         }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.uploads.max_bytes) {
+            return Err(SettingsError::Invalid {
+                key: "uploads.max_bytes",
+                message: "must be between 1024 bytes and 1 GiB".into(),
+            });
+        }
+        if self.uploads.max_pixels < 320 * 320 || self.uploads.max_decode_bytes < 1024 * 1024 {
+            return Err(SettingsError::Invalid {
+                key: "uploads",
+                message: "max_pixels must be at least 102400 and max_decode_bytes at least 1 MiB".into(),
+            });
+        }
+        crate::storage::Location::parse(&self.storage.url)
+            .map_err(|message| SettingsError::Invalid { key: "storage.url", message })?;
         self.business_calendar()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;

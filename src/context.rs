@@ -18,6 +18,8 @@ pub struct AppContext {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub limits: crate::limits::Limits,
+    /// Where uploaded files live (`storage.url`).
+    pub storage: crate::storage::Storage,
     /// Whether the database is known to be unreachable, and whether the server is draining.
     pub health: Health,
     /// Committed timeline events, for the live event streams.
@@ -35,7 +37,9 @@ impl AppContext {
         let calendar = Arc::new(RwLock::new(Arc::new(settings.business_calendar()?)));
         let limits = crate::limits::Limits::new(&settings.security);
         let events = crate::service::event_stream::EventBus::new(settings.event_stream.buffer);
-        Ok(Self { db, clock, settings: Arc::new(settings), limits, health: Health::default(), events, calendar })
+        let storage = crate::storage::Storage::open(&settings.storage)
+            .map_err(|message| crate::config::SettingsError::Invalid { key: "storage.url", message })?;
+        Ok(Self { db, clock, settings: Arc::new(settings), limits, storage, health: Health::default(), events, calendar })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).

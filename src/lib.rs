@@ -8,11 +8,13 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod media;
 
 pub mod metrics;
 
 pub mod repo;
 pub mod service;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 pub mod workers;

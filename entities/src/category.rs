@@ -13,6 +13,8 @@ pub struct Model {
     pub default_priority: Priority,
     pub auto_dispatch: bool,
     pub active: bool,
+    /// Resolving a ticket of this category needs an `after` photo on the dispatch.
+    pub resolve_requires_photo: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -27,6 +27,7 @@ pub mod ticket;
 pub mod ticket_counter;
 pub mod ticket_event;
 pub mod ticket_media_url;
+pub mod upload;
 pub mod user;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

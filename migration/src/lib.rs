@@ -18,6 +18,7 @@ mod m20261129_000011_notification_retention;
 mod m20261129_000012_rate_limit_counters;
 mod m20261129_000013_open311;
 mod m20261129_000014_webhooks_and_streams;
+mod m20261129_000015_uploads;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_rate_limit_counters::Migration),
             Box::new(m20261129_000013_open311::Migration),
             Box::new(m20261129_000014_webhooks_and_streams::Migration),
+            Box::new(m20261129_000015_uploads::Migration),
         ]
     }
 }

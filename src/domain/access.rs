@@ -44,6 +44,9 @@ pub enum Permission {
     ErasePersonalData,
     /// SLA reports (within the caller's jurisdiction).
     ReadReports,
+    /// Upload a photo or document to attach: grid workers and dispatchers at filing,
+    /// department staff as evidence of their work.
+    UploadFile,
 }
 
 pub fn role_may(role: Role, permission: Permission) -> bool {
@@ -62,6 +65,7 @@ pub fn role_may(role: Role, permission: Permission) -> bool {
         Operate | ErasePersonalData => role == Admin,
         ReadAudit => matches!(role, Admin | Supervisor),
         ReadReports => matches!(role, Admin | Supervisor | Dispatcher),
+        UploadFile => matches!(role, GridWorker | Dispatcher | DepartmentStaff),
     }
 }
 

@@ -375,4 +375,8 @@ pub mod event {
     pub const EXTENSION_REQUESTED: &str = "extension_requested";
     pub const EXTENSION_DECIDED: &str = "extension_decided";
     pub const PERSONAL_DATA_ERASED: &str = "personal_data_erased";
+    /// Photos or documents attached (at filing, or as a department's evidence).
+    pub const ATTACHMENTS_ADDED: &str = "attachments_added";
+    /// Resident-supplied attachments removed with an erasure of personal data.
+    pub const ATTACHMENTS_ERASED: &str = "attachments_erased";
 }

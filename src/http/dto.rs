@@ -125,6 +125,8 @@ pub struct Category {
     pub default_priority: entities::Priority,
     pub auto_dispatch: bool,
     pub active: bool,
+    /// Resolving needs an `after` photo.
+    pub resolve_requires_photo: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -138,6 +140,7 @@ impl From<category::Model> for Category {
             default_priority: m.default_priority,
             auto_dispatch: m.auto_dispatch,
             active: m.active,
+            resolve_requires_photo: m.resolve_requires_photo,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -254,6 +257,8 @@ pub struct Ticket {
     /// The caller may reveal the contact and address through `GET /tickets/{id}/contact`.
     pub contact_revealable: bool,
     pub channel: String,
+    /// Uploaded photos and documents (`Attachment`: id, kind, content_type, size, width, height,
+    /// uploaded_by, uploaded_at, url, thumbnail_url), then any metadata-only entries of older clients.
     #[schema(value_type = Vec<Object>)]
     pub attachments: Value,
     /// filed, dispatched, in_progress, resolved, closed or cancelled
@@ -330,7 +335,7 @@ impl From<crate::service::tickets::TicketView> for Ticket {
             contact_masked: true,
             contact_revealable: view.contact_revealable,
             channel: t.channel,
-            attachments: t.attachments,
+            attachments: super::attachments::ticket_attachments(view.attachments, t.attachments),
             status: t.status,
             filed_by: t.filed_by,
             version: t.version,

@@ -322,6 +322,7 @@ pub mod may {
         Supervise,
         Operate,
         ErasePersonalData,
+        UploadFile,
     );
 }
 

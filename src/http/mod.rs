@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, extractors, DTOs, problem details and the OpenAPI document.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod catch_panic;
 pub mod categories;
 pub mod departments;
@@ -20,6 +21,7 @@ pub mod routing;
 pub mod session;
 pub mod sla;
 pub mod tickets;
+pub mod uploads;
 pub mod users;
 pub mod webhooks;
 
@@ -93,6 +95,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/dispatches/{id}/reject-return").route(post().to(dispatches::reject_return)))
                 .service(resource("/dispatches/{id}/progress").route(post().to(dispatches::progress)))
                 .service(resource("/dispatches/{id}/resolve").route(post().to(dispatches::resolve)))
+                .service(resource("/dispatches/{id}/attachments").route(post().to(attachments::attach)))
+                .service(resource("/uploads").route(post().to(uploads::upload)))
+                .service(resource("/attachments/{id}").route(get().to(attachments::get)))
+                .service(resource("/attachments/{id}/thumbnail").route(get().to(attachments::thumbnail)))
                 .service(resource("/dispatches/{id}/extension-requests").route(post().to(sla::request_extension)))
                 .service(resource("/extension-requests/{id}/approve").route(post().to(sla::approve_extension)))
                 .service(resource("/extension-requests/{id}/reject").route(post().to(sla::reject_extension)))

@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    api_keys, categories, departments, dispatches, event_stream, grid_units, health, notifications, reports, routing,
-    session, sla, tickets, users, webhooks,
+    api_keys, attachments, categories, departments, dispatches, event_stream, grid_units, health, notifications,
+    reports, routing, session, sla, tickets, uploads, users, webhooks,
 };
 use crate::domain::access::{Permission, role_may};
 
@@ -66,6 +66,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
         event_stream::stream, event_stream::stream_token,
+        uploads::upload, attachments::get, attachments::thumbnail, attachments::attach,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -80,6 +81,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         (name = "routing", description = "Routing rules (category, unit subtree) → departments, and a preview of where a ticket would go."),
         (name = "users", description = "Accounts and their roles (admin; supervisors read their subtree's)."),
         (name = "open311", description = "API keys of the Open311 GeoReport v2 clients. The GeoReport endpoints themselves (`/open311/v2/…`, JSON and XML, Open311 error arrays) follow the GeoReport v2 specification and are not described here."),
+        (name = "attachments", description = "Photos and documents: upload (re-encoded without metadata), read with the ticket's access rules, thumbnails."),
         (name = "operations", description = "Health, readiness, metrics, this document, escalation rules, the mail outbox and the audit log."),
     ),
     modifiers(&BearerAuth, &SharedResponses)
@@ -194,6 +196,10 @@ const ACCESS: &[(&str, Access)] = {
         ("redeliverWebhook", Needs(Operate)),
         ("streamEvents", Needs(ReadTickets)),
         ("createEventStreamToken", Needs(ReadTickets)),
+        ("uploadFile", Needs(UploadFile)),
+        ("getAttachment", Needs(ReadTickets)),
+        ("getAttachmentThumbnail", Needs(ReadTickets)),
+        ("attachDispatchEvidence", Needs(HandleDispatch)),
     ]
 };
 

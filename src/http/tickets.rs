@@ -287,12 +287,12 @@ pub async fn contact(
 ///
 /// Blanks the resident's name and phone; the ticket and its timeline stay. Recorded in the audit log with the
 /// `reason`.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", operation_id = "erasePersonalData", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets", request_body = ReasonRequest,
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/erase-personal-data", operation_id = "erasePersonalData", params(("id" = uuid::Uuid, Path, description = "the id")), tag = "tickets", request_body = tickets::ErasureRequest,
     responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn erase(
     ctx: web::Data<AppContext>,
     PathId(id): PathId,
-    Permitted(caller, body, _): Permitted<may::ErasePersonalData, ReasonRequest>,
+    Permitted(caller, body, _): Permitted<may::ErasePersonalData, tickets::ErasureRequest>,
 ) -> AppResult<HttpResponse> {
     Ok(with_etag(actix_web::http::StatusCode::OK, tickets::erase_personal_data(&ctx, &caller, id, body).await?))
 }

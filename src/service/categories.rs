@@ -31,6 +31,9 @@ pub struct NewCategory {
     pub auto_dispatch: bool,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Resolving needs an `after` photo (办结需上传处置后照片): without one, 422 on `attachments`.
+    #[serde(default)]
+    pub resolve_requires_photo: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -42,6 +45,7 @@ pub struct CategoryChanges {
     pub default_priority: Option<Priority>,
     pub auto_dispatch: Option<bool>,
     pub active: Option<bool>,
+    pub resolve_requires_photo: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -75,6 +79,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewCategory) -> Ap
         name: Set(name),
         default_priority: Set(input.default_priority),
         auto_dispatch: Set(input.auto_dispatch),
+        resolve_requires_photo: Set(input.resolve_requires_photo),
         active: Set(input.active),
         created_at: Set(now),
         updated_at: Set(now),
@@ -119,6 +124,9 @@ pub async fn update(
     }
     if let Some(auto_dispatch) = changes.auto_dispatch {
         row.auto_dispatch = Set(auto_dispatch);
+    }
+    if let Some(required) = changes.resolve_requires_photo {
+        row.resolve_requires_photo = Set(required);
     }
     if let Some(active) = changes.active {
         row.active = Set(active);

@@ -226,6 +226,7 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
             default_priority,
             auto_dispatch,
             active: true,
+            resolve_requires_photo: false,
         };
         categories::create(ctx, &caller, input).await?;
         report.created += 1;

@@ -218,8 +218,13 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
         return Ok(());
     }
     later(20);
-    dispatches::resolve(ctx, who.clerk, dispatch_id, ResolveRequest { reply: "已现场处理完毕，并向居民反馈。".into() })
-        .await?;
+    dispatches::resolve(
+        ctx,
+        who.clerk,
+        dispatch_id,
+        ResolveRequest { reply: "已现场处理完毕，并向居民反馈。".into(), attachments: vec![] },
+    )
+    .await?;
     let rater = if who.filer.role == entities::Role::GridWorker { who.grid_worker } else { who.dispatcher };
     match fate {
         Fate::Closed(score) => {
@@ -248,7 +253,7 @@ async fn play(ctx: &AppContext, clock: &ManualClock, ticket_id: Uuid, fate: Fate
                 ctx,
                 who.clerk,
                 dispatch_id,
-                ResolveRequest { reply: "已整改到位，加装防护设施。".into() },
+                ResolveRequest { reply: "已整改到位，加装防护设施。".into(), attachments: vec![] },
             )
             .await?;
             later(5);

@@ -53,6 +53,10 @@ pub struct ProgressRequest {
 pub struct ResolveRequest {
     /// The reply to the resident (办结答复).
     pub reply: String,
+    /// Evidence attached with the resolution (`kind` before, after or other). A category with
+    /// `resolve_requires_photo` needs an `after` image on the dispatch, here or attached before.
+    #[serde(default)]
+    pub attachments: Vec<super::attachments::EvidenceRef>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -366,11 +370,26 @@ pub async fn resolve(
     require(caller, Permission::HandleDispatch)?;
     let mut errors = FieldErrors::new();
     let reply = long_text(&mut errors, "reply", &request.reply, 2000);
+    if request.attachments.len() > 10 {
+        errors.add("attachments", crate::domain::validate::Message::said("最多 10 个附件", "at most 10 attachments"));
+    }
     errors.into_result()?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
     let (locked, current) = lock_own(ctx, &viewer, id).await?;
     let status = next_dispatch_status(&current, DispatchAction::Resolve)?;
     let now = locked.now;
+    let evidence: Vec<super::attachments::ToAttach> = request
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| super::attachments::ToAttach {
+            field: format!("attachments[{i}].upload_id"),
+            upload_id: e.upload_id,
+            kind: e.kind.into(),
+        })
+        .collect();
+    super::attachments::attach_in(&locked.txn, caller, current.ticket_id, Some(id), &evidence, now).await?;
+    super::attachments::check_after_photo(&locked.txn, locked.ticket.category_id, id).await?;
     let dispatch = set_dispatch(&locked, &current, |row| {
         row.status = Set(status.to_string());
         row.resolved_at = Set(Some(now));

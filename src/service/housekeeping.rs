@@ -1,6 +1,7 @@
 //! Clean-up nobody should have to remember: tokens that expired or were revoked a week ago,
 //! idempotency keys older than a week (phones retry within minutes, not days), and failed
-//! logins under names that have been quiet and unlocked for a week.
+//! logins under names that have been quiet and unlocked for a week; uploads never attached
+//! (after `uploads.unattached_ttl`) and stored objects no upload names.
 
 use chrono::Duration;
 use entities::{api_token, idempotency_key};
@@ -30,5 +31,6 @@ pub async fn run(ctx: &AppContext) -> AppResult<u64> {
     // Rate-limit minutes are counters, not records: cleared, not counted.
     let windows = crate::limits::forget_old_windows(&ctx.db, ctx.clock.now()).await?;
     tracing::debug!(windows, "old rate-limit windows cleared");
-    Ok(tokens + keys + login_failures)
+    let uploads = crate::service::uploads::forget_unattached(ctx).await?;
+    Ok(tokens + keys + login_failures + uploads)
 }

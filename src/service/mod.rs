@@ -1,6 +1,7 @@
 //! Use cases. The only layer that opens and commits transactions.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
@@ -24,6 +25,7 @@ pub mod grid_units;
 pub mod reports;
 pub mod routing;
 pub mod tickets;
+pub mod uploads;
 pub mod users;
 pub mod webhooks;
 

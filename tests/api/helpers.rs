@@ -31,6 +31,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub ctx: AppContext,
     _database: DatabaseGuard,
+    /// The test's own object store folder (`storage.url`), unless the test chose another.
+    pub blobs: tempfile::TempDir,
 }
 
 /// The backends to run on: SQLite always, PostgreSQL when TEST_DATABASE_URL is set.
@@ -68,6 +70,11 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
         // Tests log in and file far faster than people; the limits have tests of their own.
         ("GRIDWHISTLE_SECURITY__LOGIN_PER_MINUTE_PER_IP".into(), "100000".into()),
         ("GRIDWHISTLE_SECURITY__FILING_PER_MINUTE_PER_TOKEN".into(), "100000".into()),
+        // Never the working directory's data/blobs; spawn_app gives each test a folder of its own.
+        (
+            "GRIDWHISTLE_STORAGE__URL".into(),
+            format!("file://{}", std::env::temp_dir().join("gridwhistle-test-blobs").display()),
+        ),
     ])
 }
 
@@ -98,6 +105,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
     let (url, guard) = fresh_database(backend).await;
     let mut env = test_env(&url);
+    let blobs = tempfile::tempdir().expect("temp dir for blobs");
+    env.insert("GRIDWHISTLE_STORAGE__URL".into(), format!("file://{}", blobs.path().display()));
     env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load(SettingsSources { local_file: None, env }).expect("test settings");
     // TEST_LOG=<filter> shows the server's logs while debugging a test (with --nocapture).
@@ -110,7 +119,7 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), clock, ctx, _database: guard }
+    TestApp { address, client: reqwest::Client::new(), clock, ctx, _database: guard, blobs }
 }
 
 pub enum DatabaseGuard {

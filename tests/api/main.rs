@@ -18,6 +18,7 @@ mod open311;
 mod operations;
 mod operator;
 mod outages;
+mod photos;
 mod reference_data;
 mod reports;
 mod security;

@@ -45,8 +45,26 @@ pub struct NewTicket {
     /// grid_app (default), hotline, web or open311.
     #[schema(value_type = Option<String>, example = "grid_app")]
     pub channel: Option<Channel>,
+    /// Photos or documents: `{"upload_id"}` of a file sent to `POST /api/v1/uploads` before,
+    /// or (older clients) a file's metadata only.
     #[serde(default)]
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<FilingAttachment>,
+}
+
+/// An attachment of a filing: an upload, or the metadata-only form kept for older clients.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FilingAttachment {
+    Upload(UploadRef),
+    Metadata(Attachment),
+}
+
+/// An upload to attach.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRef {
+    /// The id `POST /api/v1/uploads` answered.
+    pub upload_id: Uuid,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -142,6 +160,7 @@ struct CheckedTicket {
     resident_phone: Option<String>,
     point: Option<Point>,
     attachments: Vec<Attachment>,
+    uploads: Vec<crate::service::attachments::ToAttach>,
 }
 
 /// Characters that display like a path separator.
@@ -195,7 +214,23 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         );
     }
     let mut attachments = Vec::with_capacity(input.attachments.len());
+    let mut uploads = Vec::new();
     for (i, attachment) in input.attachments.iter().enumerate() {
+        let attachment = match attachment {
+            FilingAttachment::Upload(UploadRef { upload_id }) => {
+                let field = format!("attachments[{i}].upload_id");
+                if uploads.iter().any(|u: &crate::service::attachments::ToAttach| u.upload_id == *upload_id) {
+                    errors.add(&field, Message::said("同一文件附加了两次", "the same upload is attached twice"));
+                }
+                uploads.push(crate::service::attachments::ToAttach {
+                    field,
+                    upload_id: *upload_id,
+                    kind: entities::upload::AttachmentKind::Filing,
+                });
+                continue;
+            }
+            FilingAttachment::Metadata(attachment) => attachment,
+        };
         let field = format!("attachments[{i}].file_name");
         let name = errors.text(&field, &attachment.file_name, 200);
         // A plain name that shows what it is: never a path a client could be tricked into
@@ -235,7 +270,7 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
         );
     }
     errors.into_result()?;
-    Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point, attachments })
+    Ok(CheckedTicket { title, description, address, resident_name, resident_phone, point, attachments, uploads })
 }
 
 async fn file_in_transaction(
@@ -359,6 +394,7 @@ async fn file_in_transaction(
     repo::tickets::record_event(&txn, id, None, event::FILED, Some(caller.user_id), now, payload).await?;
     let source = created.channel.clone();
     repo::open311::keep_channel_extras(&txn, id, &source, &extras.media_urls, extras.token.as_deref(), now).await?;
+    crate::service::attachments::attach_in(&txn, caller, id, None, &checked.uploads, now).await?;
 
     let mut ticket = created;
     if category.auto_dispatch {

@@ -47,6 +47,9 @@ pub struct TicketView {
     pub in_scope: bool,
     /// The SLA clocks of the ticket and of the dispatches above, oldest first.
     pub sla: Vec<crate::service::sla::ClockStatus>,
+    /// The photos and documents the viewer may see (department staff: the filing's and their
+    /// own department's evidence), oldest first.
+    pub attachments: Vec<entities::upload::Model>,
 }
 
 /// Another department's share of a ticket, as department staff see it.

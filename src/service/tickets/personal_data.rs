@@ -65,13 +65,24 @@ pub async fn contact(
     Ok(ResidentContact { name: t.resident_name, phone: t.resident_phone, address: t.address })
 }
 
-/// Blanks the resident's name, phone and address at their request, and every derived copy;
-/// the ticket and its history stay.
+/// The body of an erasure.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    pub reason: String,
+    /// Also delete the resident-supplied attachments (the photos and documents sent with the
+    /// filing) and their stored bytes. Departments' evidence stays.
+    #[serde(default)]
+    pub remove_attachments: bool,
+}
+
+/// Blanks the resident's name, phone and address at their request, and every derived copy
+/// (with `remove_attachments`, the filing's photos too); the ticket and its history stay.
 pub async fn erase_personal_data(
     ctx: &AppContext,
     caller: &Caller,
     id: Uuid,
-    request: ReasonRequest,
+    request: ErasureRequest,
 ) -> AppResult<TicketView> {
     require(caller, Permission::ErasePersonalData)?;
     let mut errors = FieldErrors::new();
@@ -90,6 +101,23 @@ pub async fn erase_personal_data(
         .filter(idempotency_key::Column::TicketId.eq(id))
         .exec(&txn)
         .await?;
+    let (attachments_removed, objects) = if request.remove_attachments {
+        crate::service::attachments::erase_resident_attachments(&txn, id).await?
+    } else {
+        (0, Vec::new())
+    };
+    if attachments_removed > 0 {
+        repo::tickets::record_event(
+            &txn,
+            id,
+            None,
+            event::ATTACHMENTS_ERASED,
+            Some(caller.user_id),
+            now,
+            json!({"count": attachments_removed}),
+        )
+        .await?;
+    }
     repo::tickets::record_event(
         &txn,
         id,
@@ -105,11 +133,17 @@ pub async fn erase_personal_data(
         "personal_data_erased",
         "ticket",
         id,
-        json!({"number": ticket.number, "reason": reason}),
+        json!({"number": ticket.number, "reason": reason, "attachments_removed": attachments_removed}),
     )
     .in_unit(Some(ticket.unit_id));
     crate::service::audit::record(&txn, entry, now).await?;
-    commit(ctx, txn, &viewer, row, &ticket, now).await
+    let view = commit(ctx, txn, &viewer, row, &ticket, now).await?;
+    // The bytes go once the rows are gone for good (no network call inside the transaction).
+    // If this fails, housekeeping removes the unreferenced objects later.
+    if let Err(err) = crate::service::uploads::delete_unreferenced(ctx, objects).await {
+        tracing::error!(error = %err.chain(), ticket_id = %id, "erased attachments' objects remain until housekeeping");
+    }
+    Ok(view)
 }
 
 /// The idempotency fingerprint of a ticket whose personal data was erased: a replay of its key

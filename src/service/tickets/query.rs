@@ -180,6 +180,7 @@ async fn views_in(
     let mut clocks = crate::service::sla::clocks_of(db, &ids).await?;
     let now = ctx.clock.now();
     let paths = repo::tickets::unit_paths(db, &unit_ids).await?;
+    let mut attachments = crate::service::attachments::of_tickets(db, &ids).await?;
     Ok(tickets
         .into_iter()
         .map(|ticket| {
@@ -206,7 +207,15 @@ async fn views_in(
                 .filter(|c| c.dispatch_id.is_none_or(|id| readable.iter().any(|d| d.id == id)))
                 .map(|c| crate::service::sla::status(ctx, c, now))
                 .collect();
+            let readable_ids: Vec<Uuid> = readable.iter().map(|d| d.id).collect();
+            let attachments = attachments
+                .remove(&ticket.id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| crate::service::attachments::visible_in(viewer.caller, &readable_ids, a))
+                .collect();
             TicketView {
+                attachments,
                 rating: ratings.remove(&ticket.id),
                 ticket,
                 dispatches: readable,
