@@ -23,6 +23,9 @@ pub mod supervision_order;
 pub mod ticket;
 pub mod ticket_counter;
 pub mod ticket_event;
+pub mod ticket_follower;
+pub mod ticket_merge;
+pub mod topic;
 pub mod user;
 
 pub use enums::{ClockStop, Priority, Role, UnitLevel};

@@ -2,12 +2,15 @@
 
 pub mod catch_panic;
 pub mod categories;
+pub mod coverage;
 pub mod departments;
 pub mod dispatches;
 pub mod dto;
+pub mod duplicates;
 pub mod extract;
 pub mod grid_units;
 pub mod health;
+pub mod hotspots;
 pub mod notifications;
 pub mod openapi;
 pub mod problem;
@@ -17,6 +20,7 @@ pub mod routing;
 pub mod session;
 pub mod sla;
 pub mod tickets;
+pub mod topics;
 pub mod users;
 
 use actix_web::web::{self, delete, get, patch, post, put, resource};
@@ -110,6 +114,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/reports/sla").route(get().to(reports::sla)))
                 .service(resource("/reports/trend").route(get().to(reports::trend)))
                 .service(resource("/reports/overdue").route(get().to(reports::overdue)))
+                .service(resource("/reports/coverage").route(get().to(coverage::coverage)))
+                .service(resource("/reports/hotspots").route(get().to(hotspots::hotspots)))
+                .service(resource("/topics").route(get().to(topics::list)).route(post().to(topics::create)))
+                .service(resource("/topics/{id}").route(get().to(topics::get)))
+                .service(resource("/topics/{id}/tickets").route(get().to(topics::tickets)))
+                .service(resource("/tickets/{id}/possible-duplicates").route(get().to(duplicates::possible_duplicates)))
+                .service(resource("/tickets/{id}/merge").route(post().to(duplicates::merge)))
                 .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")

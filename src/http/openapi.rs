@@ -27,6 +27,7 @@ use super::{
     categories, departments, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
     users,
 };
+use super::{coverage, duplicates, hotspots, topics};
 use crate::domain::access::{Permission, role_may};
 
 const INFO: &str = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking.
@@ -62,6 +63,8 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         reports::sla, reports::trend, reports::overdue,
         sla::rules, sla::create_rule, sla::replace_rule, sla::delete_rule, sla::notifications, sla::prometheus,
         notifications::retry, notifications::retry_dead,
+        coverage::coverage, hotspots::hotspots, topics::create, topics::list, topics::get, topics::tickets,
+        duplicates::possible_duplicates, duplicates::merge,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -176,6 +179,14 @@ const ACCESS: &[(&str, Access)] = {
         ("listNotifications", Needs(Operate)),
         ("retryNotification", Needs(Operate)),
         ("retryDeadNotifications", Needs(Operate)),
+        ("getCoverageReport", Needs(ReadReports)),
+        ("getHotspotReport", Needs(ReadReports)),
+        ("createTopic", Needs(Supervise)),
+        ("listTopics", Needs(ReadReports)),
+        ("getTopic", Needs(ReadReports)),
+        ("listTopicTickets", Needs(ReadReports)),
+        ("listPossibleDuplicates", Needs(ReadTickets)),
+        ("mergeTicket", Needs(DispatchTicket)),
     ]
 };
 
