@@ -10,6 +10,7 @@ mod contract;
 mod error_messages;
 mod errors;
 mod geography;
+mod governance;
 mod helpers;
 mod mail;
 mod mail_delivery;
