@@ -74,7 +74,8 @@ pub async fn candidates(
     let center = Point { lat, lon };
     let bbox = BoundingBox::around(center, settings.duplicate_radius_m);
     let window = Duration::days(settings.duplicate_window_days);
-    let rows: Vec<(Uuid, String, String, String, Option<f64>, Option<f64>, DateTime<Utc>)> = ticket::Entity::find()
+    type Row = (Uuid, String, String, String, Option<f64>, Option<f64>, DateTime<Utc>);
+    let rows: Vec<Row> = ticket::Entity::find()
         .select_only()
         .columns([
             ticket::Column::Id,
