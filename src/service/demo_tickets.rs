@@ -144,6 +144,8 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
             .await?;
         }
     }
+    let supervisor = demo_user(ctx, "demo-supervisor").await?;
+    super::demo_governance::seed(&played, &clock, ctx.clock.now(), &grid_worker, &dispatcher, &supervisor).await?;
     Ok((created, existing))
 }
 

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod categories;
 pub mod coverage;
 pub mod demo;
+pub mod demo_governance;
 pub mod demo_tickets;
 pub mod departments;
 pub mod dispatches;

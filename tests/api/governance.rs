@@ -539,3 +539,46 @@ async fn merge_rules() {
     })
     .await;
 }
+
+// ---- the demo data set ----------------------------------------------------------------------
+
+/// `seed-demo` makes every new report show something on the first run, and twice is once.
+#[tokio::test]
+async fn the_demo_shows_each_report() {
+    each_backend(|app| async move {
+        gridwhistle::service::demo::seed(&app.ctx).await.expect("demo");
+        gridwhistle::service::demo::seed(&app.ctx).await.expect("demo again");
+        let today = app
+            .clock
+            .now_for_tests()
+            .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+            .date_naive();
+        let range = format!("from={}&to={today}", today - Duration::days(30));
+
+        let coverage = get(&app, "demo-supervisor", &format!("/api/v1/reports/coverage?{range}")).await;
+        let covered = coverage["covered"].as_i64().expect("covered");
+        assert!(covered >= 1 && covered < coverage["communities"].as_i64().expect("communities"), "{coverage}");
+        assert!(coverage["total"]["merged"].as_i64() >= Some(1), "{coverage}");
+
+        let hotspots = get(&app, "demo-supervisor", &format!("/api/v1/reports/hotspots?{range}&group_by=grid")).await;
+        let top = &hotspots["rows"][0];
+        assert!(top["count"].as_i64() >= Some(3) && top["repeated"].as_i64() >= Some(2), "{hotspots}");
+        assert!(hotspots["rows"].as_array().expect("rows").iter().any(|r| r["merged"].as_i64() >= Some(1)));
+
+        let month = format!("{}", today.format("%Y-%m"));
+        let topics = get(&app, "demo-supervisor", &format!("/api/v1/topics?period={month}")).await;
+        assert_eq!(topics["items"].as_array().map(Vec::len), Some(1), "{topics}");
+        assert!(topics["items"][0]["tickets"].as_i64() >= Some(1));
+
+        let mine = get(&app, "demo-grid", "/api/v1/tickets?status=merged").await;
+        assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "one merged pair");
+        let latest = get(&app, "demo-grid", "/api/v1/tickets?limit=1").await;
+        let duplicates =
+            get(&app, "demo-grid", &format!("/api/v1/tickets/{}/possible-duplicates", id(&latest["items"][0]))).await;
+        assert!(
+            !duplicates["items"].as_array().expect("items").is_empty(),
+            "the unmerged near-duplicate has candidates"
+        );
+    })
+    .await;
+}
