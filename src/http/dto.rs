@@ -256,7 +256,7 @@ pub struct Ticket {
     pub channel: String,
     #[schema(value_type = Vec<Object>)]
     pub attachments: Value,
-    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    /// filed, dispatched, in_progress, resolved, closed, cancelled or merged
     pub status: String,
     pub filed_by: Uuid,
     pub version: i32,

@@ -21,7 +21,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TicketQuery {
-    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    /// filed, dispatched, in_progress, resolved, closed, cancelled or merged
     status: Option<String>,
     category: Option<uuid::Uuid>,
     /// Tickets in this unit's subtree.

@@ -2,7 +2,8 @@
 //! reports the dispatcher merged (并单), one more left for the dispatcher to find among the
 //! possible duplicates, and this month's topic (每月一题) on the demo's most frequent problem.
 //! With the demo tickets (filed in two of the four communities, many at one spot) every new
-//! report shows something on the first run. Idempotent like the rest of the demo.
+//! report shows something on the first run. Idempotent like the rest of the demo: answers how
+//! many rows (tickets, topic) it created and how many were there already.
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 use uuid::Uuid;
@@ -30,7 +31,7 @@ pub async fn seed(
     grid_worker: &Caller,
     dispatcher: &Caller,
     supervisor: &Caller,
-) -> AppResult<()> {
+) -> AppResult<(usize, usize)> {
     let category = categories::by_code(&ctx.db, "environment")
         .await?
         .ok_or_else(|| AppError::Internal("demo category environment missing".into()))?;
@@ -38,6 +39,7 @@ pub async fn seed(
     let first = file_near(ctx, grid_worker, category.id, 1.0, "demo-duplicate-1").await?;
     clock.advance(Duration::hours(2));
     let second = file_near(ctx, grid_worker, category.id, 2.0, "demo-duplicate-2").await?;
+    let mut created = usize::from(first.is_some()) + usize::from(second.is_some());
     if let (Some(first), Some(second)) = (first, second) {
         clock.advance(Duration::hours(1));
         let merge =
@@ -48,10 +50,10 @@ pub async fn seed(
     }
     clock.advance(Duration::hours(3));
     // Left unmerged: its possible duplicates name the survivor above.
-    file_near(ctx, grid_worker, category.id, 0.5, "demo-duplicate-3").await?;
+    created += usize::from(file_near(ctx, grid_worker, category.id, 0.5, "demo-duplicate-3").await?.is_some());
 
     let Some(community) = grid_units::by_code(&ctx.db, "140902001001").await? else {
-        return Ok(());
+        return Ok((created, 3 - created));
     };
     clock.set(now);
     let today = now.with_timezone(&ctx.calendar().offset()).date_naive();
@@ -63,7 +65,8 @@ pub async fn seed(
     };
     match topics::create(ctx, supervisor, topic).await {
         // Picked on an earlier run.
-        Ok(_) | Err(AppError::Refused { kind: Refusal::Conflict, .. }) => Ok(()),
+        Ok(_) => Ok((created + 1, 3 - created)),
+        Err(AppError::Refused { kind: Refusal::Conflict, .. }) => Ok((created, 4 - created)),
         Err(other) => Err(other),
     }
 }

@@ -145,8 +145,9 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
         }
     }
     let supervisor = demo_user(ctx, "demo-supervisor").await?;
-    super::demo_governance::seed(&played, &clock, ctx.clock.now(), &grid_worker, &dispatcher, &supervisor).await?;
-    Ok((created, existing))
+    let (more, there) =
+        super::demo_governance::seed(&played, &clock, ctx.clock.now(), &grid_worker, &dispatcher, &supervisor).await?;
+    Ok((created + more, existing + there))
 }
 
 const RESIDENT_NAMES: &[&str] =

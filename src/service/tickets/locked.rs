@@ -235,7 +235,7 @@ pub(crate) async fn commit(
     Ok(view)
 }
 
-/// A ticket ends (closed, auto-closed, cancelled): every open dispatch ends with it and every
+/// A ticket ends (closed, auto-closed, cancelled, merged): every open dispatch ends with it and every
 /// running clock stops without its goal, so nothing on it can act, fire or escalate again.
 pub(crate) async fn end_open_work(
     txn: &DatabaseTransaction,
