@@ -27,6 +27,9 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub security: SecuritySettings,
     pub reports: ReportSettings,
+    /// Issue 17: survey coverage, recurring problems, duplicate reports.
+    #[serde(default)]
+    pub governance: GovernanceSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
     pub open311: Open311Settings,
@@ -243,6 +246,27 @@ pub struct Open311Settings {
     pub jurisdiction_id: String,
     /// POST requests answers a `token` (resolved through `tokens/{token}`) instead of the id.
     pub batch: bool,
+}
+
+/// Thresholds of the coverage and hotspot reports and of the duplicate search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GovernanceSettings {
+    /// A community is covered by the satisfaction survey with at least this many rated tickets
+    /// in the period.
+    pub coverage_min_rated: i64,
+    /// Two tickets of a hotspot this close (metres) count as repeated at the same place.
+    pub hotspot_radius_m: f64,
+    /// Open tickets of the same category this close (metres) are possible duplicates …
+    pub duplicate_radius_m: f64,
+    /// … when filed within this many days of each other.
+    pub duplicate_window_days: i64,
+}
+
+impl Default for GovernanceSettings {
+    fn default() -> Self {
+        Self { coverage_min_rated: 1, hotspot_radius_m: 50.0, duplicate_radius_m: 100.0, duplicate_window_days: 7 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -468,6 +492,30 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "reports",
                 message: "weights must be non-negative and not all zero".into(),
+            });
+        }
+        let g = &self.governance;
+        if !(1..=10_000).contains(&g.coverage_min_rated) {
+            return Err(SettingsError::Invalid {
+                key: "governance.coverage_min_rated",
+                message: "must be between 1 and 10000".into(),
+            });
+        }
+        for (key, radius) in [
+            ("governance.hotspot_radius_m", g.hotspot_radius_m),
+            ("governance.duplicate_radius_m", g.duplicate_radius_m),
+        ] {
+            if !(radius.is_finite() && radius > 0.0 && radius <= 10_000.0) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    message: "must be more than 0 and at most 10000 (metres)".into(),
+                });
+            }
+        }
+        if !(1..=366).contains(&g.duplicate_window_days) {
+            return Err(SettingsError::Invalid {
+                key: "governance.duplicate_window_days",
+                message: "must be between 1 and 366".into(),
             });
         }
         if self.sla.sweep_batch == 0 {

@@ -19,6 +19,7 @@ mod m20261129_000012_rate_limit_counters;
 mod m20261129_000013_open311;
 mod m20261129_000014_webhooks_and_streams;
 mod m20261129_000015_uploads;
+mod m20261129_000018_governance;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_open311::Migration),
             Box::new(m20261129_000014_webhooks_and_streams::Migration),
             Box::new(m20261129_000015_uploads::Migration),
+            Box::new(m20261129_000018_governance::Migration),
         ]
     }
 }

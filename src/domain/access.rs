@@ -76,7 +76,8 @@ pub enum TicketScope {
     Everything,
     /// Tickets filed in this unit's subtree (supervisor: county or city; dispatcher: township).
     UnitSubtree(Uuid),
-    /// A grid worker: tickets in their grid, and any they filed themselves.
+    /// A grid worker: tickets in their grid, any they filed themselves, and the ones their
+    /// merged duplicates live on in (they follow those).
     GridWorker {
         user_id: Uuid,
         grid_id: Uuid,
@@ -103,6 +104,8 @@ pub struct TicketFacts {
     /// The ticket's unit lies in the caller's home-unit subtree.
     pub in_home_subtree: bool,
     pub filed_by: Uuid,
+    /// The caller follows the ticket: they filed a duplicate that was merged into it.
+    pub follows: bool,
     /// The caller's department holds a dispatch on it, and whether that one was acknowledged.
     pub department_dispatch: Option<DepartmentDispatch>,
 }
@@ -117,7 +120,7 @@ pub fn may_see_ticket(caller: &Caller, facts: &TicketFacts) -> bool {
     match ticket_scope(caller) {
         TicketScope::Everything => true,
         TicketScope::UnitSubtree(_) => facts.in_home_subtree,
-        TicketScope::GridWorker { user_id, .. } => facts.in_home_subtree || facts.filed_by == user_id,
+        TicketScope::GridWorker { user_id, .. } => facts.in_home_subtree || facts.filed_by == user_id || facts.follows,
         TicketScope::Department(_) => facts.department_dispatch.is_some(),
         TicketScope::Nothing => false,
     }

@@ -120,6 +120,38 @@ impl Boundary {
     }
 }
 
+/// The mean Earth radius (IUGG), metres.
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// The great-circle distance between two points in metres (haversine): the one definition of
+/// "how far apart" for duplicate reports and repeated problems.
+pub fn distance_m(a: Point, b: Point) -> f64 {
+    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
+    let d_lat = lat2 - lat1;
+    let d_lon = (b.lon - a.lon).to_radians();
+    let h = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+impl BoundingBox {
+    /// A box holding every point within `radius_m` of `center` (a little more near its
+    /// corners): the index-friendly prefilter before the exact [`distance_m`].
+    pub fn around(center: Point, radius_m: f64) -> Self {
+        let metres_per_degree = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+        let d_lat = radius_m / metres_per_degree;
+        // Longitude degrees shrink with the cosine of the latitude; near the poles the box
+        // takes every longitude.
+        let cos = center.lat.to_radians().cos();
+        let d_lon = if cos < 1e-6 { 360.0 } else { (radius_m / (metres_per_degree * cos)).min(360.0) };
+        Self {
+            min_lat: (center.lat - d_lat).max(-90.0),
+            max_lat: (center.lat + d_lat).min(90.0),
+            min_lon: center.lon - d_lon,
+            max_lon: center.lon + d_lon,
+        }
+    }
+}
+
 fn parse_polygon(value: &Value) -> Result<Vec<Vec<(f64, f64)>>, String> {
     let rings = value.as_array().ok_or("Polygon coordinates must be an array of rings")?;
     if rings.is_empty() {
@@ -257,6 +289,39 @@ mod tests {
         assert!((hole - 870.0).abs() < 10.0, "{hole}");
         // Beijing is far from a grid in Xinzhou.
         assert!(b.distance_m(at(39.9, 116.4)) > 300_000.0);
+    }
+
+    #[test]
+    fn haversine_distances() {
+        let here = at(38.41, 112.705);
+        assert_eq!(distance_m(here, here), 0.0);
+        // 0.001° of latitude is 111.19 m everywhere.
+        let north = distance_m(here, at(38.411, 112.705));
+        assert!((north - 111.19).abs() < 0.01, "{north}");
+        // 0.001° of longitude at 38.41°N: 111.19 m · cos 38.41° ≈ 87.13 m.
+        let east = distance_m(here, at(38.41, 112.706));
+        assert!((east - 87.13).abs() < 0.01, "{east}");
+        // Symmetric, and Xinzhou to Beijing is about 330 km.
+        assert_eq!(distance_m(here, at(39.9, 116.4)), distance_m(at(39.9, 116.4), here));
+        let beijing = distance_m(here, at(39.9, 116.4));
+        assert!((330_000.0..360_000.0).contains(&beijing), "{beijing}");
+    }
+
+    #[test]
+    fn the_box_around_a_point_holds_its_circle() {
+        let center = at(38.41, 112.705);
+        let bbox = BoundingBox::around(center, 100.0);
+        for bearing in 0..360 {
+            let (s, c) = f64::from(bearing).to_radians().sin_cos();
+            // A point 99.9 m away in each direction lies inside the box.
+            let p = at(
+                center.lat + c * 99.9 / 111_195.0,
+                center.lon + s * 99.9 / (111_195.0 * 38.41f64.to_radians().cos()),
+            );
+            assert!(distance_m(center, p) < 100.0);
+            assert!(p.lat >= bbox.min_lat && p.lat <= bbox.max_lat && p.lon >= bbox.min_lon && p.lon <= bbox.max_lon);
+        }
+        assert!(bbox.max_lat - bbox.min_lat < 0.002);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub enum TicketStatus {
     Resolved,
     Closed,
     Cancelled,
+    /// 并单: a duplicate merged into another ticket, which carries the work on.
+    Merged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +33,8 @@ pub enum TicketAction {
     Reopen,
     AutoClose,
     Cancel,
+    /// The dispatcher merges a duplicate into another open ticket (并单).
+    Merge,
 }
 
 /// Where `action` takes a ticket in `from`, or `None` when it is not allowed there.
@@ -48,6 +52,7 @@ pub fn ticket_transition(from: TicketStatus, action: TicketAction) -> Option<Tic
         (S::Resolved, A::RateSatisfied | A::AutoClose) => Some(S::Closed),
         (S::Resolved, A::Reopen) => Some(S::InProgress),
         (S::Filed | S::Dispatched | S::InProgress, A::Cancel) => Some(S::Cancelled),
+        (S::Filed | S::Dispatched | S::InProgress, A::Merge) => Some(S::Merged),
         _ => None,
     }
 }
@@ -106,6 +111,7 @@ impl fmt::Display for TicketStatus {
             Self::Resolved => "resolved",
             Self::Closed => "closed",
             Self::Cancelled => "cancelled",
+            Self::Merged => "merged",
         })
     }
 }
@@ -136,6 +142,7 @@ impl fmt::Display for TicketAction {
             Self::Reopen => "rate",
             Self::AutoClose => "auto-close",
             Self::Cancel => "cancel",
+            Self::Merge => "merge",
         })
     }
 }
@@ -163,15 +170,16 @@ pub fn is_bad_rating(score: u8) -> bool {
 mod tests {
     use super::*;
 
-    const STATUSES: [TicketStatus; 6] = [
+    const STATUSES: [TicketStatus; 7] = [
         TicketStatus::Filed,
         TicketStatus::Dispatched,
         TicketStatus::InProgress,
         TicketStatus::Resolved,
         TicketStatus::Closed,
         TicketStatus::Cancelled,
+        TicketStatus::Merged,
     ];
-    const ACTIONS: [TicketAction; 11] = [
+    const ACTIONS: [TicketAction; 12] = [
         TicketAction::Dispatch,
         TicketAction::Whistle,
         TicketAction::StartWork,
@@ -183,6 +191,7 @@ mod tests {
         TicketAction::Reopen,
         TicketAction::AutoClose,
         TicketAction::Cancel,
+        TicketAction::Merge,
     ];
 
     /// The whole table, written out: every (state, action) pair and its outcome.
@@ -194,16 +203,19 @@ mod tests {
             (S::Filed, A::Dispatch, S::Dispatched),
             (S::Filed, A::ForceBack, S::Dispatched),
             (S::Filed, A::Cancel, S::Cancelled),
+            (S::Filed, A::Merge, S::Merged),
             (S::Dispatched, A::Whistle, S::Dispatched),
             (S::Dispatched, A::StartWork, S::InProgress),
             (S::Dispatched, A::ReturnToDispatcher, S::Filed),
             (S::Dispatched, A::Progress, S::Dispatched),
             (S::Dispatched, A::Cancel, S::Cancelled),
+            (S::Dispatched, A::Merge, S::Merged),
             (S::InProgress, A::Whistle, S::InProgress),
             (S::InProgress, A::ReturnToDispatcher, S::Filed),
             (S::InProgress, A::Progress, S::InProgress),
             (S::InProgress, A::Resolve, S::Resolved),
             (S::InProgress, A::Cancel, S::Cancelled),
+            (S::InProgress, A::Merge, S::Merged),
             (S::Resolved, A::Progress, S::Resolved),
             (S::Resolved, A::RateSatisfied, S::Closed),
             (S::Resolved, A::Reopen, S::InProgress),
@@ -218,10 +230,18 @@ mod tests {
     }
 
     #[test]
-    fn closed_and_cancelled_are_final() {
+    fn closed_cancelled_and_merged_are_final() {
         for action in ACTIONS {
             assert_eq!(ticket_transition(TicketStatus::Closed, action), None);
             assert_eq!(ticket_transition(TicketStatus::Cancelled, action), None);
+            assert_eq!(ticket_transition(TicketStatus::Merged, action), None);
+        }
+        for status in STATUSES {
+            assert_eq!(
+                status.is_terminal(),
+                ACTIONS.iter().all(|a| ticket_transition(status, *a).is_none()),
+                "{status}"
+            );
         }
     }
 
@@ -264,16 +284,16 @@ fn parse_from<T: fmt::Display + Copy>(all: &[T], text: &str) -> Option<T> {
 }
 
 impl TicketStatus {
-    pub const ALL: [TicketStatus; 6] =
-        [Self::Filed, Self::Dispatched, Self::InProgress, Self::Resolved, Self::Closed, Self::Cancelled];
+    pub const ALL: [TicketStatus; 7] =
+        [Self::Filed, Self::Dispatched, Self::InProgress, Self::Resolved, Self::Closed, Self::Cancelled, Self::Merged];
 
     pub fn parse(text: &str) -> Option<Self> {
         parse_from(&Self::ALL, text)
     }
 
-    /// Closed or cancelled: the ticket has ended and nothing on it runs again.
+    /// Closed, cancelled or merged: the ticket has ended and nothing on it runs again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Closed | Self::Cancelled)
+        matches!(self, Self::Closed | Self::Cancelled | Self::Merged)
     }
 }
 
@@ -379,4 +399,8 @@ pub mod event {
     pub const ATTACHMENTS_ADDED: &str = "attachments_added";
     /// Resident-supplied attachments removed with an erasure of personal data.
     pub const ATTACHMENTS_ERASED: &str = "attachments_erased";
+    /// On the duplicate: it was merged into another ticket (并单).
+    pub const MERGED: &str = "merged";
+    /// On the survivor: a duplicate was merged into it.
+    pub const DUPLICATE_MERGED: &str = "duplicate_merged";
 }

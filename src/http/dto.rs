@@ -261,7 +261,7 @@ pub struct Ticket {
     /// uploaded_by, uploaded_at, url, thumbnail_url), then any metadata-only entries of older clients.
     #[schema(value_type = Vec<Object>)]
     pub attachments: Value,
-    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    /// filed, dispatched, in_progress, resolved, closed, cancelled or merged
     pub status: String,
     pub filed_by: Uuid,
     pub version: i32,

@@ -4,13 +4,16 @@ pub mod api_keys;
 pub mod attachments;
 pub mod catch_panic;
 pub mod categories;
+pub mod coverage;
 pub mod departments;
 pub mod dispatches;
 pub mod dto;
 pub mod event_stream;
+pub mod duplicates;
 pub mod extract;
 pub mod grid_units;
 pub mod health;
+pub mod hotspots;
 pub mod notifications;
 pub mod open311;
 pub mod openapi;
@@ -22,6 +25,7 @@ pub mod session;
 pub mod sla;
 pub mod tickets;
 pub mod uploads;
+pub mod topics;
 pub mod users;
 pub mod webhooks;
 
@@ -123,6 +127,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/reports/overdue").route(get().to(reports::overdue)))
                 .service(resource("/api-keys").route(get().to(api_keys::list)).route(post().to(api_keys::create)))
                 .service(resource("/api-keys/{id}").route(delete().to(api_keys::revoke)))
+                .service(resource("/reports/coverage").route(get().to(coverage::coverage)))
+                .service(resource("/reports/hotspots").route(get().to(hotspots::hotspots)))
+                .service(resource("/topics").route(get().to(topics::list)).route(post().to(topics::create)))
+                .service(resource("/topics/{id}").route(get().to(topics::get)))
+                .service(resource("/topics/{id}/tickets").route(get().to(topics::tickets)))
+                .service(resource("/tickets/{id}/possible-duplicates").route(get().to(duplicates::possible_duplicates)))
+                .service(resource("/tickets/{id}/merge").route(post().to(duplicates::merge)))
                 .service(resource("/users").route(get().to(users::list)).route(post().to(users::create)))
                 .service(
                     resource("/users/{id}")

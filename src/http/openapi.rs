@@ -27,6 +27,7 @@ use super::{
     api_keys, attachments, categories, departments, dispatches, event_stream, grid_units, health, notifications,
     reports, routing, session, sla, tickets, uploads, users, webhooks,
 };
+use super::{coverage, duplicates, hotspots, topics};
 use crate::domain::access::{Permission, role_may};
 
 const INFO: &str = "吹哨报到 · 接诉即办 — community service requests, routing and SLA tracking.
@@ -67,6 +68,8 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
         event_stream::stream, event_stream::stream_token,
         uploads::upload, attachments::get, attachments::thumbnail, attachments::attach,
+        coverage::coverage, hotspots::hotspots, topics::create, topics::list, topics::get, topics::tickets,
+        duplicates::possible_duplicates, duplicates::merge,
     ),
     tags(
         (name = "auth", description = "Log in (get a bearer token), refresh it, log out, and who am I."),
@@ -200,6 +203,14 @@ const ACCESS: &[(&str, Access)] = {
         ("getAttachment", Needs(ReadTickets)),
         ("getAttachmentThumbnail", Needs(ReadTickets)),
         ("attachDispatchEvidence", Needs(HandleDispatch)),
+        ("getCoverageReport", Needs(ReadReports)),
+        ("getHotspotReport", Needs(ReadReports)),
+        ("createTopic", Needs(Supervise)),
+        ("listTopics", Needs(ReadReports)),
+        ("getTopic", Needs(ReadReports)),
+        ("listTopicTickets", Needs(ReadReports)),
+        ("listPossibleDuplicates", Needs(ReadTickets)),
+        ("mergeTicket", Needs(DispatchTicket)),
     ]
 };
 

@@ -64,7 +64,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("score", "综合得分", "score"),
 ];
 
-fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bool> {
+pub(crate) fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bool> {
     match format {
         Some("csv") => Ok(true),
         Some("json") => Ok(false),
@@ -80,7 +80,7 @@ fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bool> {
 /// as `=HYPERLINK(…)` shows as text — then quoted when it holds a separator. Every text cell
 /// goes through here; numeric cells are written from numbers and are never prefixed, so a
 /// negative figure stays a number.
-fn csv_text(text: &str) -> String {
+pub(crate) fn csv_text(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
@@ -111,14 +111,14 @@ fn csv(rows: &[ReportRow], total: &ReportRow, english: bool) -> String {
 
 /// Rates to 4 decimals (0.8333), hours and scores to 2: what a spreadsheet reader wants, and
 /// no float noise (0.30000000000000004). JSON keeps full precision.
-fn rounded(key: &str, value: f64) -> String {
+pub(crate) fn rounded(key: &str, value: f64) -> String {
     let decimals = if key.ends_with("_rate") { 4 } else { 2 };
     let text = format!("{value:.decimals$}");
     // 0.5000 → 0.5, 12.00 → 12: the shortest text of the rounded number.
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
-fn csv_response(body: String, name: &str) -> HttpResponse {
+pub(crate) fn csv_response(body: String, name: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\"")))

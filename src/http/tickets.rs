@@ -21,7 +21,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TicketQuery {
-    /// filed, dispatched, in_progress, resolved, closed or cancelled
+    /// filed, dispatched, in_progress, resolved, closed, cancelled or merged
     status: Option<String>,
     category: Option<uuid::Uuid>,
     /// Tickets in this unit's subtree.
@@ -78,7 +78,7 @@ pub fn etag(view: &TicketView) -> String {
 /// `Idempotent-Replayed: true`. Filings per user are rate-limited (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/tickets", operation_id = "fileTicket", tag = "tickets", request_body = NewTicket,
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the ticket it filed, as it is now (200)")),
-    responses((status = 201, body = Ticket, description = "filed"), (status = 200, body = Ticket, description = "an Idempotency-Key replay: the ticket filed before"),
+    responses((status = 201, body = super::duplicates::FiledTicket, description = "filed, with `possible_duplicates`"), (status = 200, body = super::duplicates::FiledTicket, description = "an Idempotency-Key replay: the ticket filed before"),
         (status = 403, body = Problem, description = "your role may not file, or the place is outside your own jurisdiction"), (status = 422, body = Problem),
         (status = 429, body = Problem, description = "too many filings from this user in a minute; see Retry-After")), security(("bearer" = [])))]
 pub async fn file(
@@ -89,7 +89,11 @@ pub async fn file(
     let filed = tickets::file(&ctx, &caller, input, key).await?;
     let location = format!("/api/v1/tickets/{}", filed.view.ticket.id);
     let status = if filed.replayed { actix_web::http::StatusCode::OK } else { actix_web::http::StatusCode::CREATED };
-    let mut response = with_etag(status, filed.view);
+    // 重复诉求: the filing stands; the filer sees what may already report the same problem.
+    let possible_duplicates = crate::service::duplicates::for_ticket(&ctx, &caller, &filed.view.ticket).await?;
+    let mut response = HttpResponse::build(status)
+        .insert_header((header::ETAG, etag(&filed.view)))
+        .json(super::duplicates::FiledTicket { ticket: Ticket::from(filed.view), possible_duplicates });
     if let Ok(value) = header::HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entities::{dispatch, grid_unit, rating, ticket, ticket_counter, ticket_event};
+use entities::{dispatch, grid_unit, rating, ticket, ticket_counter, ticket_event, ticket_follower};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -62,9 +62,10 @@ pub fn scope_condition(scope: &Scope) -> Condition {
     match scope {
         Scope::Everything => Condition::all(),
         Scope::UnitPath(path) => Condition::all().add(in_unit_subtree(path)),
-        Scope::FiledByOrUnitPath { user_id, path } => {
-            Condition::any().add(ticket::Column::FiledBy.eq(*user_id)).add(in_unit_subtree(path))
-        }
+        Scope::FiledByOrUnitPath { user_id, path } => Condition::any()
+            .add(ticket::Column::FiledBy.eq(*user_id))
+            .add(in_unit_subtree(path))
+            .add(followed_by(*user_id)),
         Scope::Department(department) => Condition::all().add(
             ticket::Column::Id.in_subquery(
                 Query::select()
@@ -81,6 +82,28 @@ pub fn scope_condition(scope: &Scope) -> Condition {
 /// The ids of the tickets a scope covers, as a subquery for rows that hang off tickets.
 pub fn ids_in_scope(scope: &Scope) -> sea_orm::sea_query::SelectStatement {
     Query::select().column(ticket::Column::Id).from(ticket::Entity).cond_where(scope_condition(scope)).to_owned()
+}
+
+/// Tickets the user follows (the survivors of duplicates they filed).
+pub fn followed_by(user_id: Uuid) -> sea_orm::sea_query::SimpleExpr {
+    ticket::Column::Id.in_subquery(
+        Query::select()
+            .column(ticket_follower::Column::TicketId)
+            .from(ticket_follower::Entity)
+            .and_where(ticket_follower::Column::UserId.eq(user_id))
+            .to_owned(),
+    )
+}
+
+/// The ids of the tickets `user_id` follows.
+pub async fn followed_ids(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    ticket_follower::Entity::find()
+        .select_only()
+        .column(ticket_follower::Column::TicketId)
+        .filter(ticket_follower::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// Tickets filed anywhere in the subtree whose stored path starts with `path`.

@@ -144,7 +144,10 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
             .await?;
         }
     }
-    Ok((created, existing))
+    let supervisor = demo_user(ctx, "demo-supervisor").await?;
+    let (more, there) =
+        super::demo_governance::seed(&played, &clock, ctx.clock.now(), &grid_worker, &dispatcher, &supervisor).await?;
+    Ok((created + more, existing + there))
 }
 
 const RESIDENT_NAMES: &[&str] =

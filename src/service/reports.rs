@@ -19,7 +19,7 @@ use crate::{
         access::{Caller, Permission},
         calendar::check_date_near,
         report::{nearest_rank, rate, score},
-        ticket::{DispatchRole, RESPONSIBLE_STATUSES},
+        ticket::{DispatchRole, RESPONSIBLE_STATUSES, TicketStatus},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -283,14 +283,16 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         (row.dispatched, row.acknowledged, row.acknowledged_on_time, row.returns) = (a, b, c, e);
     }
 
-    // 2. Tickets whose resolve deadline falls in the period: due, resolved (on time).
+    // 2. Tickets whose resolve deadline falls in the period: due, resolved (on time). Cancelled
+    //    tickets are not due; merged duplicates count in their survivor.
+    let not_due = format!("'{}', '{}'", TicketStatus::Cancelled, TicketStatus::Merged);
     let mut p = q.params();
     let (start, end) = (p.push(q.period.0), p.push(q.period.1));
     let sql = format!(
         "SELECT {g} AS grp, COUNT(*) AS a, COUNT(t.resolved_at) AS b, \
          SUM(CASE WHEN t.resolved_at IS NOT NULL AND t.resolved_at <= t.resolve_due_at THEN 1 ELSE 0 END) AS c \
          FROM tickets t {responsible} \
-         WHERE t.resolve_due_at >= {start} AND t.resolve_due_at < {end} AND t.status <> 'cancelled' AND {w} GROUP BY {g}",
+         WHERE t.resolve_due_at >= {start} AND t.resolve_due_at < {end} AND t.status NOT IN ({not_due}) AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
     for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p)).await? {

@@ -11,6 +11,7 @@ mod error_messages;
 mod errors;
 mod event_stream;
 mod geography;
+mod governance;
 mod helpers;
 mod mail;
 mod mail_delivery;

@@ -118,12 +118,12 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, first, stderr) = cli(&["seed-demo"], None);
         assert!(ok, "seed-demo: {stderr}");
-        assert!(first.contains("111 rows created, 0 already present"), "{first}");
+        assert!(first.contains("115 rows created, 0 already present"), "{first}");
         assert!(first.contains("demo-supervisor") && first.contains("gridwhistle-demo"), "prints the logins: {first}");
         let statuses: std::collections::BTreeSet<String> =
             entities::ticket::Entity::find().all(&db).await.expect("tickets").into_iter().map(|t| t.status).collect();
         let every: std::collections::BTreeSet<String> =
-            ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
+            ["filed", "dispatched", "in_progress", "resolved", "closed", "cancelled", "merged"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
@@ -132,7 +132,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, second, _) = cli(&["seed-demo"], None);
         assert!(ok);
-        assert!(second.contains("0 rows created, 111 already present"), "{second}");
+        assert!(second.contains("0 rows created, 115 already present"), "{second}");
         assert_eq!(snapshot(&db).await, before, "a second seed changes nothing");
 
         let (ok, out, stderr) = cli(
@@ -303,6 +303,13 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/reports/overdue", &["get"]),
             ("/api/v1/api-keys", &["get", "post"]),
             ("/api/v1/api-keys/{id}", &["delete"]),
+            ("/api/v1/reports/coverage", &["get"]),
+            ("/api/v1/reports/hotspots", &["get"]),
+            ("/api/v1/topics", &["get", "post"]),
+            ("/api/v1/topics/{id}", &["get"]),
+            ("/api/v1/topics/{id}/tickets", &["get"]),
+            ("/api/v1/tickets/{id}/possible-duplicates", &["get"]),
+            ("/api/v1/tickets/{id}/merge", &["post"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());

@@ -25,6 +25,8 @@ use crate::{
 pub struct Viewer<'a> {
     pub caller: &'a Caller,
     home_path: Option<String>,
+    /// Tickets a grid worker follows outside their grid (see [`TicketScope::GridWorker`]).
+    followed: Vec<Uuid>,
 }
 
 impl<'a> Viewer<'a> {
@@ -33,7 +35,11 @@ impl<'a> Viewer<'a> {
             Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
             None => None,
         };
-        Ok(Self { caller, home_path })
+        let followed = match ticket_scope(caller) {
+            TicketScope::GridWorker { user_id, .. } => repo::tickets::followed_ids(db, user_id).await?,
+            _ => Vec::new(),
+        };
+        Ok(Self { caller, home_path, followed })
     }
 
     pub fn scope(&self) -> Scope {
@@ -63,7 +69,12 @@ impl<'a> Viewer<'a> {
                 Some(DepartmentDispatch::NotYetAcknowledged)
             }
         });
-        TicketFacts { in_home_subtree: self.in_home_subtree(unit_path), filed_by: ticket.filed_by, department_dispatch }
+        TicketFacts {
+            in_home_subtree: self.in_home_subtree(unit_path),
+            filed_by: ticket.filed_by,
+            follows: self.followed.contains(&ticket.id),
+            department_dispatch,
+        }
     }
 }
 
@@ -145,6 +156,7 @@ fn ticket_status_zh(status: TicketStatus) -> &'static str {
         TicketStatus::Resolved => "已办结",
         TicketStatus::Closed => "已关闭",
         TicketStatus::Cancelled => "已撤销",
+        TicketStatus::Merged => "已合并",
     }
 }
 
@@ -160,6 +172,7 @@ fn ticket_action_zh(action: TicketAction) -> &'static str {
         TicketAction::RateSatisfied | TicketAction::Reopen => "评价",
         TicketAction::AutoClose => "自动关闭",
         TicketAction::Cancel => "撤销",
+        TicketAction::Merge => "合并",
     }
 }
 
@@ -222,7 +235,7 @@ pub(crate) async fn commit(
     Ok(view)
 }
 
-/// A ticket ends (closed, auto-closed, cancelled): every open dispatch ends with it and every
+/// A ticket ends (closed, auto-closed, cancelled, merged): every open dispatch ends with it and every
 /// running clock stops without its goal, so nothing on it can act, fire or escalate again.
 pub(crate) async fn end_open_work(
     txn: &DatabaseTransaction,

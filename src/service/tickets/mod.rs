@@ -6,6 +6,7 @@ mod closure;
 mod dispatching;
 mod filing;
 mod locked;
+mod merge;
 mod personal_data;
 mod query;
 
@@ -13,6 +14,7 @@ pub use closure::*;
 pub use dispatching::*;
 pub use filing::*;
 pub(crate) use locked::*;
+pub use merge::*;
 pub use personal_data::*;
 pub use query::*;
 
