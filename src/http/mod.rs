@@ -2,6 +2,7 @@
 
 pub mod catch_panic;
 pub mod categories;
+pub mod console;
 pub mod departments;
 pub mod dispatches;
 pub mod dto;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/docs").route(get().to(openapi::reference_redirect)))
         .service(openapi::reference_page())
         .service(resource("/metrics").route(get().to(sla::prometheus)))
+        .configure(console::routes)
         .service(
             web::scope("/api/v1")
                 // API answers may carry residents' personal data: no cache (browser, proxy)
