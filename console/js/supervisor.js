@@ -115,7 +115,7 @@ export async function dashboard(me) {
         grid: { left: 48, right: 16, top: 36, bottom: 28 },
         xAxis: { type: 'category', data: trend.points.map((x) => x.from.slice(5)) },
         yAxis: { type: 'value', min: 0, max: 1, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` } },
-        series: METRICS.map(([key, label]) => ({ name: label, type: 'line', connectNulls: true, data: trend.points.map((x) => x[key]) })),
+        series: METRICS.map(([key, label]) => ({ name: label, type: 'line', connectNulls: true, showSymbol: true, symbolSize: 6, data: trend.points.map((x) => x[key]) })),
       });
     } catch (error) {
       clear(body).append(errorBox(error));
