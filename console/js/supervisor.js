@@ -39,8 +39,9 @@ function periods() {
 const METRICS = [['response_rate', '响应率', '按时签收 ÷ 派单'], ['resolution_rate', '解决率', '办结 ÷ 到期'], ['satisfaction_rate', '满意率', '评价 ≥ 3 ÷ 已评价']];
 
 export async function dashboard(me) {
-  const units = (await all('/grid-units', me.unit_id ? { under: me.unit_id } : {}, 2))
-    .filter((u) => ['city', 'county', 'township'].includes(u.level));
+  const everyUnit = await all('/grid-units', me.unit_id ? { under: me.unit_id } : {}, 3);
+  const unitNames = Object.fromEntries(everyUnit.map((u) => [u.id, u.name]));
+  const units = everyUnit.filter((u) => ['city', 'county', 'township'].includes(u.level));
   const p = periods();
   const period = h('select', { name: 'period', id: 'f-period' }, Object.entries(p).map(([k, [label]]) => h('option', { value: k }, label)));
   const unit = h('select', { name: 'unit', id: 'f-unit' }, units.length ? null : h('option', { value: '' }, '全部'),
@@ -91,7 +92,7 @@ export async function dashboard(me) {
       const stats = {};
       for (const r of byGrid.rows) if (r.group_id) stats[r.group_id] = { overdue: r.overdue || 0, open: 0 };
       for (const [g, n] of Object.entries(open)) stats[g] = { overdue: (stats[g] && stats[g].overdue) || 0, open: n };
-      body.append(h('section', { class: 'card', id: 'grid-map' }, h('h2', {}, '网格地图'), gridMap(grids, stats)));
+      body.append(h('section', { class: 'card', id: 'grid-map' }, h('h2', {}, '网格地图'), gridMap(grids, stats, unitNames)));
 
       body.append(h('section', { class: 'card', id: 'overdue' }, h('h2', {}, `超时与预警（${overdue.items.length}）`),
         overdue.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['工单', '时限', '状态', '到期', '责任部门'].map((x) => h('th', { scope: 'col' }, x)))),
@@ -110,6 +111,7 @@ export async function dashboard(me) {
       if (chart) chart.dispose();
       chart = echarts.init(chartBox, null, { renderer: 'canvas' });
       chart.setOption({
+        animation: false,
         tooltip: { trigger: 'axis', renderMode: 'richText', valueFormatter: (v) => percent(v) },
         legend: { data: METRICS.map((m) => m[1]) },
         grid: { left: 48, right: 16, top: 36, bottom: 28 },

@@ -460,6 +460,8 @@ async fn readme_screenshots() {
     desk.find("#trend-chart canvas").await;
     desk.find("#grid-map svg path").await;
     save(&desk, "console-supervisor").await;
+    let map = desk.find("#grid-map").await.screenshot().await.expect("map screenshot");
+    std::fs::write(docs.join("console-supervisor-map.png"), map).expect("written");
     let log = desk.log().await;
     desk.end().await;
     assert!(errors(&log).is_empty(), "console errors: {:#?}", errors(&log));
