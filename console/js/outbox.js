@@ -73,11 +73,13 @@ export async function discard(key) {
   changed();
 }
 
-/** Sends every waiting filing, oldest first; one flush at a time. */
-export function flush() {
-  if (!flushing) {
-    flushing = doFlush().finally(() => { flushing = null; });
-  }
+/**
+ * Sends every waiting filing, oldest first. One flush at a time: a call during a flush waits
+ * for it and then runs its own, so a filing queued meanwhile is not left for the next timer.
+ */
+export async function flush() {
+  while (flushing) await flushing;
+  flushing = doFlush().finally(() => { flushing = null; });
   return flushing;
 }
 
