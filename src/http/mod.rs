@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod catch_panic;
 pub mod categories;
 pub mod coverage;
+pub mod console;
 pub mod departments;
 pub mod dispatches;
 pub mod dto;
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(openapi::reference_page())
         .service(resource("/metrics").route(get().to(sla::prometheus)))
         .configure(open311::routes)
+        .configure(console::routes)
         .service(
             web::scope("/api/v1")
                 // API answers may carry residents' personal data: no cache (browser, proxy)

@@ -6,6 +6,7 @@ mod accounts;
 mod api_description;
 mod auth;
 mod concurrency;
+mod console;
 mod contract;
 mod error_messages;
 mod errors;
