@@ -29,6 +29,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
+    pub mqtt: MqttSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +196,62 @@ pub struct ReportSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
     pub password: String,
+}
+
+/// Community sensors over MQTT (issue 18).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MqttSettings {
+    pub enabled: bool,
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub topic_prefix: String,
+    /// Empty: `gridwhistle-{hostname}`.
+    pub client_id: String,
+    pub shared_group: String,
+    #[serde(deserialize_with = "de_duration")]
+    pub session_expiry: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub keep_alive: Duration,
+}
+
+impl MqttSettings {
+    /// The client id this replica connects with: the configured one, else one per host.
+    pub fn effective_client_id(&self) -> String {
+        if !self.client_id.trim().is_empty() {
+            return self.client_id.trim().to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("gridwhistle-{host}")
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: &str| SettingsError::Invalid { key, message: message.into() };
+        if !(self.url.starts_with("mqtt://") || self.url.starts_with("mqtts://")) {
+            return Err(invalid("mqtt.url", "must start with mqtt:// or mqtts://"));
+        }
+        let topic_word = |t: &str| {
+            !t.is_empty() && !t.starts_with('/') && !t.ends_with('/') && !t.contains(['+', '#', '$', '\0'])
+        };
+        if !topic_word(&self.topic_prefix) {
+            return Err(invalid("mqtt.topic_prefix", "must be a topic path without wildcards, e.g. gridwhistle"));
+        }
+        if !topic_word(&self.shared_group) || self.shared_group.contains('/') {
+            return Err(invalid("mqtt.shared_group", "must be one topic level without wildcards"));
+        }
+        if self.keep_alive < Duration::from_secs(5) {
+            return Err(invalid("mqtt.keep_alive", "must be at least 5s"));
+        }
+        if self.session_expiry.as_secs() > u64::from(u32::MAX) {
+            return Err(invalid("mqtt.session_expiry", "is too long for MQTT (at most about 136 years)"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +449,7 @@ impl Settings {
             crate::domain::escalation::Rule::parse(&rule.trigger, &rule.notify, rule.supervision.as_deref())
                 .map_err(|message| SettingsError::Invalid { key: "escalation.rules", message })?;
         }
+        self.mqtt.validate()?;
         self.business_calendar()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;

@@ -310,6 +310,8 @@ pub enum Channel {
     Hotline,
     Web,
     Open311,
+    /// Filed by a community sensor's alarm (MQTT), never through the API.
+    Sensor,
 }
 
 impl Channel {
@@ -319,6 +321,7 @@ impl Channel {
             Self::Hotline => "hotline",
             Self::Web => "web",
             Self::Open311 => "open311",
+            Self::Sensor => "sensor",
         }
     }
 }
@@ -375,4 +378,10 @@ pub mod event {
     pub const EXTENSION_REQUESTED: &str = "extension_requested";
     pub const EXTENSION_DECIDED: &str = "extension_decided";
     pub const PERSONAL_DATA_ERASED: &str = "personal_data_erased";
+    /// A sensor alarm on a ticket the device's alarm filed (the first one included).
+    pub const SENSOR_ALARM: &str = "sensor_alarm";
+    /// The sensor reports the condition over; a person still resolves the ticket.
+    pub const SENSOR_CLEAR: &str = "sensor_clear";
+    /// A silent device was heard from again.
+    pub const SENSOR_ONLINE: &str = "sensor_online";
 }

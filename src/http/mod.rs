@@ -3,6 +3,7 @@
 pub mod catch_panic;
 pub mod categories;
 pub mod departments;
+pub mod devices;
 pub mod dispatches;
 pub mod dto;
 pub mod extract;
@@ -65,6 +66,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(categories::get))
                         .route(patch().to(categories::update))
                         .route(delete().to(categories::delete)),
+                )
+                .service(resource("/devices").route(get().to(devices::list)).route(post().to(devices::create)))
+                .service(
+                    resource("/devices/{id}")
+                        .route(get().to(devices::get))
+                        .route(patch().to(devices::update))
+                        .route(delete().to(devices::disable)),
                 )
                 .service(resource("/routing-rules").route(get().to(routing::list)).route(post().to(routing::create)))
                 .service(

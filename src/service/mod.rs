@@ -7,6 +7,7 @@ pub mod categories;
 pub mod demo;
 pub mod demo_tickets;
 pub mod departments;
+pub mod devices;
 pub mod dispatches;
 pub mod escalation;
 pub mod extensions;
@@ -20,6 +21,7 @@ pub mod supervision;
 pub mod grid_units;
 pub mod reports;
 pub mod routing;
+pub mod sensor_alarms;
 pub mod tickets;
 pub mod users;
 
