@@ -235,9 +235,8 @@ impl MqttSettings {
         if !(self.url.starts_with("mqtt://") || self.url.starts_with("mqtts://")) {
             return Err(invalid("mqtt.url", "must start with mqtt:// or mqtts://"));
         }
-        let topic_word = |t: &str| {
-            !t.is_empty() && !t.starts_with('/') && !t.ends_with('/') && !t.contains(['+', '#', '$', '\0'])
-        };
+        let topic_word =
+            |t: &str| !t.is_empty() && !t.starts_with('/') && !t.ends_with('/') && !t.contains(['+', '#', '$', '\0']);
         if !topic_word(&self.topic_prefix) {
             return Err(invalid("mqtt.topic_prefix", "must be a topic path without wildcards, e.g. gridwhistle"));
         }

@@ -124,11 +124,13 @@ mod tests {
     fn payloads() {
         let m = AlarmMessage::parse(br#"{"kind":"smoke","state":"alarm"}"#).expect("minimal");
         assert_eq!((m.kind.as_str(), m.state, m.dedup_key()), ("smoke", AlarmState::Alarm, None));
-        let m = AlarmMessage::parse(br#"{"kind":"smoke","state":"clear","message_id":"42","at":"2026-11-29T10:00:00Z"}"#)
-            .expect("full");
+        let m =
+            AlarmMessage::parse(br#"{"kind":"smoke","state":"clear","message_id":"42","at":"2026-11-29T10:00:00Z"}"#)
+                .expect("full");
         assert_eq!(m.dedup_key().as_deref(), Some("m:42"));
-        let m = AlarmMessage::parse(br#"{"kind":"smoke","state":"alarm","at":"2026-11-29T18:00:00+08:00","value":3.5}"#)
-            .expect("at");
+        let m =
+            AlarmMessage::parse(br#"{"kind":"smoke","state":"alarm","at":"2026-11-29T18:00:00+08:00","value":3.5}"#)
+                .expect("at");
         assert_eq!(m.dedup_key().as_deref(), Some("t:2026-11-29T10:00:00.000000Z"));
         for bad in [
             &b"not json"[..],

@@ -315,6 +315,8 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 5] = [Self::GridApp, Self::Hotline, Self::Web, Self::Open311, Self::Sensor];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GridApp => "grid_app",

@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    categories, departments, devices, dispatches, grid_units, health, notifications, reports, routing, session, sla, tickets,
-    users,
+    categories, departments, devices, dispatches, grid_units, health, notifications, reports, routing, session, sla,
+    tickets, users,
 };
 use crate::domain::access::{Permission, role_may};
 

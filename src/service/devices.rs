@@ -116,7 +116,10 @@ fn check_heartbeat(errors: &mut FieldErrors, text: &str) -> Option<i64> {
         _ => {
             errors.add(
                 "heartbeat_timeout",
-                Message::said("应为 1m 到 366d 之间的时长，如 \"30m\"", "must be a duration from 1m to 366d, like \"30m\""),
+                Message::said(
+                    "应为 1m 到 366d 之间的时长，如 \"30m\"",
+                    "must be a duration from 1m to 366d, like \"30m\"",
+                ),
             );
             None
         }
@@ -207,7 +210,8 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: Device
     let mut errors = FieldErrors::new();
     let name = changes.name.as_deref().map(|n| errors.text("name", n, 100));
     let kinds = changes.kinds.as_deref().map(|k| check_kinds(&mut errors, k));
-    let heartbeat = changes.heartbeat_timeout.as_ref().map(|t| t.as_deref().and_then(|t| check_heartbeat(&mut errors, t)));
+    let heartbeat =
+        changes.heartbeat_timeout.as_ref().map(|t| t.as_deref().and_then(|t| check_heartbeat(&mut errors, t)));
     let location = changes.location.map(|l| check_location(&mut errors, l));
     errors.into_result()?;
 
@@ -302,9 +306,7 @@ fn in_scope(scope: &Scope) -> sea_orm::Condition {
     match scope {
         Scope::Everything => sea_orm::Condition::all(),
         Scope::UnitPath(path) | Scope::FiledByOrUnitPath { path, .. } => sea_orm::Condition::all().add(subtree(path)),
-        Scope::Department(_) | Scope::Nothing => {
-            sea_orm::Condition::all().add(sea_orm::sea_query::Expr::cust("1 = 0"))
-        }
+        Scope::Department(_) | Scope::Nothing => sea_orm::Condition::all().add(sea_orm::sea_query::Expr::cust("1 = 0")),
     }
 }
 

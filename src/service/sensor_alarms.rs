@@ -49,20 +49,40 @@ const SENSOR_ACTOR_USERNAME: &str = "system:sensors";
 /// What one message did. `device` names the device where the topic did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Filed { ticket_id: Uuid },
+    Filed {
+        ticket_id: Uuid,
+    },
     /// A repeated alarm on the open ticket.
-    Repeated { ticket_id: Uuid, count: i32 },
-    Cleared { ticket_id: Uuid },
+    Repeated {
+        ticket_id: Uuid,
+        count: i32,
+    },
+    Cleared {
+        ticket_id: Uuid,
+    },
     /// A `clear` with no open ticket: nothing to record.
     ClearWithoutTicket,
     Heartbeat,
     Duplicate,
-    Malformed { device: Option<String>, reason: String },
-    UnknownDevice { device: String },
-    DisabledDevice { device: String },
-    UnknownKind { device: String, kind: String },
+    Malformed {
+        device: Option<String>,
+        reason: String,
+    },
+    UnknownDevice {
+        device: String,
+    },
+    DisabledDevice {
+        device: String,
+    },
+    UnknownKind {
+        device: String,
+        kind: String,
+    },
     /// The filing itself was refused (the device's category retired since): not retried.
-    Refused { device: String, reason: String },
+    Refused {
+        device: String,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -287,11 +307,19 @@ async fn open_ticket(db: &impl ConnectionTrait, id: Option<Uuid>) -> AppResult<O
 
 /// The device was heard from: its silence clock restarts, and a silence already reported
 /// ends (noted on the offline ticket while that is open).
-async fn mark_heard(ctx: &AppContext, txn: &DatabaseTransaction, device: &device::Model, now: DateTime<Utc>) -> AppResult<()> {
+async fn mark_heard(
+    ctx: &AppContext,
+    txn: &DatabaseTransaction,
+    device: &device::Model,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let _ = ctx;
     device::Entity::update_many()
         .col_expr(device::Column::LastSeenAt, Expr::value(now))
-        .col_expr(device::Column::SilentAfter, Expr::value(devices::silent_after(now, device.heartbeat_timeout_seconds)))
+        .col_expr(
+            device::Column::SilentAfter,
+            Expr::value(devices::silent_after(now, device.heartbeat_timeout_seconds)),
+        )
         .col_expr(device::Column::OfflineReportedAt, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(device::Column::OfflineTicketId, Expr::value(Option::<Uuid>::None))
         .filter(device::Column::Id.eq(device.id))
@@ -409,7 +437,8 @@ pub async fn report_silent_devices(ctx: &AppContext, batch: u64) -> AppResult<us
         );
         match file(ctx, &txn, &device, title, description, now).await? {
             Ok(ticket) => {
-                let payload = json!({"device_id": device.device_id, "kind": OFFLINE_KIND, "silent_since": silent_since});
+                let payload =
+                    json!({"device_id": device.device_id, "kind": OFFLINE_KIND, "silent_since": silent_since});
                 record(&txn, ticket.id, event::SENSOR_ALARM, now, with_count(payload, 1)).await?;
                 device::Entity::update_many()
                     .col_expr(device::Column::OfflineTicketId, Expr::value(Some(ticket.id)))

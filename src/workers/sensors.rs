@@ -158,7 +158,12 @@ async fn handle_messages(
 
 /// Retries a message whose transaction failed (the database away) until it commits or the
 /// worker is cancelled; `None` when cancelled.
-async fn handle_until_done(ctx: &AppContext, topic: &str, payload: &[u8], token: &CancellationToken) -> Option<Outcome> {
+async fn handle_until_done(
+    ctx: &AppContext,
+    topic: &str,
+    payload: &[u8],
+    token: &CancellationToken,
+) -> Option<Outcome> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match sensor_alarms::handle(ctx, topic, payload).await {

@@ -19,6 +19,7 @@ mod outages;
 mod reference_data;
 mod reports;
 mod security;
+mod sensors;
 mod sla;
 mod ticket_access;
 mod ticket_integrity;

@@ -118,7 +118,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, first, stderr) = cli(&["seed-demo"], None);
         assert!(ok, "seed-demo: {stderr}");
-        assert!(first.contains("111 rows created, 0 already present"), "{first}");
+        assert!(first.contains("115 rows created, 0 already present"), "{first}");
         assert!(first.contains("demo-supervisor") && first.contains("gridwhistle-demo"), "prints the logins: {first}");
         let statuses: std::collections::BTreeSet<String> =
             entities::ticket::Entity::find().all(&db).await.expect("tickets").into_iter().map(|t| t.status).collect();
@@ -132,7 +132,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, second, _) = cli(&["seed-demo"], None);
         assert!(ok);
-        assert!(second.contains("0 rows created, 111 already present"), "{second}");
+        assert!(second.contains("0 rows created, 115 already present"), "{second}");
         assert_eq!(snapshot(&db).await, before, "a second seed changes nothing");
 
         let (ok, out, stderr) = cli(
@@ -259,6 +259,8 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/departments/{id}", &["get", "patch", "delete"]),
             ("/api/v1/categories", &["get", "post"]),
             ("/api/v1/categories/{id}", &["get", "patch", "delete"]),
+            ("/api/v1/devices", &["get", "post"]),
+            ("/api/v1/devices/{id}", &["get", "patch", "delete"]),
             ("/api/v1/routing-rules", &["get", "post"]),
             ("/api/v1/routing-rules/{id}", &["get", "patch", "delete"]),
             ("/api/v1/routing/resolve", &["get"]),

@@ -4,7 +4,8 @@ use super::*;
 use chrono::Datelike;
 use entities::{Priority, category, grid_unit, idempotency_key, ticket};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
