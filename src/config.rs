@@ -639,6 +639,29 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_is_off_by_default_and_checked() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::load(SettingsSources { local_file: None, env })
+        };
+        let defaults = load(&[]).expect("defaults");
+        assert!(!defaults.mqtt.enabled);
+        assert_eq!(defaults.mqtt.topic_prefix, "gridwhistle");
+        assert!(defaults.mqtt.effective_client_id().starts_with("gridwhistle-"));
+        let fixed = load(&[("GRIDWHISTLE_MQTT__CLIENT_ID", "replica-a")]).expect("client id");
+        assert_eq!(fixed.mqtt.effective_client_id(), "replica-a");
+        for (key, value, named) in [
+            ("GRIDWHISTLE_MQTT__URL", "http://broker", "mqtt.url"),
+            ("GRIDWHISTLE_MQTT__TOPIC_PREFIX", "a/#", "mqtt.topic_prefix"),
+            ("GRIDWHISTLE_MQTT__SHARED_GROUP", "a/b", "mqtt.shared_group"),
+            ("GRIDWHISTLE_MQTT__KEEP_ALIVE", "1s", "mqtt.keep_alive"),
+        ] {
+            let refused = load(&[(key, value)]);
+            assert!(refused.is_err_and(|err| err.to_string().contains(named)), "{key}={value}");
+        }
+    }
+
+    #[test]
     fn the_drain_fits_in_its_grace_period() {
         let load = |pairs: &[(&str, &str)]| {
             let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

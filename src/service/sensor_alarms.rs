@@ -128,7 +128,7 @@ async fn heartbeat(ctx: &AppContext, device_id: &str) -> AppResult<Outcome> {
         Ok(device) => device,
         Err(outcome) => return Ok(outcome),
     };
-    mark_heard(ctx, &txn, &device, ctx.clock.now()).await?;
+    mark_heard(&txn, &device, ctx.clock.now()).await?;
     txn.commit().await?;
     Ok(Outcome::Heartbeat)
 }
@@ -175,7 +175,7 @@ async fn alarm(ctx: &AppContext, device_id: &str, message: AlarmMessage) -> AppR
             return Ok(Outcome::Duplicate);
         }
     }
-    mark_heard(ctx, &txn, &device, now).await?;
+    mark_heard(&txn, &device, now).await?;
     let open = lock_open_alarm(&txn, device.id, &message.kind, now).await?;
     let ticket = open_ticket(&txn, open.ticket_id).await?;
     let details = json!({
@@ -307,13 +307,7 @@ async fn open_ticket(db: &impl ConnectionTrait, id: Option<Uuid>) -> AppResult<O
 
 /// The device was heard from: its silence clock restarts, and a silence already reported
 /// ends (noted on the offline ticket while that is open).
-async fn mark_heard(
-    ctx: &AppContext,
-    txn: &DatabaseTransaction,
-    device: &device::Model,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let _ = ctx;
+async fn mark_heard(txn: &DatabaseTransaction, device: &device::Model, now: DateTime<Utc>) -> AppResult<()> {
     device::Entity::update_many()
         .col_expr(device::Column::LastSeenAt, Expr::value(now))
         .col_expr(
@@ -453,4 +447,18 @@ pub async fn report_silent_devices(ctx: &AppContext, batch: u64) -> AppResult<us
         txn.commit().await?;
     }
     Ok(filed)
+}
+
+/// Forgets alarm receipts no redelivery can match any more: the broker redelivers within its
+/// session expiry, publishers retry within minutes. Kept for the session expiry plus a day,
+/// and at least a week.
+pub async fn forget_old_receipts(ctx: &AppContext) -> AppResult<u64> {
+    let session = chrono::Duration::from_std(ctx.settings.mqtt.session_expiry).unwrap_or(chrono::Duration::days(7));
+    let keep = (session + chrono::Duration::days(1)).max(chrono::Duration::days(7));
+    let removed = sensor_alarm_receipt::Entity::delete_many()
+        .filter(sensor_alarm_receipt::Column::ReceivedAt.lt(ctx.clock.now() - keep))
+        .exec(&ctx.db)
+        .await?
+        .rows_affected;
+    Ok(removed)
 }

@@ -68,11 +68,22 @@ pub async fn run_notifying(ctx: AppContext, token: CancellationToken, subscribed
     let (messages, inbox) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
     let handler = tokio::spawn(handle_messages(ctx.clone(), client.clone(), inbox, token.clone()));
     tracing::info!(%client_id, url = %settings.url, prefix = %settings.topic_prefix, "mqtt: sensor ingestion starting");
-    poll(eventloop, &client, &settings, messages, &token, subscribed).await;
+    let mut eventloop = poll(eventloop, &client, &settings, messages, &token, subscribed).await;
     // The handler finishes (and acknowledges) the message in hand; what is not acknowledged
     // stays with the broker's session for the next start.
     let _ = handler.await;
-    let _ = client.try_disconnect();
+    // Send the acknowledgements still queued, then DISCONNECT (the session stays).
+    if client.try_disconnect().is_ok() {
+        let flush = async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+    }
     tracing::info!(%client_id, "mqtt: sensor ingestion stopped");
 }
 
@@ -83,7 +94,7 @@ async fn poll(
     messages: mpsc::Sender<Publish>,
     token: &CancellationToken,
     subscribed: Option<Arc<Notify>>,
-) {
+) -> EventLoop {
     let mut backoff = Duration::from_millis(500);
     loop {
         let event = tokio::select! {
@@ -126,6 +137,7 @@ async fn poll(
             }
         }
     }
+    eventloop
 }
 
 async fn handle_messages(

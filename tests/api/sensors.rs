@@ -321,6 +321,18 @@ async fn an_alarm_files_one_dispatched_ticket_and_repeats_only_add_events() {
             .await
             .problem(422);
         ingestion.stop().await;
+
+        // Receipts are kept while a redelivery could still come (the session's expiry plus a
+        // day, at least a week), then housekeeping forgets them.
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        let receipts = || entities::sensor_alarm_receipt::Entity::find().count(&app.ctx.db);
+        assert_eq!(receipts().await.expect("count"), 102, "m-1…m-99, one `at`, c-1, after-cancel");
+        app.clock.advance(chrono::Duration::days(6));
+        gridwhistle::service::housekeeping::run(&app.ctx).await.expect("housekeeping");
+        assert_eq!(receipts().await.expect("count"), 102, "not yet");
+        app.clock.advance(chrono::Duration::days(2));
+        gridwhistle::service::housekeeping::run(&app.ctx).await.expect("housekeeping");
+        assert_eq!(receipts().await.expect("count"), 0);
     }
 }
 
