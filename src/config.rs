@@ -35,6 +35,9 @@ pub struct Settings {
     pub open311: Open311Settings,
     pub webhooks: WebhookSettings,
     pub event_stream: EventStreamSettings,
+    pub storage: StorageSettings,
+    pub uploads: UploadSettings,
+    pub mqtt: MqttSettings,
 }
 
 /// Outgoing signed webhooks (Standard Webhooks).
@@ -72,8 +75,6 @@ pub struct EventStreamSettings {
     pub stream_token_ttl: Duration,
     /// SQLite only: how often new rows of the events table are picked up (milliseconds).
     pub sqlite_poll_ms: u64,
-    pub storage: StorageSettings,
-    pub uploads: UploadSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +311,61 @@ pub struct UploadSettings {
     /// An upload attached to nothing is deleted by housekeeping after this long.
     #[serde(deserialize_with = "de_duration")]
     pub unattached_ttl: Duration,
+}
+
+/// Community sensors over MQTT (issue 18).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MqttSettings {
+    pub enabled: bool,
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub topic_prefix: String,
+    /// Empty: `gridwhistle-{hostname}`.
+    pub client_id: String,
+    pub shared_group: String,
+    #[serde(deserialize_with = "de_duration")]
+    pub session_expiry: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub keep_alive: Duration,
+}
+
+impl MqttSettings {
+    /// The client id this replica connects with: the configured one, else one per host.
+    pub fn effective_client_id(&self) -> String {
+        if !self.client_id.trim().is_empty() {
+            return self.client_id.trim().to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("gridwhistle-{host}")
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: &str| SettingsError::Invalid { key, message: message.into() };
+        if !(self.url.starts_with("mqtt://") || self.url.starts_with("mqtts://")) {
+            return Err(invalid("mqtt.url", "must start with mqtt:// or mqtts://"));
+        }
+        let topic_word =
+            |t: &str| !t.is_empty() && !t.starts_with('/') && !t.ends_with('/') && !t.contains(['+', '#', '$', '\0']);
+        if !topic_word(&self.topic_prefix) {
+            return Err(invalid("mqtt.topic_prefix", "must be a topic path without wildcards, e.g. gridwhistle"));
+        }
+        if !topic_word(&self.shared_group) || self.shared_group.contains('/') {
+            return Err(invalid("mqtt.shared_group", "must be one topic level without wildcards"));
+        }
+        if self.keep_alive < Duration::from_secs(5) {
+            return Err(invalid("mqtt.keep_alive", "must be at least 5s"));
+        }
+        if self.session_expiry.as_secs() > u64::from(u32::MAX) {
+            return Err(invalid("mqtt.session_expiry", "is too long for MQTT (at most about 136 years)"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -558,6 +614,7 @@ impl Settings {
         }
         crate::storage::Location::parse(&self.storage.url)
             .map_err(|message| SettingsError::Invalid { key: "storage.url", message })?;
+        self.mqtt.validate()?;
         self.business_calendar()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;
@@ -745,6 +802,29 @@ mod tests {
             assert_eq!(known.get(key), Some(&false), "{key}");
         }
         assert_eq!(known.get("sla.urgent"), Some(&true));
+    }
+
+    #[test]
+    fn mqtt_is_off_by_default_and_checked() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::load(SettingsSources { local_file: None, env })
+        };
+        let defaults = load(&[]).expect("defaults");
+        assert!(!defaults.mqtt.enabled);
+        assert_eq!(defaults.mqtt.topic_prefix, "gridwhistle");
+        assert!(defaults.mqtt.effective_client_id().starts_with("gridwhistle-"));
+        let fixed = load(&[("GRIDWHISTLE_MQTT__CLIENT_ID", "replica-a")]).expect("client id");
+        assert_eq!(fixed.mqtt.effective_client_id(), "replica-a");
+        for (key, value, named) in [
+            ("GRIDWHISTLE_MQTT__URL", "http://broker", "mqtt.url"),
+            ("GRIDWHISTLE_MQTT__TOPIC_PREFIX", "a/#", "mqtt.topic_prefix"),
+            ("GRIDWHISTLE_MQTT__SHARED_GROUP", "a/b", "mqtt.shared_group"),
+            ("GRIDWHISTLE_MQTT__KEEP_ALIVE", "1s", "mqtt.keep_alive"),
+        ] {
+            let refused = load(&[(key, value)]);
+            assert!(refused.is_err_and(|err| err.to_string().contains(named)), "{key}={value}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ struct Metrics {
     mail_leases: IntCounterVec,
     outbox: IntGaugeVec,
     smtp_reachable: IntGauge,
+    sensor_messages: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -56,6 +57,11 @@ fn metrics() -> &'static Metrics {
                 registry.register(Box::new(gauge.clone())).expect("metric registered once");
                 gauge
             },
+            sensor_messages: counter(
+                "gridwhistle_sensor_messages_total",
+                "MQTT sensor messages by outcome (filed, alarm, clear, heartbeat, duplicate, malformed, unknown_device, disabled_device, unknown_kind)",
+                &["outcome"],
+            ),
             registry,
         }
     })
@@ -92,6 +98,11 @@ pub fn outbox() -> &'static IntGaugeVec {
 
 pub fn smtp_reachable() -> &'static IntGauge {
     &metrics().smtp_reachable
+}
+
+/// Sensor messages by `outcome`; never labelled by device (unbounded, and devices are in the log).
+pub fn sensor_messages() -> &'static IntCounterVec {
+    &metrics().sensor_messages
 }
 
 pub fn render() -> String {

@@ -20,6 +20,7 @@ mod m20261129_000013_open311;
 mod m20261129_000014_webhooks_and_streams;
 mod m20261129_000015_uploads;
 mod m20261129_000018_governance;
+mod m20261129_000020_sensor_devices;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_webhooks_and_streams::Migration),
             Box::new(m20261129_000015_uploads::Migration),
             Box::new(m20261129_000018_governance::Migration),
+            Box::new(m20261129_000020_sensor_devices::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod levels;
 pub mod password;
 pub mod privacy;
 pub mod report;
+pub mod sensor;
 pub mod sla;
 pub mod ticket;
 pub mod validate;

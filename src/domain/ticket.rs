@@ -330,15 +330,20 @@ pub enum Channel {
     Hotline,
     Web,
     Open311,
+    /// Filed by a community sensor's alarm (MQTT), never through the API.
+    Sensor,
 }
 
 impl Channel {
+    pub const ALL: [Channel; 5] = [Self::GridApp, Self::Hotline, Self::Web, Self::Open311, Self::Sensor];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GridApp => "grid_app",
             Self::Hotline => "hotline",
             Self::Web => "web",
             Self::Open311 => "open311",
+            Self::Sensor => "sensor",
         }
     }
 }
@@ -403,4 +408,10 @@ pub mod event {
     pub const MERGED: &str = "merged";
     /// On the survivor: a duplicate was merged into it.
     pub const DUPLICATE_MERGED: &str = "duplicate_merged";
+    /// A sensor alarm on a ticket the device's alarm filed (the first one included).
+    pub const SENSOR_ALARM: &str = "sensor_alarm";
+    /// The sensor reports the condition over; a person still resolves the ticket.
+    pub const SENSOR_CLEAR: &str = "sensor_clear";
+    /// A silent device was heard from again.
+    pub const SENSOR_ONLINE: &str = "sensor_online";
 }

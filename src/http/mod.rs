@@ -7,6 +7,7 @@ pub mod categories;
 pub mod coverage;
 pub mod console;
 pub mod departments;
+pub mod devices;
 pub mod dispatches;
 pub mod dto;
 pub mod event_stream;
@@ -78,6 +79,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(categories::get))
                         .route(patch().to(categories::update))
                         .route(delete().to(categories::delete)),
+                )
+                .service(resource("/devices").route(get().to(devices::list)).route(post().to(devices::create)))
+                .service(
+                    resource("/devices/{id}")
+                        .route(get().to(devices::get))
+                        .route(patch().to(devices::update))
+                        .route(delete().to(devices::disable)),
                 )
                 .service(resource("/routing-rules").route(get().to(routing::list)).route(post().to(routing::create)))
                 .service(

@@ -24,8 +24,8 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{
-    api_keys, attachments, categories, departments, dispatches, event_stream, grid_units, health, notifications,
-    reports, routing, session, sla, tickets, uploads, users, webhooks,
+    api_keys, attachments, categories, departments, devices, dispatches, event_stream, grid_units, health,
+    notifications, reports, routing, session, sla, tickets, uploads, users, webhooks,
 };
 use super::{coverage, duplicates, hotspots, topics};
 use crate::domain::access::{Permission, role_may};
@@ -51,6 +51,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         grid_units::children, grid_units::locate,
         departments::list, departments::create, departments::get, departments::update, departments::delete,
         categories::list, categories::create, categories::get, categories::update, categories::delete,
+        devices::list, devices::create, devices::get, devices::update, devices::disable,
         routing::list, routing::create, routing::get, routing::update, routing::delete, routing::resolve,
         users::list, users::create, users::get, users::update, users::delete,
         tickets::file, tickets::list, tickets::get, tickets::events, tickets::dispatch, tickets::whistle,
@@ -81,6 +82,7 @@ invalid field on 422). 503 and 429 carry `Retry-After`.";
         (name = "grid units", description = "The unit tree city › county › township › community › grid, with boundaries to locate a point."),
         (name = "departments", description = "The departments tickets are dispatched to."),
         (name = "categories", description = "The request taxonomy (养老, 物业, 市容环境 …)."),
+        (name = "devices", description = "Community sensors (社区感知设施) whose MQTT alarms file tickets."),
         (name = "routing", description = "Routing rules (category, unit subtree) → departments, and a preview of where a ticket would go."),
         (name = "users", description = "Accounts and their roles (admin; supervisors read their subtree's)."),
         (name = "open311", description = "API keys of the Open311 GeoReport v2 clients. The GeoReport endpoints themselves (`/open311/v2/…`, JSON and XML, Open311 error arrays) follow the GeoReport v2 specification and are not described here."),
@@ -135,6 +137,11 @@ const ACCESS: &[(&str, Access)] = {
         ("getCategory", Needs(ReadReferenceData)),
         ("updateCategory", Needs(ManageReferenceData)),
         ("deleteCategory", Needs(ManageReferenceData)),
+        ("listDevices", Needs(ReadReferenceData)),
+        ("createDevice", Needs(ManageReferenceData)),
+        ("getDevice", Needs(ReadReferenceData)),
+        ("updateDevice", Needs(ManageReferenceData)),
+        ("disableDevice", Needs(ManageReferenceData)),
         ("listRoutingRules", Needs(ReadRouting)),
         ("createRoutingRule", Needs(ManageReferenceData)),
         ("getRoutingRule", Needs(ReadRouting)),

@@ -25,7 +25,7 @@ pub struct SlaQuery {
     from: NaiveDate,
     /// Last day, inclusive.
     to: NaiveDate,
-    /// department, township, county, grid or category
+    /// department, township, county, grid, category or channel
     group_by: String,
     /// Only tickets in this unit's subtree.
     unit: Option<uuid::Uuid>,
@@ -127,7 +127,7 @@ pub(crate) fn csv_response(body: String, name: &str) -> HttpResponse {
 
 /// The SLA report for a period, grouped.
 ///
-/// Per department, township, county, grid or category: dispatched, acknowledged on time, 响应率, 解决率, 满意率, returns,
+/// Per department, township, county, grid, category or channel: dispatched, acknowledged on time, 响应率, 解决率, 满意率, returns,
 /// breaches, median and p90 times, currently overdue. Within your jurisdiction. CSV (UTF-8 with BOM, headers in
 /// Chinese or with `lang=en` in English) with `format=csv` or `Accept: text/csv`.
 #[utoipa::path(get, path = "/api/v1/reports/sla", operation_id = "getSlaReport", tag = "reports", params(SlaQuery),
@@ -139,7 +139,7 @@ pub async fn sla(
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, SlaQuery>,
 ) -> AppResult<HttpResponse> {
     let group_by = GroupBy::parse(&q.group_by)
-        .ok_or_else(|| AppError::invalid("group_by", "department, township, county, grid or category"))?;
+        .ok_or_else(|| AppError::invalid("group_by", "department, township, county, grid, category or channel"))?;
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
     let english = match q.lang.as_deref() {
         None | Some("zh") => false,

@@ -10,7 +10,7 @@ use crate::{
     context::AppContext,
     domain::access::Caller,
     error::{AppError, AppResult},
-    service::{categories, departments, grid_units, routing, users},
+    service::{categories, departments, devices, grid_units, routing, users},
 };
 
 /// (code, name, level, parent code, bounding box as [min_lon, min_lat, max_lon, max_lat]).
@@ -136,6 +136,33 @@ const RULES: &[(&str, &str, &str, &[&str])] = &[
     ("utilities", "140902", "XF-CGJ", &["XF-ZJJ"]),
     ("social_assistance", "140902", "XF-MZJ", &[]),
     ("education", "140902", "XF-JYJ", &[]),
+];
+
+/// Community sensors: (device id, name, grid code, [lat, lon], category code, kinds, heartbeat timeout).
+type DeviceRow =
+    (&'static str, &'static str, &'static str, [f64; 2], &'static str, &'static [&'static str], Option<&'static str>);
+
+const DEVICES: &[DeviceRow] = &[
+    ("SMOKE-001", "和平街12号3号楼烟感", "140902001001-G01", [38.41, 112.705], "safety_hazard", &["smoke"], None),
+    (
+        "MANHOLE-001",
+        "建设路口井盖倾斜传感器",
+        "140902001002-G01",
+        [38.405, 112.73],
+        "environment",
+        &["manhole_tilt"],
+        None,
+    ),
+    (
+        "WATER-001",
+        "长征街下穿通道积水监测",
+        "140902002001-G01",
+        [38.42, 112.77],
+        "safety_hazard",
+        &["water_level"],
+        Some("1h"),
+    ),
+    ("ELEVATOR-001", "和平社区8号楼电梯告警", "140902001001-G02", [38.415, 112.72], "property", &["elevator"], None),
 ];
 
 /// (user name, display name, role, unit code, department code).
@@ -266,6 +293,23 @@ pub async fn seed_reference(ctx: &AppContext) -> AppResult<SeedReport> {
             active: true,
         };
         count(users::create_demo_account(ctx, &caller, input).await, &mut report)?;
+    }
+
+    for &(device_id, name, unit_code, [lat, lon], category_code, kinds, heartbeat) in DEVICES {
+        if devices::by_device_id(db, device_id).await?.is_some() {
+            report.existing += 1;
+            continue;
+        }
+        let input = devices::NewDevice {
+            device_id: device_id.into(),
+            name: name.into(),
+            unit_id: unit_id(ctx, unit_code).await?,
+            location: Some(devices::DeviceLocation { lat, lon }),
+            category_id: category_id(ctx, category_code).await?,
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            heartbeat_timeout: heartbeat.map(str::to_owned),
+        };
+        count(devices::create(ctx, &caller, input).await, &mut report)?;
     }
     Ok(report)
 }

@@ -28,9 +28,10 @@ pub async fn run(ctx: &AppContext) -> AppResult<u64> {
         .await?
         .rows_affected;
     let login_failures = crate::repo::login_failures::forget_older_than(&ctx.db, before).await?;
+    let receipts = crate::service::sensor_alarms::forget_old_receipts(ctx).await?;
     // Rate-limit minutes are counters, not records: cleared, not counted.
     let windows = crate::limits::forget_old_windows(&ctx.db, ctx.clock.now()).await?;
     tracing::debug!(windows, "old rate-limit windows cleared");
     let uploads = crate::service::uploads::forget_unattached(ctx).await?;
-    Ok(tokens + keys + login_failures + uploads)
+    Ok(tokens + keys + login_failures + uploads + receipts)
 }

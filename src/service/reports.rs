@@ -19,7 +19,7 @@ use crate::{
         access::{Caller, Permission},
         calendar::check_date_near,
         report::{nearest_rank, rate, score},
-        ticket::{DispatchRole, RESPONSIBLE_STATUSES, TicketStatus},
+        ticket::{Channel, DispatchRole, RESPONSIBLE_STATUSES, TicketStatus},
         validate::FieldErrors,
     },
     error::{AppError, AppResult},
@@ -33,6 +33,8 @@ pub enum GroupBy {
     County,
     Grid,
     Category,
+    /// How the tickets came in (grid_app, hotline, web, open311, sensor).
+    Channel,
 }
 
 impl GroupBy {
@@ -43,6 +45,7 @@ impl GroupBy {
             "county" => Some(Self::County),
             "grid" => Some(Self::Grid),
             "category" => Some(Self::Category),
+            "channel" => Some(Self::Channel),
             _ => None,
         }
     }
@@ -54,6 +57,7 @@ impl GroupBy {
             Self::County => "county",
             Self::Grid => "grid",
             Self::Category => "category",
+            Self::Channel => "channel",
         }
     }
 
@@ -65,6 +69,7 @@ impl GroupBy {
             Self::County => "t.county_id",
             Self::Grid => "t.unit_id",
             Self::Category => "t.category_id",
+            Self::Channel => "t.channel",
         }
     }
 }
@@ -489,8 +494,14 @@ async fn percentile_rows(
 fn group_of(row: &sea_orm::QueryResult) -> AppResult<Option<Uuid>> {
     match row.try_get::<Option<Uuid>>("", "grp") {
         Ok(group) => Ok(group),
-        Err(_) => Ok(None),
+        // A channel word: keyed by its stand-in id until `name_groups` names it.
+        Err(_) => Ok(row.try_get::<Option<String>>("", "grp").ok().flatten().and_then(|c| channel_key(&c))),
     }
+}
+
+/// A channel's stand-in group key (channels have no row, hence no id).
+fn channel_key(text: &str) -> Option<Uuid> {
+    Channel::ALL.iter().position(|c| c.as_str() == text).map(|i| Uuid::from_u128(i as u128 + 1))
 }
 
 /// Names the groups, and adds the idle ones (every department, unit of the level or category
@@ -542,6 +553,14 @@ async fn name_groups(ctx: &AppContext, scope: &Scope, request: &ReportRequest, g
                 }
             }
         }
+        GroupBy::Channel => {
+            for channel in Channel::ALL {
+                if let Some(key) = channel_key(channel.as_str()) {
+                    groups.entry(Some(key)).or_default();
+                    names.insert(key, channel.as_str().to_owned());
+                }
+            }
+        }
         GroupBy::Category => {
             for c in category::Entity::find().all(db).await? {
                 if c.active && request.category.is_none_or(|only| only == c.id) {
@@ -552,7 +571,8 @@ async fn name_groups(ctx: &AppContext, scope: &Scope, request: &ReportRequest, g
         }
     }
     for (id, row) in groups.iter_mut() {
-        row.group_id = *id;
+        // A channel is named by its word alone; its stand-in key is no id.
+        row.group_id = if request.group_by == GroupBy::Channel { None } else { *id };
         row.group_name = match id {
             Some(id) => names.get(id).cloned().unwrap_or_else(|| id.to_string()),
             None => "（无责任单位）".into(),

@@ -2,6 +2,7 @@
 //! public `run_once`, so tests drive them step by step and shutdown waits for them.
 
 pub mod mailer;
+pub mod sensors;
 pub mod sweeper;
 pub mod webhooks;
 
@@ -23,6 +24,7 @@ impl Workers {
         tracker.spawn(sweeper::run(ctx.clone(), token.clone()));
         tracker.spawn(mailer::run(ctx.clone(), token.clone()));
         tracker.spawn(webhooks::run(ctx.clone(), token.clone()));
+        tracker.spawn(sensors::run(ctx.clone(), token.clone()));
         tracker.close();
         Self { token, tracker }
     }

@@ -55,6 +55,11 @@ pub async fn run(ctx: AppContext, token: CancellationToken) {
             Ok(_) => {}
             Err(err) => tracing::error!(error = %err.chain(), "sla sweep failed; retrying next tick"),
         }
+        match crate::service::sensor_alarms::report_silent_devices(&ctx, ctx.settings.sla.sweep_batch).await {
+            Ok(0) => {}
+            Ok(filed) => tracing::info!(filed, "silent sensors reported offline"),
+            Err(err) => tracing::error!(error = %err.chain(), "silent-sensor sweep failed; retrying next tick"),
+        }
         let wait = until_next_deadline(&ctx).await.unwrap_or(ctx.settings.sla.sweep_interval);
         if !super::pause(&token, wait.min(ctx.settings.sla.sweep_interval)).await {
             break;

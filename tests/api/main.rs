@@ -24,6 +24,7 @@ mod photos;
 mod reference_data;
 mod reports;
 mod security;
+mod sensors;
 mod sla;
 mod ticket_access;
 mod ticket_integrity;

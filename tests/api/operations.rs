@@ -259,6 +259,8 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/departments/{id}", &["get", "patch", "delete"]),
             ("/api/v1/categories", &["get", "post"]),
             ("/api/v1/categories/{id}", &["get", "patch", "delete"]),
+            ("/api/v1/devices", &["get", "post"]),
+            ("/api/v1/devices/{id}", &["get", "patch", "delete"]),
             ("/api/v1/routing-rules", &["get", "post"]),
             ("/api/v1/routing-rules/{id}", &["get", "patch", "delete"]),
             ("/api/v1/routing/resolve", &["get"]),

@@ -3,7 +3,10 @@
 use super::*;
 use chrono::Datelike;
 use entities::{Priority, category, grid_unit, idempotency_key, ticket};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -261,6 +264,15 @@ fn check_new_ticket(input: &NewTicket, idempotency_key: Option<&str>) -> AppResu
             );
         }
     }
+    if input.channel == Some(Channel::Sensor) {
+        errors.add(
+            "channel",
+            Message::said(
+                "“sensor”渠道仅供感知设施告警自动立案使用",
+                "the sensor channel is for tickets filed by sensor alarms, not through the API",
+            ),
+        );
+    }
     if let Some(key) = idempotency_key
         && (key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()))
     {
@@ -332,9 +344,6 @@ async fn file_in_transaction(
     }
 
     let now = ctx.clock.now();
-    let year = now.with_timezone(&ctx.calendar().offset()).year();
-    let serial = repo::tickets::next_number(&txn, year).await?;
-    let number = format!("{}-{year}-{serial:06}", ctx.settings.tickets.number_prefix);
     let id = Uuid::now_v7();
     if let Some(key) = idempotency_key {
         let claimed = idempotency_key::ActiveModel {
@@ -355,23 +364,76 @@ async fn file_in_transaction(
             Err(err) => return Err(err.into()),
         }
     }
-    let attachments = serde_json::to_value(&checked.attachments).map_err(|e| AppError::Internal(e.to_string()))?;
+    let filing = Filing {
+        id,
+        category: &category,
+        unit: &unit,
+        priority: input.priority.unwrap_or(category.default_priority),
+        title: checked.title,
+        description: checked.description,
+        point: checked.point,
+        address: checked.address,
+        resident_name: checked.resident_name,
+        resident_phone: checked.resident_phone,
+        channel: input.channel.unwrap_or(Channel::GridApp),
+        attachments: checked.attachments,
+        filed_by: caller.user_id,
+    };
+    let ticket = record_filing(ctx, &txn, filing, now).await?;
+    repo::open311::keep_channel_extras(&txn, id, &ticket.channel, &extras.media_urls, extras.token.as_deref(), now)
+        .await?;
+    crate::service::attachments::attach_in(&txn, caller, id, None, &checked.uploads, now).await?;
+    let view = view_in(ctx, &txn, &viewer, ticket).await?;
+    txn.commit().await?;
+    Ok(Filed { view, replayed: false })
+}
+
+/// What a filing writes, once its filer's checks passed.
+struct Filing<'a> {
+    id: Uuid,
+    category: &'a category::Model,
+    unit: &'a grid_unit::Model,
+    priority: Priority,
+    title: String,
+    description: String,
+    point: Option<Point>,
+    address: Option<String>,
+    resident_name: Option<String>,
+    resident_phone: Option<String>,
+    channel: Channel,
+    attachments: Vec<Attachment>,
+    filed_by: Uuid,
+}
+
+/// The one filing flow for every channel: number, ticket row, `filed` event, and the
+/// auto-dispatch the category asks for (routing and SLA clocks as for any ticket).
+async fn record_filing(
+    ctx: &AppContext,
+    txn: &DatabaseTransaction,
+    filing: Filing<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<ticket::Model> {
+    let Filing { id, category, unit, .. } = filing;
+    let year = now.with_timezone(&ctx.calendar().offset()).year();
+    let serial = repo::tickets::next_number(txn, year).await?;
+    let number = format!("{}-{year}-{serial:06}", ctx.settings.tickets.number_prefix);
+    let attachments = serde_json::to_value(&filing.attachments).map_err(|e| AppError::Internal(e.to_string()))?;
     let created = ticket::ActiveModel {
         id: Set(id),
         number: Set(number.clone()),
         category_id: Set(category.id),
-        priority: Set(input.priority.unwrap_or(category.default_priority)),
-        title: Set(checked.title),
-        description: Set(checked.description),
+        priority: Set(filing.priority),
+        title: Set(filing.title),
+        description: Set(filing.description),
         unit_id: Set(unit.id),
-        lat: Set(checked.point.map(|p| p.lat)),
-        lon: Set(checked.point.map(|p| p.lon)),
-        address: Set(checked.address),
-        resident_name: Set(checked.resident_name),
-        resident_phone: Set(checked.resident_phone),
-        channel: Set(input.channel.unwrap_or(Channel::GridApp).as_str().to_owned()),
+        lat: Set(filing.point.map(|p| p.lat)),
+        lon: Set(filing.point.map(|p| p.lon)),
+        address: Set(filing.address),
+        resident_name: Set(filing.resident_name),
+        resident_phone: Set(filing.resident_phone),
+        channel: Set(filing.channel.as_str().to_owned()),
         attachments: Set(attachments),
-        filed_by: Set(caller.user_id),
+        filed_by: Set(filing.filed_by),
         status: Set(TicketStatus::Filed.to_string()),
         version: Set(1),
         return_count: Set(0),
@@ -383,22 +445,19 @@ async fn file_in_transaction(
         resolved_at: Set(None),
         rating_due_at: Set(None),
         closed_at: Set(None),
-        township_id: Set(ancestor_at(&txn, &unit, entities::UnitLevel::Township).await?),
-        county_id: Set(ancestor_at(&txn, &unit, entities::UnitLevel::County).await?),
+        township_id: Set(ancestor_at(txn, unit, entities::UnitLevel::Township).await?),
+        county_id: Set(ancestor_at(txn, unit, entities::UnitLevel::County).await?),
         resolve_due_at: Set(None),
         resolve_working_seconds: Set(None),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let payload = json!({"number": number, "category_id": category.id, "unit_id": unit.id, "priority": created.priority, "channel": created.channel});
-    repo::tickets::record_event(&txn, id, None, event::FILED, Some(caller.user_id), now, payload).await?;
-    let source = created.channel.clone();
-    repo::open311::keep_channel_extras(&txn, id, &source, &extras.media_urls, extras.token.as_deref(), now).await?;
-    crate::service::attachments::attach_in(&txn, caller, id, None, &checked.uploads, now).await?;
+    repo::tickets::record_event(txn, id, None, event::FILED, Some(filing.filed_by), now, payload).await?;
 
     let mut ticket = created;
     if category.auto_dispatch {
-        let routing = crate::service::routing::resolve_for(&txn, category.id, &unit).await?;
+        let routing = crate::service::routing::resolve_for(txn, category.id, unit).await?;
         if let Some(primary) = routing.primary_department_id {
             let plan = DispatchPlan {
                 primary,
@@ -406,12 +465,51 @@ async fn file_in_transaction(
                 rule_id: routing.rule_id,
                 auto: true,
             };
-            ticket = send_dispatches(ctx, &txn, ticket, &plan, None, now).await?;
+            ticket = send_dispatches(ctx, txn, ticket, &plan, None, now).await?;
         }
     }
-    let view = view_in(ctx, &txn, &viewer, ticket).await?;
-    txn.commit().await?;
-    Ok(Filed { view, replayed: false })
+    Ok(ticket)
+}
+
+/// A ticket the system files on its own behalf (a sensor's alarm), inside the caller's
+/// transaction: no person, so no role, jurisdiction or idempotency key — the caller decided
+/// the unit and de-duplicates. Everything after that is the same flow as the API's.
+pub(crate) struct SystemFiling<'a> {
+    pub category: &'a category::Model,
+    pub unit: &'a grid_unit::Model,
+    pub title: String,
+    pub description: String,
+    pub point: Option<Point>,
+    pub address: Option<String>,
+    pub channel: Channel,
+    /// The system actor's user row.
+    pub filed_by: Uuid,
+}
+
+pub(crate) async fn file_for_system(
+    ctx: &AppContext,
+    txn: &DatabaseTransaction,
+    filing: SystemFiling<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<ticket::Model> {
+    let title: String = filing.title.trim().chars().take(100).collect();
+    let description: String = filing.description.trim().chars().take(2000).collect();
+    let filing = Filing {
+        id: Uuid::now_v7(),
+        category: filing.category,
+        unit: filing.unit,
+        priority: filing.category.default_priority,
+        title,
+        description,
+        point: filing.point,
+        address: filing.address,
+        resident_name: None,
+        resident_phone: None,
+        channel: filing.channel,
+        attachments: Vec::new(),
+        filed_by: filing.filed_by,
+    };
+    record_filing(ctx, txn, filing, now).await
 }
 
 /// The ticket an earlier request with this key filed, if any; a different body is a 422.
