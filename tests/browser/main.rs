@@ -126,8 +126,16 @@ impl Browser {
     async fn log(&self) -> Vec<Value> {
         let url = format!("{}/session/{}/se/log", self.webdriver, self.session);
         let reply = self.http.post(url).json(&json!({"type": "browser"})).send().await.expect("log");
+        assert!(reply.status().is_success(), "chromedriver gives the browser log");
         let body: Value = reply.json().await.expect("log json");
-        body["value"].as_array().cloned().unwrap_or_default()
+        body["value"].as_array().cloned().expect("the log is a list of entries")
+    }
+
+    /// Proves the log is collected (a check that can fail): an error the page logs shows up.
+    async fn log_is_collected(&self) {
+        self.client.execute("console.error('gridwhistle-log-probe')", vec![]).await.expect("probe");
+        let log = self.log().await;
+        assert!(errors(&log).iter().any(|m| m.contains("gridwhistle-log-probe")), "the browser log is read: {log:?}");
     }
 
     async fn shot(&self, name: &str) {
@@ -275,6 +283,8 @@ async fn day_of_work(app: TestApp, backend: Backend) {
 
     // The grid worker, on a phone-sized screen.
     let phone = Browser::start(label, 360, 740).await;
+    phone.client.goto(&format!("{}/console/", app.address)).await.expect("console opens");
+    phone.log_is_collected().await;
     phone.login(&app, "demo-grid").await;
     phone.find("#file-form").await;
     assert!(
