@@ -39,6 +39,15 @@ struct Browser {
     session: String,
     http: reqwest::Client,
     label: String,
+    _profile: tempfile::TempDir,
+}
+
+/// A failing step panics: the driver (and with it the browser) still goes.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.driver.kill().ok();
+        self.driver.wait().ok();
+    }
 }
 
 fn free_port() -> u16 {
@@ -71,7 +80,7 @@ impl Browser {
             assert!(started.elapsed() < PATIENCE, "chromedriver did not answer");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().expect("profile dir").keep();
+        let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
@@ -81,7 +90,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--lang=zh-CN",
-                    format!("--user-data-dir={}", profile.display()),
+                    format!("--user-data-dir={}", profile.path().display()),
                     format!("--window-size={width},{height}"),
                 ],
                 "prefs": {"intl.accept_languages": "zh-CN,zh"},
@@ -93,7 +102,7 @@ impl Browser {
             ClientBuilder::new(connector).capabilities(caps).connect(&webdriver).await.expect("a browser session");
         client.set_window_size(width, height).await.expect("window size");
         let session = client.session_id().await.expect("session id").expect("a session");
-        let browser = Browser { client, driver, webdriver, session, http, label: label.to_owned() };
+        let browser = Browser { client, driver, webdriver, session, http, label: label.to_owned(), _profile: profile };
         // The viewport itself (a window's size includes no toolbar headless, but be exact),
         // and a phone's touch/mobile layout below tablet width.
         browser
@@ -126,8 +135,16 @@ impl Browser {
     async fn log(&self) -> Vec<Value> {
         let url = format!("{}/session/{}/se/log", self.webdriver, self.session);
         let reply = self.http.post(url).json(&json!({"type": "browser"})).send().await.expect("log");
+        assert!(reply.status().is_success(), "chromedriver gives the browser log");
         let body: Value = reply.json().await.expect("log json");
-        body["value"].as_array().cloned().unwrap_or_default()
+        body["value"].as_array().cloned().expect("the log is a list of entries")
+    }
+
+    /// Proves the log is collected (a check that can fail): an error the page logs shows up.
+    async fn log_is_collected(&self) {
+        self.client.execute("console.error('gridwhistle-log-probe')", vec![]).await.expect("probe");
+        let log = self.log().await;
+        assert!(errors(&log).iter().any(|m| m.contains("gridwhistle-log-probe")), "the browser log is read: {log:?}");
     }
 
     async fn shot(&self, name: &str) {
@@ -187,10 +204,9 @@ impl Browser {
         self.find("#login-form").await;
     }
 
-    async fn end(mut self) {
-        self.client.close().await.ok();
-        self.driver.kill().ok();
-        self.driver.wait().ok();
+    /// Ends the session politely (the browser quits); dropping then stops the driver.
+    async fn end(self) {
+        self.client.clone().close().await.ok();
     }
 }
 
@@ -275,6 +291,8 @@ async fn day_of_work(app: TestApp, backend: Backend) {
 
     // The grid worker, on a phone-sized screen.
     let phone = Browser::start(label, 360, 740).await;
+    phone.client.goto(&format!("{}/console/", app.address)).await.expect("console opens");
+    phone.log_is_collected().await;
     phone.login(&app, "demo-grid").await;
     phone.find("#file-form").await;
     assert!(
