@@ -312,6 +312,10 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/topics/{id}/tickets", &["get"]),
             ("/api/v1/tickets/{id}/possible-duplicates", &["get"]),
             ("/api/v1/tickets/{id}/merge", &["post"]),
+            ("/api/v1/uploads", &["post"]),
+            ("/api/v1/attachments/{id}", &["get"]),
+            ("/api/v1/attachments/{id}/thumbnail", &["get"]),
+            ("/api/v1/dispatches/{id}/attachments", &["post"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
