@@ -128,9 +128,16 @@ pub async fn revoke(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<ap
     Ok(row)
 }
 
+/// A presented key that was accepted: the service account it files as.
+pub struct KeyHolder {
+    pub key_id: Uuid,
+    pub caller: Caller,
+}
+
 /// The service account a presented key files as: 403 when the key is missing, unknown or
 /// revoked; 429 past `security.open311_per_minute_per_ip`, counted before the look-up.
-pub async fn authenticate(ctx: &AppContext, key: Option<&str>, ip: Option<IpAddr>) -> AppResult<Caller> {
+/// Writes nothing: [`mark_used`] records the use once the request succeeded.
+pub async fn authenticate(ctx: &AppContext, key: Option<&str>, ip: Option<IpAddr>) -> AppResult<KeyHolder> {
     let now = ctx.clock.now();
     ctx.limits.check_open311(&ctx.db, ip, now).await?;
     let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
@@ -147,13 +154,18 @@ pub async fn authenticate(ctx: &AppContext, key: Option<&str>, ip: Option<IpAddr
         return Err(refused());
     };
     let account = user::Entity::find_by_id(row.user_id).one(&ctx.db).await?.ok_or_else(refused)?;
+    let caller = super::auth::caller_of(&account);
+    Ok(KeyHolder { key_id: row.id, caller: Caller { ip: ip.map(|ip| ip.to_string()), ..caller } })
+}
+
+/// Records when a key last filed (shown in the key list).
+pub async fn mark_used(ctx: &AppContext, key_id: Uuid) -> AppResult<()> {
     api_key::Entity::update_many()
-        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::val(now))
-        .filter(api_key::Column::Id.eq(row.id))
+        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::val(ctx.clock.now()))
+        .filter(api_key::Column::Id.eq(key_id))
         .exec(&ctx.db)
         .await?;
-    let caller = super::auth::caller_of(&account);
-    Ok(Caller { ip: ip.map(|ip| ip.to_string()), ..caller })
+    Ok(())
 }
 
 /// 32 random bytes, hex, with a prefix that says what it is.

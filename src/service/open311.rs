@@ -207,7 +207,7 @@ const MAX_MEDIA_URL: usize = 2000;
 
 pub async fn create(ctx: &AppContext, input: NewRequest, ip: Option<IpAddr>) -> AppResult<Created> {
     let root = jurisdiction(ctx, input.jurisdiction_id.as_deref()).await?;
-    let caller = super::api_keys::authenticate(ctx, input.api_key.as_deref(), ip).await?;
+    let holder = super::api_keys::authenticate(ctx, input.api_key.as_deref(), ip).await?;
 
     let code = input.service_code.as_deref().map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
         bad_request(
@@ -258,7 +258,11 @@ pub async fn create(ctx: &AppContext, input: NewRequest, ip: Option<IpAddr>) -> 
     let batch = ctx.settings.open311.batch;
     let token = batch.then(new_token);
     let extras = ChannelExtras { media_urls, token: token.clone() };
-    let filed = tickets::file_with(ctx, &caller, ticket, None, extras).await.map_err(in_open311_words)?;
+    let filed = tickets::file_with(ctx, &holder.caller, ticket, None, extras).await.map_err(in_open311_words)?;
+    // The ticket is filed: a failure to note the key's use must not make the client retry.
+    if let Err(err) = super::api_keys::mark_used(ctx, holder.key_id).await {
+        tracing::warn!(error = %err.chain(), "could not record the API key's last use");
+    }
     let number = filed.view.ticket.number.clone();
     Ok(Created {
         service_request_id: (!batch).then(|| number.clone()),

@@ -373,6 +373,8 @@ async fn refusals_are_open311_errors_in_both_formats_and_write_nothing() {
             app.client.post(app.url(&format!("{ROOT}/requests.json"))).json(&json!({"api_key": key})).send().await;
         assert!(got(json_body.expect("sent")).await.json_error(400).contains("x-www-form-urlencoded"));
         assert_eq!(ticket_count(&app, &demo.admin).await, 0, "no refused POST filed anything");
+        let keys = app.get("/api/v1/api-keys", &demo.admin).await.expect(200);
+        assert_eq!(keys["items"][0]["last_used_at"], Value::Null, "nor marked the key used: {keys}");
 
         for format in ["json", "xml"] {
             let missing = get(&app, &format!("/requests/XZ-1999-000001.{format}")).await;
