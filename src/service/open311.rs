@@ -6,7 +6,7 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
-use entities::{UnitLevel, category, department, grid_unit, ticket, ticket_event};
+use entities::{UnitLevel, category, department, grid_unit, ticket, ticket_event, ticket_merge};
 use rand::RngCore;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
@@ -59,7 +59,7 @@ impl Open311Status {
 /// match has no catch-all, so the compiler asks.
 pub fn open311_status(status: TicketStatus) -> Open311Status {
     match status {
-        TicketStatus::Closed | TicketStatus::Cancelled => Open311Status::Closed,
+        TicketStatus::Closed | TicketStatus::Cancelled | TicketStatus::Merged => Open311Status::Closed,
         TicketStatus::Filed | TicketStatus::Dispatched | TicketStatus::InProgress | TicketStatus::Resolved => {
             Open311Status::Open
         }
@@ -539,6 +539,23 @@ async fn public_notes(ctx: &AppContext, ids: &[Uuid]) -> AppResult<HashMap<Uuid,
             notes.insert(resolved.ticket_id, reply.to_owned());
         }
     }
+    // A merged duplicate (并单) is followed in the ticket it was merged into: name that one.
+    let merges = ticket_merge::Entity::find()
+        .filter(ticket_merge::Column::DuplicateId.is_in(ids.iter().copied()))
+        .all(&ctx.db)
+        .await?;
+    let survivors: HashMap<Uuid, String> = ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(merges.iter().map(|m| m.survivor_id)))
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.number))
+        .collect();
+    for merge in merges {
+        if let Some(number) = survivors.get(&merge.survivor_id) {
+            notes.insert(merge.duplicate_id, format!("已并入 {number} 办理（merged into {number}）"));
+        }
+    }
     Ok(notes)
 }
 
@@ -554,14 +571,14 @@ mod tests {
     #[test]
     fn ended_tickets_are_closed_and_the_rest_open() {
         for status in TicketStatus::ALL {
-            let expected = if matches!(status, TicketStatus::Closed | TicketStatus::Cancelled) {
+            let expected = if matches!(status, TicketStatus::Closed | TicketStatus::Cancelled | TicketStatus::Merged) {
                 Open311Status::Closed
             } else {
                 Open311Status::Open
             };
             assert_eq!(open311_status(status), expected, "{status}");
         }
-        assert_eq!(closed_statuses(), vec!["closed".to_owned(), "cancelled".to_owned()]);
+        assert_eq!(closed_statuses(), vec!["closed".to_owned(), "cancelled".to_owned(), "merged".to_owned()]);
     }
 
     #[test]
