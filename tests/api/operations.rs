@@ -316,6 +316,13 @@ async fn probes_request_ids_and_openapi() {
             ("/api/v1/attachments/{id}", &["get"]),
             ("/api/v1/attachments/{id}/thumbnail", &["get"]),
             ("/api/v1/dispatches/{id}/attachments", &["post"]),
+            ("/api/v1/webhooks", &["get", "post"]),
+            ("/api/v1/webhooks/{id}", &["get", "patch", "delete"]),
+            ("/api/v1/webhooks/{id}/rotate-secret", &["post"]),
+            ("/api/v1/webhooks/{id}/deliveries", &["get"]),
+            ("/api/v1/webhook-deliveries/{id}/redeliver", &["post"]),
+            ("/api/v1/events/stream", &["get"]),
+            ("/api/v1/events/stream-token", &["post"]),
         ];
         let paths = doc["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), expected.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
