@@ -582,3 +582,32 @@ async fn the_demo_shows_each_report() {
     })
     .await;
 }
+
+/// Two dispatchers' merges of the same pair in opposite directions at once: one wins, the other
+/// is told the ticket has ended; never a deadlock, never both merged.
+#[tokio::test]
+async fn opposite_merges_at_once_leave_one_survivor() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 08:00"));
+        app.seed_demo().await;
+        app.clock.set(cst("2026-12-01 09:00"));
+        let a = file_at(&app, "demo-grid", "environment", P).await;
+        let b = file_at(&app, "demo-grid", "environment", (P.0 + NORTH_11M, P.1)).await;
+        let dispatcher = token(&app, "demo-dispatcher").await;
+        let (a_id, b_id) = (id(&a), id(&b));
+        let (path_a, path_b) = (format!("/api/v1/tickets/{a_id}/merge"), format!("/api/v1/tickets/{b_id}/merge"));
+        let (one, other) = tokio::join!(
+            app.post(&path_a, &dispatcher, json!({"into": b_id, "reason": "重复"})),
+            app.post(&path_b, &dispatcher, json!({"into": a_id, "reason": "重复"})),
+        );
+        let mut codes = [one.status.as_u16(), other.status.as_u16()];
+        codes.sort_unstable();
+        assert_eq!(codes, [200, 409], "{:?} / {:?}", one.body, other.body);
+        let statuses = [
+            app.ticket(&a_id, &dispatcher).await["status"].clone(),
+            app.ticket(&b_id, &dispatcher).await["status"].clone(),
+        ];
+        assert_eq!(statuses.iter().filter(|s| **s == "merged").count(), 1, "{statuses:?}");
+    })
+    .await;
+}
