@@ -487,6 +487,13 @@ async fn merge_rules() {
             m3_events["items"].as_array().expect("items").iter().find(|e| e["kind"] == "merged").expect("merged");
         assert_eq!(merge_event["payload"]["into_number"], m4["number"]);
         assert_eq!(merge_event["payload"]["across_categories"], true);
+        // Open311 clients see the duplicate closed, and where it lives on.
+        let number = m3["number"].as_str().expect("number");
+        let public = app.request(reqwest::Method::GET, &format!("/open311/v2/requests/{number}.json"), None, None).await;
+        let public = public.expect(200);
+        assert_eq!(public[0]["status"], "closed", "{public}");
+        let notes = public[0]["status_notes"].as_str().unwrap_or_default();
+        assert!(notes.contains(m4["number"].as_str().expect("number")), "status_notes names the survivor: {public}");
 
         // Not into a closed ticket.
         app.clock.set(cst("2026-12-01 09:30"));
