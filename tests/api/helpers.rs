@@ -119,7 +119,14 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), clock, ctx, _database: guard, blobs }
+    // An idle keep-alive connection is dropped by the client well before the server's own 5 s
+    // keep-alive ends: otherwise, on a loaded machine, a request can be sent on a connection the
+    // server is closing at that moment (the usual keep-alive race every HTTP client faces).
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("http client");
+    TestApp { address, client, clock, ctx, _database: guard, blobs }
 }
 
 pub enum DatabaseGuard {
