@@ -39,7 +39,16 @@ impl AppContext {
         let events = crate::service::event_stream::EventBus::new(settings.event_stream.buffer);
         let storage = crate::storage::Storage::open(&settings.storage)
             .map_err(|message| crate::config::SettingsError::Invalid { key: "storage.url", message })?;
-        Ok(Self { db, clock, settings: Arc::new(settings), limits, storage, health: Health::default(), events, calendar })
+        Ok(Self {
+            db,
+            clock,
+            settings: Arc::new(settings),
+            limits,
+            storage,
+            health: Health::default(),
+            events,
+            calendar,
+        })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).

@@ -29,9 +29,9 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
-    /// A busy or contended database: the same request is expected to succeed when retried.
+    /// A busy or unreachable database: the same request is expected to succeed when retried.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(DatabaseUnavailable),
 
     /// Ours, without an underlying error. Prefer [`AppError::internal_from`] when there is one.
     #[error("internal error: {0}")]
@@ -144,12 +144,12 @@ impl From<DbErr> for AppError {
             // mistake, whichever field it was in.
             _ if is_nul_in_text(&err) => Self::BadRequest("text must not contain NUL (\\u0000) characters".into()),
             _ if matches!(err, DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)) => {
-                Self::Unavailable(DATABASE_BUSY.into())
+                Self::Unavailable(DatabaseUnavailable::Busy)
             }
             _ if is_connection_failure(&err) => {
                 // A restart or an outage, not the request: the same request can succeed later.
                 tracing::warn!(error = %chain(&err), "the database connection failed");
-                Self::Unavailable(DATABASE_UNREACHABLE.into())
+                Self::Unavailable(DatabaseUnavailable::Unreachable)
             }
             _ if is_contention(&err) => {
                 // The transaction was rolled back as a whole; nothing of the request is kept.
@@ -165,10 +165,16 @@ impl From<DbErr> for AppError {
     }
 }
 
-/// The detail of a 503 when no connection could be had in time (pool full, or database gone).
-pub const DATABASE_BUSY: &str = "the database is busy; retry shortly";
-/// The detail of a 503 when the connection to the database failed (restart, outage).
-pub const DATABASE_UNREACHABLE: &str = "the database cannot be reached; retry shortly";
+/// Why the database could not serve a request that may well succeed when retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DatabaseUnavailable {
+    /// No connection could be had in time (pool full, or database gone).
+    #[error("the database is busy; retry shortly")]
+    Busy,
+    /// The connection to the database failed (restart, outage).
+    #[error("the database cannot be reached; retry shortly")]
+    Unreachable,
+}
 
 /// Whether the connection itself failed (refused, reset, closed, TLS or protocol breakdown, the
 /// server shutting down), as opposed to the statement: the database is restarting or away.
@@ -251,7 +257,7 @@ mod tests {
             DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::ConnectionClosed),
         ] {
             assert!(is_connection_failure(&err), "{err}");
-            assert!(matches!(AppError::from(err), AppError::Unavailable(detail) if detail == DATABASE_UNREACHABLE));
+            assert!(matches!(AppError::from(err), AppError::Unavailable(DatabaseUnavailable::Unreachable)));
         }
     }
 

@@ -3,8 +3,8 @@ use std::time::Duration;
 use actix_web::{
     Error, HttpResponse,
     body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::StatusCode,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::{Method, StatusCode},
     middleware::Next,
     web,
 };
@@ -14,7 +14,7 @@ use serde_json::json;
 use super::problem::{Problem, problem_response};
 use crate::{
     context::AppContext,
-    error::{AppError, DATABASE_BUSY, DATABASE_UNREACHABLE},
+    error::{AppError, DatabaseUnavailable},
 };
 
 /// The longest `/readyz` (and the outage probe) waits for the database: a probe that times out
@@ -101,15 +101,26 @@ pub async fn database_gate<B: MessageBody>(req: ServiceRequest, next: Next<B>) -
     let Some(ctx) = ctx else { return next.call(req).await };
     if req.path().starts_with("/api/") && ctx.health.database_down_since().is_some() {
         start_probe(&ctx);
-        return Err(AppError::Unavailable(DATABASE_UNREACHABLE.into()).into());
+        return Err(AppError::Unavailable(DatabaseUnavailable::Unreachable).into());
     }
-    let response = next.call(req).await?;
-    let failed_on_connection = response.response().error().and_then(|e| e.as_error::<AppError>()).is_some_and(|e| {
-        // On PostgreSQL a pool that times out may mean the server is gone; the probe's own
-        // connection tells at once if it is merely busy. SQLite's pool waits only on itself.
-        matches!(e, AppError::Unavailable(detail) if detail == DATABASE_UNREACHABLE
-            || (detail == DATABASE_BUSY && ctx.db.get_database_backend() == DbBackend::Postgres))
-    });
+    let idempotent_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut response = next.call(req).await?;
+    if idempotent_read && unavailability(&response) == Some(DatabaseUnavailable::Unreachable) {
+        // A read whose connection broke (a database restart cut it mid-query) is asked once more:
+        // the pool tests a connection before lending it, so the retry runs on a fresh one. A
+        // read changes nothing, so asking twice is safe; writes are left to the client's retry
+        // with its Idempotency-Key.
+        let (request, _) = response.into_parts();
+        tracing::info!("a read lost its database connection; retried once on a fresh connection");
+        response = next.call(ServiceRequest::from_parts(request, Payload::None)).await?;
+    }
+    // On PostgreSQL a pool that times out may mean the server is gone; the probe's own
+    // connection tells at once if it is merely busy. SQLite's pool waits only on itself.
+    let failed_on_connection = match unavailability(&response) {
+        Some(DatabaseUnavailable::Unreachable) => true,
+        Some(DatabaseUnavailable::Busy) => ctx.db.get_database_backend() == DbBackend::Postgres,
+        None => false,
+    };
     if failed_on_connection {
         if ctx.health.mark_database_down() {
             tracing::warn!("the database cannot be reached: API requests answer 503 until it answers again");
@@ -117,6 +128,14 @@ pub async fn database_gate<B: MessageBody>(req: ServiceRequest, next: Next<B>) -
         start_probe(&ctx);
     }
     Ok(response)
+}
+
+/// Why the database failed the request that this response answers, if it did.
+fn unavailability<B>(response: &ServiceResponse<B>) -> Option<DatabaseUnavailable> {
+    match response.response().error()?.as_error::<AppError>()? {
+        AppError::Unavailable(why) => Some(*why),
+        _ => None,
+    }
 }
 
 /// Starts the outage probe unless one runs: it asks every [`PROBE_EVERY`] until the database

@@ -489,7 +489,8 @@ async fn merge_rules() {
         assert_eq!(merge_event["payload"]["across_categories"], true);
         // Open311 clients see the duplicate closed, and where it lives on.
         let number = m3["number"].as_str().expect("number");
-        let public = app.request(reqwest::Method::GET, &format!("/open311/v2/requests/{number}.json"), None, None).await;
+        let public =
+            app.request(reqwest::Method::GET, &format!("/open311/v2/requests/{number}.json"), None, None).await;
         let public = public.expect(200);
         assert_eq!(public[0]["status"], "closed", "{public}");
         let notes = public[0]["status_notes"].as_str().unwrap_or_default();

@@ -122,10 +122,8 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     // An idle keep-alive connection is dropped by the client well before the server's own 5 s
     // keep-alive ends: otherwise, on a loaded machine, a request can be sent on a connection the
     // server is closing at that moment (the usual keep-alive race every HTTP client faces).
-    let client = reqwest::Client::builder()
-        .pool_idle_timeout(std::time::Duration::from_secs(2))
-        .build()
-        .expect("http client");
+    let client =
+        reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(2)).build().expect("http client");
     TestApp { address, client, clock, ctx, _database: guard, blobs }
 }
 

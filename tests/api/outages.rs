@@ -29,6 +29,9 @@ struct Proxy {
     upstream: String,
     running: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<TcpStream>>>,
+    /// When set, the next statement sent on any connection cuts every open connection, as a
+    /// database restart does to a query in flight (pings pass: the pool still thinks it healthy).
+    cut_next_statement: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -39,6 +42,7 @@ impl Proxy {
             upstream: upstream.to_owned(),
             running: Arc::new(AtomicBool::new(false)),
             connections: Arc::new(Mutex::new(Vec::new())),
+            cut_next_statement: Arc::new(AtomicBool::new(false)),
         };
         proxy.open();
         proxy
@@ -49,6 +53,7 @@ impl Proxy {
         listener.set_nonblocking(true).expect("nonblocking");
         self.running.store(true, Ordering::SeqCst);
         let (running, connections, upstream) = (self.running.clone(), self.connections.clone(), self.upstream.clone());
+        let cut_next_statement = self.cut_next_statement.clone();
         std::thread::spawn(move || {
             while running.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -58,7 +63,9 @@ impl Proxy {
                         let mut open = connections.lock().expect("lock");
                         open.push(client.try_clone().expect("clone"));
                         open.push(server.try_clone().expect("clone"));
-                        pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                        let (from_client, to_server) =
+                            (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                        pipe_to_server(from_client, to_server, cut_next_statement.clone(), connections.clone());
                         pipe(server, client);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -75,6 +82,35 @@ impl Proxy {
             let _ = connection.shutdown(Shutdown::Both);
         }
     }
+}
+
+/// Client to PostgreSQL: passes everything on, unless the proxy is told to cut the next
+/// statement (a Parse, Bind or simple Query message; a ping is a bare Sync and passes).
+fn pipe_to_server(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    cut_next_statement: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let Ok(read) = from.read(&mut buffer) else { break };
+            if read == 0 {
+                break;
+            }
+            if matches!(buffer[0], b'P' | b'B' | b'Q') && cut_next_statement.swap(false, Ordering::SeqCst) {
+                for connection in connections.lock().expect("lock").drain(..) {
+                    let _ = connection.shutdown(Shutdown::Both);
+                }
+                break;
+            }
+            if to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
@@ -160,6 +196,48 @@ async fn a_database_outage_answers_503_fast_and_recovers_when_the_database_retur
     println!("recovered {recovered:?} after the database came back");
     assert!(recovered < Duration::from_secs(3), "recovery took {recovered:?}");
     assert_eq!(client.get(format!("{address}/readyz")).send().await.expect("readyz").status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_read_whose_connection_breaks_mid_query_is_retried_once_on_a_fresh_connection() {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        println!("skipped: needs TEST_DATABASE_URL (a PostgreSQL to put a proxy in front of)");
+        return;
+    };
+    let upstream = admin_url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in the URL");
+    let proxy = Proxy::start(upstream);
+    let (url, _guard) = fresh_database(Backend::Postgres).await;
+    let url = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+    let mut env = test_env(&url);
+    // Nothing but the test's own requests talks to the database while the cut is armed.
+    for key in ["SLA__SWEEP_INTERVAL", "SMTP__POLL_INTERVAL", "WEBHOOKS__POLL_INTERVAL"] {
+        env.insert(format!("GRIDWHISTLE_{key}"), "1h".into());
+    }
+    let settings = Settings::load(SettingsSources { local_file: None, env }).expect("settings");
+    let app = Application::build(settings).await.expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    gridwhistle::service::demo::seed_reference(app.context()).await.expect("demo data loads");
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{address}/api/v1/auth/token"))
+        .json(&json!({"username": "demo-dispatcher", "password": "gridwhistle-demo"}))
+        .send()
+        .await
+        .expect("login");
+    let body: Value = login.json().await.expect("token body");
+    let token = body["access_token"].as_str().expect("access_token").to_owned();
+    let read = || client.get(format!("{address}/api/v1/tickets?limit=5")).bearer_auth(&token).send();
+    assert_eq!(read().await.expect("read").status(), StatusCode::OK, "a read before the cut");
+
+    // The statement of the next read is cut on the wire, as a database restart cuts a query.
+    proxy.cut_next_statement.store(true, Ordering::SeqCst);
+    let answer = read().await.expect("the server answers");
+    assert!(!proxy.cut_next_statement.load(Ordering::SeqCst), "the read's statement was cut");
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::OK, "the read was retried on a fresh connection: {body}");
+    assert_eq!(read().await.expect("read").status(), StatusCode::OK, "and the next read is served as usual");
 }
 
 /// One HTTP/1.1 response read from `stream`: status, lower-cased headers, body.
