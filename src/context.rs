@@ -22,6 +22,10 @@ pub struct AppContext {
     pub health: Health,
     /// Swapped whole when an admin adds a year's schedule; readers keep the one they took.
     calendar: Arc<RwLock<Arc<BusinessCalendar>>>,
+    /// The statements this application sent to its database (`/metrics`).
+    pub statements: crate::statements::StatementCounter,
+    /// Tokens verified in the last `auth.token_cache_ttl`.
+    pub tokens: crate::service::token_cache::TokenCache,
 }
 
 impl AppContext {
@@ -32,7 +36,20 @@ impl AppContext {
     ) -> Result<Self, crate::config::SettingsError> {
         let calendar = Arc::new(RwLock::new(Arc::new(settings.business_calendar()?)));
         let limits = crate::limits::Limits::new(&settings.security);
-        Ok(Self { db, clock, settings: Arc::new(settings), limits, health: Health::default(), calendar })
+        let statements = crate::statements::StatementCounter::default();
+        let mut db = db;
+        statements.attach(&mut db);
+        let tokens = crate::service::token_cache::TokenCache::new(settings.auth.token_cache_ttl);
+        Ok(Self {
+            db,
+            clock,
+            settings: Arc::new(settings),
+            limits,
+            health: Health::default(),
+            calendar,
+            statements,
+            tokens,
+        })
     }
 
     /// The same context on another clock (the demo seed replays three weeks of work).

@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod repo;
 pub mod service;
 pub mod startup;
+pub mod statements;
 pub mod telemetry;
 pub mod workers;

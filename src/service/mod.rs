@@ -21,6 +21,7 @@ pub mod grid_units;
 pub mod reports;
 pub mod routing;
 pub mod tickets;
+pub mod token_cache;
 pub mod users;
 
 use sea_orm::{ConnectionTrait, EntityTrait};

@@ -28,10 +28,13 @@ pub struct Viewer<'a> {
 }
 
 impl<'a> Viewer<'a> {
+    /// The home path comes with the caller when the token was read (no query), else from the
+    /// database.
     pub async fn of(db: &impl ConnectionTrait, caller: &'a Caller) -> AppResult<Self> {
-        let home_path = match caller.unit_id {
-            Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
-            None => None,
+        let home_path = match (caller.unit_id, &caller.home_path) {
+            (Some(_), Some(path)) => Some(path.clone()),
+            (Some(unit), None) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
+            (None, _) => None,
         };
         Ok(Self { caller, home_path })
     }
