@@ -5,5 +5,6 @@ pub mod grid_units;
 pub mod login_failures;
 pub mod page;
 pub mod routing_rules;
+pub mod ticket_reads;
 pub mod tickets;
 pub mod tokens;

@@ -16,6 +16,7 @@ mod mail_delivery;
 mod operations;
 mod operator;
 mod outages;
+mod read_path;
 mod reference_data;
 mod reports;
 mod security;

@@ -8,6 +8,7 @@ mod filing;
 mod locked;
 mod personal_data;
 mod query;
+mod summary;
 
 pub use closure::*;
 pub use dispatching::*;
@@ -15,6 +16,7 @@ pub use filing::*;
 pub(crate) use locked::*;
 pub use personal_data::*;
 pub use query::*;
+pub use summary::*;
 
 use entities::{dispatch, rating, ticket};
 use serde::Deserialize;
