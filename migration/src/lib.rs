@@ -16,6 +16,7 @@ mod m20261129_000009_sla_clock_failures;
 mod m20261129_000010_clock_stop_reason;
 mod m20261129_000011_notification_retention;
 mod m20261129_000012_rate_limit_counters;
+mod m20261129_000016_list_indexes;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_clock_stop_reason::Migration),
             Box::new(m20261129_000011_notification_retention::Migration),
             Box::new(m20261129_000012_rate_limit_counters::Migration),
+            Box::new(m20261129_000016_list_indexes::Migration),
         ]
     }
 }
