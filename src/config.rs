@@ -105,6 +105,14 @@ pub struct AuthSettings {
     /// How long a session lives from its login, however often its token is refreshed.
     #[serde(deserialize_with = "de_duration")]
     pub session_max_age: Duration,
+    /// How long this process trusts a token it verified before looking it up again; also the
+    /// longest a token revoked through another replica keeps working here. `0s`: no cache.
+    #[serde(deserialize_with = "de_duration", default = "default_token_cache_ttl")]
+    pub token_cache_ttl: Duration,
+}
+
+fn default_token_cache_ttl() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -492,6 +500,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "auth.token_ttl",
                 message: "must be at least one minute".into(),
+            });
+        }
+        if self.auth.token_cache_ttl > Duration::from_secs(60) {
+            return Err(SettingsError::Invalid {
+                key: "auth.token_cache_ttl",
+                message: "must be at most one minute (it bounds how long a revoked token still works)".into(),
             });
         }
         if !(Duration::from_secs(60)..=Duration::from_secs(366 * 86_400)).contains(&self.auth.session_max_age) {

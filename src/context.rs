@@ -26,6 +26,10 @@ pub struct AppContext {
     pub events: crate::service::event_stream::EventBus,
     /// Swapped whole when an admin adds a year's schedule; readers keep the one they took.
     calendar: Arc<RwLock<Arc<BusinessCalendar>>>,
+    /// The statements this application sent to its database (`/metrics`).
+    pub statements: crate::statements::StatementCounter,
+    /// Tokens verified in the last `auth.token_cache_ttl`.
+    pub tokens: crate::service::token_cache::TokenCache,
 }
 
 impl AppContext {
@@ -39,6 +43,10 @@ impl AppContext {
         let events = crate::service::event_stream::EventBus::new(settings.event_stream.buffer);
         let storage = crate::storage::Storage::open(&settings.storage)
             .map_err(|message| crate::config::SettingsError::Invalid { key: "storage.url", message })?;
+        let statements = crate::statements::StatementCounter::default();
+        let mut db = db;
+        statements.attach(&mut db);
+        let tokens = crate::service::token_cache::TokenCache::new(settings.auth.token_cache_ttl);
         Ok(Self {
             db,
             clock,
@@ -48,6 +56,8 @@ impl AppContext {
             health: Health::default(),
             events,
             calendar,
+            statements,
+            tokens,
         })
     }
 

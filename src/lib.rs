@@ -16,5 +16,6 @@ pub mod repo;
 pub mod service;
 pub mod startup;
 pub mod storage;
+pub mod statements;
 pub mod telemetry;
 pub mod workers;

@@ -228,6 +228,7 @@ fn operator() -> Caller {
         role: Role::Admin,
         unit_id: None,
         department_id: None,
+        home_path: None,
         ip: None,
     }
 }

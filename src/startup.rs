@@ -188,6 +188,10 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
             // No response is ever to be sniffed into another type (a JSON string as HTML).
             .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(middleware::from_fn(close_when_draining))
+            // Statements sent while answering a request are counted as the request's (/metrics).
+            .wrap(middleware::from_fn(crate::statements::middleware))
+            // gzip or br for clients that accept it (JSON, CSV, the metrics text).
+            .wrap(middleware::Compress::default())
             .configure(http::routes)
             .default_service(web::to(http::problem::not_found))
     })

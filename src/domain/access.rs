@@ -12,6 +12,9 @@ pub struct Caller {
     pub role: Role,
     pub unit_id: Option<Uuid>,
     pub department_id: Option<Uuid>,
+    /// The materialised path of the home unit (`unit_id`), read with the token so that
+    /// jurisdiction needs no second look-up. `None` when unknown: it is then looked up.
+    pub home_path: Option<String>,
     /// The client address of the request, for the audit log.
     pub ip: Option<String>,
 }

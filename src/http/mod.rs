@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod routing;
 pub mod session;
 pub mod sla;
+pub mod ticket_lists;
 pub mod tickets;
 pub mod topics;
 pub mod uploads;

@@ -36,7 +36,9 @@ All API paths are under `/api/v1`; bodies are JSON (snake_case), ids are UUID st
 RFC 3339. Authenticate with `Authorization: Bearer <token>` from `logIn`. Lists answer \
 `{\"items\": […], \"next_cursor\": \"…\" | null}`: pass `cursor` (and `limit`, at most 200) to \
 read on. Ticket reads carry an `ETag`; send it back as `If-Match` on a ticket write to get 412 \
-instead of overwriting someone else's change. Every error is an RFC 9457 problem document \
+instead of overwriting someone else's change, or as `If-None-Match` on a read (ticket lists too) to get 304 \
+when nothing changed. `listTickets` answers a summary of each ticket unless asked for `view=full`. Answers are \
+gzip- or br-compressed for clients that send `Accept-Encoding`. Every error is an RFC 9457 problem document \
 (`application/problem+json`: `type`, `title`, `status`, `detail`, and `errors` naming each \
 invalid field on 422). 503 and 429 carry `Retry-After`.";
 

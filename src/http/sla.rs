@@ -303,6 +303,7 @@ pub async fn notifications(
 ///
 /// Text exposition format for a Prometheus scraper. No token needed; keep it off the public network.
 #[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn prometheus() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics::render())
+pub async fn prometheus(ctx: web::Data<AppContext>) -> HttpResponse {
+    let text = metrics::render() + &ctx.statements.render();
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }

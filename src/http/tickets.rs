@@ -36,6 +36,10 @@ pub struct TicketQuery {
     needs_arbitration: Option<bool>,
     /// Only tickets with a running SLA clock past its deadline.
     overdue: Option<bool>,
+    /// `summary` (default): number, title, category, unit, status, priority, the next deadline and its
+    /// state, created/updated. `full`: every ticket as `getTicket` returns it.
+    #[param(value_type = Option<super::ticket_lists::ListView>)]
+    view: Option<super::ticket_lists::ListView>,
     limit: Option<u64>,
     cursor: Option<String>,
 }
@@ -110,13 +114,21 @@ pub async fn file(
 /// What each role sees: a grid worker their grid and the tickets they filed; a dispatcher or supervisor their
 /// unit's subtree; department staff the tickets dispatched to their department; an admin everything. Residents'
 /// names and phones are masked here; see `revealTicketContact`.
-#[utoipa::path(get, path = "/api/v1/tickets", operation_id = "listTickets", tag = "tickets", params(TicketQuery),
-    responses((status = 200, body = List<Ticket>, description = "newest first, in the caller's jurisdiction"), (status = 422, body = Problem)), security(("bearer" = [])))]
+///
+/// Each item is a `TicketSummary` by default, or the full `Ticket` with `view=full`. The answer carries an
+/// `ETag`; send it back as `If-None-Match` and an unchanged page answers 304 with no body.
+#[utoipa::path(get, path = "/api/v1/tickets", operation_id = "listTickets", tag = "tickets",
+    params(TicketQuery, ("If-None-Match" = Option<String>, Header, description = "the ETag of a copy of this page the client has: 304 when it is still current")),
+    responses((status = 200, body = super::ticket_lists::TicketPage, description = "newest first, in the caller's jurisdiction: `items` are `TicketSummary` objects, or `Ticket` objects with `view=full`",
+            headers(("ETag" = String, description = "for If-None-Match on the next read of this page"))),
+        (status = 304, description = "the client's copy of the page is current"), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     ctx: web::Data<AppContext>,
     caller: Caller,
+    req: actix_web::HttpRequest,
     Query(q): Query<TicketQuery>,
-) -> AppResult<web::Json<List<Ticket>>> {
+) -> AppResult<HttpResponse> {
+    use super::ticket_lists::{ListView, TicketPage, full_etag, respond, summary_etag};
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let status = q
         .status
@@ -142,8 +154,18 @@ pub async fn list(
         needs_arbitration: q.needs_arbitration,
         overdue: q.overdue,
     };
-    let found = tickets::list(&ctx, &caller, filter, page).await?;
-    Ok(web::Json(List::from_page(found, Ticket::from)))
+    Ok(match q.view.unwrap_or_default() {
+        ListView::Summary => {
+            let found = tickets::list_summaries(&ctx, &caller, filter, page).await?;
+            let etag = summary_etag(&found);
+            respond(&req, etag, &TicketPage::Summary(List::from_page(found, Into::into)))
+        }
+        ListView::Full => {
+            let found = tickets::list(&ctx, &caller, filter, page).await?;
+            let etag = full_etag(&found);
+            respond(&req, etag, &TicketPage::Full(List::from_page(found, Ticket::from)))
+        }
+    })
 }
 
 /// One ticket, with its dispatches, rating and SLA clocks.

@@ -7,5 +7,6 @@ pub mod open311;
 pub mod page;
 pub mod push;
 pub mod routing_rules;
+pub mod ticket_reads;
 pub mod tickets;
 pub mod tokens;

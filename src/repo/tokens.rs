@@ -1,7 +1,53 @@
 use chrono::{DateTime, Utc};
-use entities::{api_token, user};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use entities::{Role, api_token, grid_unit, user};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, JoinType, QueryFilter, QuerySelect, RelationDef,
+    sea_query::Expr,
+};
 use uuid::Uuid;
+
+/// What a request needs to know about the user behind a live token, in one row.
+#[derive(Debug, FromQueryResult)]
+pub struct LiveCaller {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: Role,
+    pub unit_id: Option<Uuid>,
+    pub department_id: Option<Uuid>,
+    /// The path of the user's home unit.
+    pub home_path: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The active user behind a live token with their home unit's path: one statement.
+pub async fn live_caller(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<LiveCaller>, DbErr> {
+    let token_user: RelationDef =
+        api_token::Entity::belongs_to(user::Entity).from(api_token::Column::UserId).to(user::Column::Id).into();
+    let home: RelationDef =
+        user::Entity::belongs_to(grid_unit::Entity).from(user::Column::UnitId).to(grid_unit::Column::Id).into();
+    api_token::Entity::find()
+        .select_only()
+        .column_as(user::Column::Id, "user_id")
+        .column_as(user::Column::Username, "username")
+        .column_as(user::Column::Role, "role")
+        .column_as(user::Column::UnitId, "unit_id")
+        .column_as(user::Column::DepartmentId, "department_id")
+        .column_as(grid_unit::Column::Path, "home_path")
+        .column_as(api_token::Column::ExpiresAt, "expires_at")
+        .join(JoinType::InnerJoin, token_user)
+        .join(JoinType::LeftJoin, home)
+        .filter(api_token::Column::TokenHash.eq(token_hash))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .filter(api_token::Column::ExpiresAt.gt(now))
+        .filter(user::Column::Active.eq(true))
+        .into_model::<LiveCaller>()
+        .one(db)
+        .await
+}
 
 /// The token with this hash, unless it expired or was revoked.
 pub async fn live_token(
@@ -15,18 +61,6 @@ pub async fn live_token(
         .filter(api_token::Column::ExpiresAt.gt(now))
         .one(db)
         .await
-}
-
-/// The active user behind a live token.
-pub async fn live_user(
-    db: &impl ConnectionTrait,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<user::Model>, DbErr> {
-    let Some(token) = live_token(db, token_hash, now).await? else {
-        return Ok(None);
-    };
-    user::Entity::find_by_id(token.user_id).filter(user::Column::Active.eq(true)).one(db).await
 }
 
 pub async fn revoke(db: &impl ConnectionTrait, token_hash: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {

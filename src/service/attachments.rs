@@ -184,28 +184,6 @@ pub(crate) async fn check_after_photo(
     Ok(())
 }
 
-/// The attachments of the tickets, oldest first, by ticket.
-pub(crate) async fn of_tickets(
-    db: &impl ConnectionTrait,
-    ticket_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<upload::Model>>> {
-    let mut by_ticket: HashMap<Uuid, Vec<upload::Model>> = HashMap::new();
-    if ticket_ids.is_empty() {
-        return Ok(by_ticket);
-    }
-    for row in upload::Entity::find()
-        .filter(upload::Column::TicketId.is_in(ticket_ids.to_vec()))
-        .order_by_asc(upload::Column::Id)
-        .all(db)
-        .await?
-    {
-        if let Some(ticket) = row.ticket_id {
-            by_ticket.entry(ticket).or_default().push(row);
-        }
-    }
-    Ok(by_ticket)
-}
-
 /// Whether the viewer of a ticket may see one of its attachments: everyone who sees the ticket
 /// sees its filing pictures; department staff see only their own department's evidence, like
 /// they see only their own dispatches.

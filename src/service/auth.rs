@@ -139,6 +139,7 @@ pub async fn refresh(ctx: &AppContext, caller: &Caller, token: &str) -> AppResul
     }
     let issued = issue(ctx, &txn, caller.user_id, session_started_at, now).await?;
     txn.commit().await?;
+    ctx.tokens.forget_token(&hash);
     Ok(issued)
 }
 
@@ -177,17 +178,35 @@ fn session_end(ctx: &AppContext, session_started_at: DateTime<Utc>) -> AppResult
 }
 
 pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {
+    let hash = token_hash(token);
     let txn = begin_write(&ctx.db).await?;
-    repo::tokens::revoke(&txn, &token_hash(token), ctx.clock.now()).await?;
+    repo::tokens::revoke(&txn, &hash, ctx.clock.now()).await?;
     txn.commit().await?;
+    ctx.tokens.forget_token(&hash);
     Ok(())
 }
 
-/// The caller behind a token, or 401 for an unknown, expired or revoked one.
+/// The caller behind a token, or 401 for an unknown, expired or revoked one: one query (token,
+/// user and home unit together), or none while the token is in this process's cache (see
+/// [`super::token_cache`] for how long a revocation elsewhere may take to reach it).
 pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
-    let user =
-        repo::tokens::live_user(&ctx.db, &token_hash(token), ctx.clock.now()).await?.ok_or_else(token_refused)?;
-    Ok(caller_of(&user))
+    let hash = token_hash(token);
+    let now = ctx.clock.now();
+    if let Some(caller) = ctx.tokens.get(&hash, now) {
+        return Ok(caller);
+    }
+    let found = repo::tokens::live_caller(&ctx.db, &hash, now).await?.ok_or_else(token_refused)?;
+    let caller = Caller {
+        user_id: found.user_id,
+        username: found.username,
+        role: found.role,
+        unit_id: found.unit_id,
+        department_id: found.department_id,
+        home_path: found.home_path,
+        ip: None,
+    };
+    ctx.tokens.put(&hash, &caller, now, found.expires_at);
+    Ok(caller)
 }
 
 pub fn caller_of(user: &user::Model) -> Caller {
@@ -197,6 +216,7 @@ pub fn caller_of(user: &user::Model) -> Caller {
         role: user.role,
         unit_id: user.unit_id,
         department_id: user.department_id,
+        home_path: None,
         ip: None,
     }
 }

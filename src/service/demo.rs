@@ -190,6 +190,7 @@ fn system() -> Caller {
         role: Role::Admin,
         unit_id: None,
         department_id: None,
+        home_path: None,
         ip: None,
     }
 }

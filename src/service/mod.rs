@@ -33,6 +33,7 @@ pub mod routing;
 pub mod sensor_alarms;
 pub mod tickets;
 pub mod uploads;
+pub mod token_cache;
 pub mod users;
 pub mod webhooks;
 

@@ -200,6 +200,8 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: UserCh
     let detail = json!({"change": "updated", "fields": changed, "role": super::role_name(updated.role), "active": updated.active});
     audit::record(&txn, Entry::by(caller, "user_changed", "user", id, detail).in_unit(updated.unit_id), now).await?;
     txn.commit().await?;
+    // Sessions ended, or role and home changed: this process stops trusting the old ones now.
+    ctx.tokens.forget_user(id);
     Ok(updated)
 }
 

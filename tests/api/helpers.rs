@@ -256,6 +256,7 @@ impl TestApp {
             role: entities::Role::Admin,
             unit_id: None,
             department_id: None,
+            home_path: None,
             ip: None,
         };
         let input = service::users::NewUser {

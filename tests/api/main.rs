@@ -21,6 +21,7 @@ mod operations;
 mod operator;
 mod outages;
 mod photos;
+mod read_path;
 mod reference_data;
 mod reports;
 mod security;

@@ -117,9 +117,11 @@ async fn sweeper_fires_warning_and_breach_once_each() {
         assert!(recipients.contains(&"head.cgj.xinfu@gridwhistle.example"), "{recipients:?}");
         assert!(recipients.contains(&"demo-dispatcher@gridwhistle.example"), "{recipients:?}");
 
-        let overdue = app.get("/api/v1/tickets?overdue=true", &admin).await.expect(200);
+        let overdue = app.get("/api/v1/tickets?overdue=true&view=full", &admin).await.expect(200);
         assert_eq!(overdue["items"][0]["id"], ticket_id.as_str());
         assert_eq!(overdue["items"][0]["sla_state"], "breached");
+        let summary = app.get("/api/v1/tickets?overdue=true", &admin).await.expect(200);
+        assert_eq!(summary["items"][0]["next_deadline"]["state"], "breached", "{summary}");
         let on_time = app.get("/api/v1/tickets?overdue=false", &admin).await.expect(200);
         assert_eq!(on_time["items"].as_array().map(Vec::len), Some(0));
         let metrics = app.client.get(app.url("/metrics")).send().await.expect("sent").text().await.expect("text");

@@ -359,7 +359,7 @@ async fn resident_contact_is_masked_for_roles_that_do_not_call_back() {
         // A colleague grid worker in the same grid sees the ticket but may not reveal the contact.
         let colleague = app.user_in(&demo.admin, "colleague", "grid_worker", "140902001001-G01").await;
         assert_eq!(seen_by(colleague).await, (masked.clone(), false));
-        let listed = app.get("/api/v1/tickets", &demo.supervisor).await.expect(200);
+        let listed = app.get("/api/v1/tickets?view=full", &demo.supervisor).await.expect(200);
         assert_eq!(listed["items"][0]["resident"], masked, "lists mask too");
         assert_eq!(listed["items"][0]["contact_masked"], true);
     })

@@ -30,10 +30,13 @@ pub struct Viewer<'a> {
 }
 
 impl<'a> Viewer<'a> {
+    /// The home path comes with the caller when the token was read (no query), else from the
+    /// database.
     pub async fn of(db: &impl ConnectionTrait, caller: &'a Caller) -> AppResult<Self> {
-        let home_path = match caller.unit_id {
-            Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
-            None => None,
+        let home_path = match (caller.unit_id, &caller.home_path) {
+            (Some(_), Some(path)) => Some(path.clone()),
+            (Some(unit), None) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
+            (None, _) => None,
         };
         let followed = match ticket_scope(caller) {
             TicketScope::GridWorker { user_id, .. } => repo::tickets::followed_ids(db, user_id).await?,

@@ -9,6 +9,7 @@ mod locked;
 mod merge;
 mod personal_data;
 mod query;
+mod summary;
 
 pub use closure::*;
 pub use dispatching::*;
@@ -17,6 +18,7 @@ pub(crate) use locked::*;
 pub use merge::*;
 pub use personal_data::*;
 pub use query::*;
+pub use summary::*;
 
 use entities::{dispatch, rating, ticket};
 use serde::Deserialize;

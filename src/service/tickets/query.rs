@@ -1,7 +1,6 @@
 //! Reading tickets and their timelines, as one caller may see them.
 
 use super::*;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entities::{Priority, dispatch, grid_unit, ticket};
@@ -18,7 +17,7 @@ use crate::{
     error::AppResult,
     repo::{
         self,
-        page::{Order, Page, PageRequest},
+        page::{Page, PageRequest},
         tickets::Scope,
     },
 };
@@ -42,8 +41,9 @@ pub struct TicketFilter {
 pub async fn get(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<TicketView> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
-    let ticket = ticket::Entity::find_by_id(id).one(&ctx.db).await?.ok_or_else(super::locked::ticket_not_found)?;
-    let view = view_in(ctx, &ctx.db, &viewer, ticket).await?;
+    // Two statements: the ticket with its unit's path, then its dispatches, clocks and rating.
+    let row = repo::ticket_reads::one(&ctx.db, id).await?.ok_or_else(super::locked::ticket_not_found)?;
+    let view = views_of_rows(ctx, &ctx.db, &viewer, vec![row]).await?.remove(0);
     // Out-of-jurisdiction tickets answer exactly like missing ones.
     if view.in_scope { Ok(view) } else { Err(super::locked::ticket_not_found()) }
 }
@@ -56,6 +56,19 @@ pub async fn list(
 ) -> AppResult<Page<TicketView>> {
     require(caller, Permission::ReadTickets)?;
     let viewer = Viewer::of(&ctx.db, caller).await?;
+    let select = list_select(ctx, &viewer, filter).await?;
+    let page = repo::ticket_reads::newest_first(&ctx.db, select, request).await?;
+    let items = views_of_rows(ctx, &ctx.db, &viewer, page.items).await?;
+    Ok(Page { items, next_cursor: page.next_cursor })
+}
+
+/// The tickets in the viewer's jurisdiction that pass the filter (one statement when the
+/// filter names a unit: its path).
+pub(super) async fn list_select(
+    ctx: &AppContext,
+    viewer: &Viewer<'_>,
+    filter: TicketFilter,
+) -> AppResult<sea_orm::Select<ticket::Entity>> {
     let mut select = ticket::Entity::find().filter(repo::tickets::scope_condition(&viewer.scope()));
     if let Some(status) = filter.status {
         select = select.filter(ticket::Column::Status.eq(status.to_string()));
@@ -95,10 +108,7 @@ pub async fn list(
     if let Some(flag) = filter.needs_arbitration {
         select = select.filter(ticket::Column::NeedsArbitration.eq(flag));
     }
-    let page =
-        repo::page::fetch_ordered(&ctx.db, select, ticket::Column::Id, |t| t.id, request, Order::NewestFirst).await?;
-    let items = views_in(ctx, &ctx.db, &viewer, page.items).await?;
-    Ok(Page { items, next_cursor: page.next_cursor })
+    Ok(select)
 }
 
 pub async fn events(
@@ -158,35 +168,40 @@ pub(crate) async fn view_in(
     Ok(views_in(ctx, db, viewer, vec![ticket]).await?.remove(0))
 }
 
-/// Views of several tickets with a fixed number of queries, whatever their number.
+/// Views of tickets read without their unit's path (after a change): one more statement.
 async fn views_in(
     ctx: &AppContext,
     db: &impl ConnectionTrait,
     viewer: &Viewer<'_>,
     tickets: Vec<ticket::Model>,
 ) -> AppResult<Vec<TicketView>> {
-    let ids: Vec<Uuid> = tickets.iter().map(|t| t.id).collect();
     let unit_ids: Vec<Uuid> = tickets.iter().map(|t| t.unit_id).collect();
-    let mut dispatches: HashMap<Uuid, Vec<dispatch::Model>> = HashMap::new();
-    for d in repo::tickets::dispatches_of(db, &ids).await? {
-        dispatches.entry(d.ticket_id).or_default().push(d);
-    }
-    let own_department = own_department_only(viewer.caller);
-    let department_names = match own_department {
-        Some(_) => department_names(db, dispatches.values().flatten()).await?,
-        None => HashMap::new(),
-    };
-    let mut ratings = repo::tickets::latest_ratings(db, &ids).await?;
-    let mut clocks = crate::service::sla::clocks_of(db, &ids).await?;
-    let now = ctx.clock.now();
     let paths = repo::tickets::unit_paths(db, &unit_ids).await?;
-    let mut attachments = crate::service::attachments::of_tickets(db, &ids).await?;
-    Ok(tickets
+    let rows = tickets
         .into_iter()
-        .map(|ticket| {
+        .map(|ticket| repo::ticket_reads::TicketRow { unit_path: paths.get(&ticket.unit_id).cloned(), ticket })
+        .collect();
+    views_of_rows(ctx, db, viewer, rows).await
+}
+
+/// Views of several tickets with one statement, whatever their number.
+async fn views_of_rows(
+    ctx: &AppContext,
+    db: &impl ConnectionTrait,
+    viewer: &Viewer<'_>,
+    rows: Vec<repo::ticket_reads::TicketRow>,
+) -> AppResult<Vec<TicketView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.ticket.id).collect();
+    let repo::ticket_reads::Related { mut dispatches, department_names, mut clocks, mut ratings, uploads } =
+        repo::ticket_reads::related(db, &ids).await?;
+    let mut attachments = uploads;
+    let own_department = own_department_only(viewer.caller);
+    let now = ctx.clock.now();
+    Ok(rows
+        .into_iter()
+        .map(|repo::ticket_reads::TicketRow { ticket, unit_path }| {
             let all = dispatches.remove(&ticket.id).unwrap_or_default();
-            let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
-            let facts = viewer.facts(&ticket, path, &all);
+            let facts = viewer.facts(&ticket, unit_path.as_deref().unwrap_or_default(), &all);
             let (contact_revealable, in_scope) =
                 (may_see_contact(viewer.caller, &facts), may_see_ticket(viewer.caller, &facts));
             let (readable, others): (Vec<dispatch::Model>, Vec<dispatch::Model>) =
@@ -225,22 +240,6 @@ async fn views_in(
                 sla,
             }
         })
-        .collect())
-}
-
-async fn department_names<'a>(
-    db: &impl ConnectionTrait,
-    dispatches: impl Iterator<Item = &'a dispatch::Model>,
-) -> AppResult<HashMap<Uuid, String>> {
-    let mut ids: Vec<Uuid> = dispatches.map(|d| d.department_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(entities::department::Entity::find()
-        .filter(entities::department::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.name))
         .collect())
 }
 

@@ -1,0 +1,195 @@
+//! Reading tickets in few round trips: the tickets themselves with their unit's path (one
+//! statement), then everything hanging off them — dispatches with their department's name,
+//! SLA clocks, ratings and attached uploads — in one more: a `UNION ALL` of four branches that
+//! share one column list (`d_…`, `c_…`, `r_…`, `u_…`). Each branch fills its own columns and joins the other tables
+//! `ON 1 = 0`, so the columns it leaves empty are NULLs of the right type on PostgreSQL too.
+
+use std::collections::HashMap;
+
+use entities::{department, dispatch, grid_unit, rating, sla_clock, ticket, upload};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, FromQueryResult, IdenStatic, Iterable, JoinType,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, RelationDef, Select,
+    sea_query::{Alias, Expr, Query, SelectStatement, UnionType},
+};
+use uuid::Uuid;
+
+use super::page::{Page, PageRequest};
+
+/// A ticket and the path of its unit (for jurisdiction), read together.
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    pub ticket: ticket::Model,
+    pub unit_path: Option<String>,
+}
+
+impl FromQueryResult for TicketRow {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self { ticket: ticket::Model::from_query_result(res, pre)?, unit_path: res.try_get(pre, "unit_path")? })
+    }
+}
+
+fn ticket_unit() -> RelationDef {
+    ticket::Entity::belongs_to(grid_unit::Entity).from(ticket::Column::UnitId).to(grid_unit::Column::Id).into()
+}
+
+fn with_unit_path(select: Select<ticket::Entity>) -> Select<ticket::Entity> {
+    select.column_as(grid_unit::Column::Path, "unit_path").join(JoinType::LeftJoin, ticket_unit())
+}
+
+/// One ticket with its unit's path.
+pub async fn one(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<TicketRow>, DbErr> {
+    with_unit_path(ticket::Entity::find_by_id(id)).into_model::<TicketRow>().one(db).await
+}
+
+/// A page of tickets, newest first, with their units' paths: one statement.
+pub async fn newest_first(
+    db: &impl ConnectionTrait,
+    select: Select<ticket::Entity>,
+    request: PageRequest,
+) -> Result<Page<TicketRow>, DbErr> {
+    let mut select = select;
+    if let Some(after) = request.after {
+        select = select.filter(ticket::Column::Id.lt(after));
+    }
+    let mut items = with_unit_path(select)
+        .order_by_desc(ticket::Column::Id)
+        .limit(request.limit + 1)
+        .into_model::<TicketRow>()
+        .all(db)
+        .await?;
+    let next_cursor = if items.len() as u64 > request.limit {
+        items.truncate(request.limit as usize);
+        items.last().map(|row| row.ticket.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Everything hanging off a set of tickets, each list oldest first.
+#[derive(Debug, Default)]
+pub struct Related {
+    pub dispatches: HashMap<Uuid, Vec<dispatch::Model>>,
+    pub department_names: HashMap<Uuid, String>,
+    pub clocks: HashMap<Uuid, Vec<sla_clock::Model>>,
+    /// The latest rating of each ticket.
+    pub ratings: HashMap<Uuid, rating::Model>,
+    /// Uploads attached to each ticket (photos, documents), oldest first.
+    pub uploads: HashMap<Uuid, Vec<upload::Model>>,
+}
+
+#[derive(Clone, Copy)]
+enum Branch {
+    Dispatches,
+    Clocks,
+    Ratings,
+    Uploads,
+}
+
+fn never() -> Expr {
+    Expr::val(1).eq(Expr::val(0))
+}
+
+fn branch(which: Branch, ids: &[Uuid]) -> SelectStatement {
+    let mut select = Query::select();
+    for column in dispatch::Column::iter() {
+        select.expr_as(Expr::col((dispatch::Entity, column)), Alias::new(format!("d_{}", column.as_str())));
+    }
+    select.expr_as(Expr::col((department::Entity, department::Column::Name)), Alias::new("d_department_name"));
+    for column in sla_clock::Column::iter() {
+        select.expr_as(Expr::col((sla_clock::Entity, column)), Alias::new(format!("c_{}", column.as_str())));
+    }
+    for column in rating::Column::iter() {
+        select.expr_as(Expr::col((rating::Entity, column)), Alias::new(format!("r_{}", column.as_str())));
+    }
+    for column in upload::Column::iter() {
+        select.expr_as(Expr::col((upload::Entity, column)), Alias::new(format!("u_{}", column.as_str())));
+    }
+    let ids = ids.iter().copied();
+    match which {
+        Branch::Dispatches => select
+            .from(dispatch::Entity)
+            .left_join(
+                department::Entity,
+                Expr::col((department::Entity, department::Column::Id))
+                    .equals((dispatch::Entity, dispatch::Column::DepartmentId)),
+            )
+            .left_join(sla_clock::Entity, never())
+            .left_join(rating::Entity, never())
+            .left_join(upload::Entity, never())
+            .and_where(Expr::col((dispatch::Entity, dispatch::Column::TicketId)).is_in(ids)),
+        Branch::Clocks => select
+            .from(sla_clock::Entity)
+            .left_join(dispatch::Entity, never())
+            .left_join(department::Entity, never())
+            .left_join(rating::Entity, never())
+            .left_join(upload::Entity, never())
+            .and_where(Expr::col((sla_clock::Entity, sla_clock::Column::TicketId)).is_in(ids)),
+        Branch::Ratings => select
+            .from(rating::Entity)
+            .left_join(dispatch::Entity, never())
+            .left_join(department::Entity, never())
+            .left_join(sla_clock::Entity, never())
+            .left_join(upload::Entity, never())
+            .and_where(Expr::col((rating::Entity, rating::Column::TicketId)).is_in(ids)),
+        Branch::Uploads => select
+            .from(upload::Entity)
+            .left_join(dispatch::Entity, never())
+            .left_join(department::Entity, never())
+            .left_join(sla_clock::Entity, never())
+            .left_join(rating::Entity, never())
+            .and_where(Expr::col((upload::Entity, upload::Column::TicketId)).is_in(ids)),
+    };
+    select.to_owned()
+}
+
+/// Dispatches (with department names), clocks and ratings of `ticket_ids`: one statement.
+pub async fn related(db: &impl ConnectionTrait, ticket_ids: &[Uuid]) -> Result<Related, DbErr> {
+    let mut related = Related::default();
+    if ticket_ids.is_empty() {
+        return Ok(related);
+    }
+    let mut union = branch(Branch::Dispatches, ticket_ids);
+    union.union(UnionType::All, branch(Branch::Clocks, ticket_ids));
+    union.union(UnionType::All, branch(Branch::Ratings, ticket_ids));
+    union.union(UnionType::All, branch(Branch::Uploads, ticket_ids));
+    let rows = db.query_all(&union).await?;
+
+    let (mut dispatches, mut clocks, mut ratings, mut uploads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        if row.try_get::<Option<Uuid>>("", "d_id")?.is_some() {
+            let dispatch = dispatch::Model::from_query_result(&row, "d_")?;
+            if let Some(name) = row.try_get::<Option<String>>("", "d_department_name")? {
+                related.department_names.insert(dispatch.department_id, name);
+            }
+            dispatches.push(dispatch);
+        } else if row.try_get::<Option<Uuid>>("", "c_id")?.is_some() {
+            clocks.push(sla_clock::Model::from_query_result(&row, "c_")?);
+        } else if row.try_get::<Option<Uuid>>("", "r_id")?.is_some() {
+            ratings.push(rating::Model::from_query_result(&row, "r_")?);
+        } else if row.try_get::<Option<Uuid>>("", "u_id")?.is_some() {
+            uploads.push(upload::Model::from_query_result(&row, "u_")?);
+        }
+    }
+    // UUID v7 ids sort by creation: id order is the order things happened.
+    dispatches.sort_by_key(|d| d.id);
+    clocks.sort_by_key(|c| c.id);
+    ratings.sort_by_key(|r| r.id);
+    uploads.sort_by_key(|u| u.id);
+    for dispatch in dispatches {
+        related.dispatches.entry(dispatch.ticket_id).or_default().push(dispatch);
+    }
+    for clock in clocks {
+        related.clocks.entry(clock.ticket_id).or_default().push(clock);
+    }
+    for rating in ratings {
+        related.ratings.insert(rating.ticket_id, rating);
+    }
+    for upload in uploads {
+        if let Some(ticket) = upload.ticket_id {
+            related.uploads.entry(ticket).or_default().push(upload);
+        }
+    }
+    Ok(related)
+}
