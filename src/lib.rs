@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod repo;
 pub mod service;
 pub mod startup;
-pub mod storage;
 pub mod statements;
+pub mod storage;
 pub mod telemetry;
 pub mod workers;

@@ -19,9 +19,9 @@ mod m20261129_000012_rate_limit_counters;
 mod m20261129_000013_open311;
 mod m20261129_000014_webhooks_and_streams;
 mod m20261129_000015_uploads;
+mod m20261129_000016_list_indexes;
 mod m20261129_000018_governance;
 mod m20261129_000020_sensor_devices;
-mod m20261129_000016_list_indexes;
 
 pub struct Migrator;
 

@@ -3,14 +3,9 @@
 //! require to resolve. Reading follows the ticket's jurisdiction exactly: an attachment of a
 //! ticket the caller may not see does not exist for them (404).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use entities::upload::{self, AttachmentKind};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    sea_query::Expr,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;

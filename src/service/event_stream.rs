@@ -272,11 +272,20 @@ pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResu
     else {
         return Err(refused());
     };
-    let user = repo::tokens::live_user(&ctx.db, &row.session_token_hash, now).await?.ok_or_else(refused)?;
-    if user.id != row.user_id {
+    // The session the stream token was taken from must still be live (logout ends both).
+    let found = repo::tokens::live_caller(&ctx.db, &row.session_token_hash, now).await?.ok_or_else(refused)?;
+    if found.user_id != row.user_id {
         return Err(refused());
     }
-    Ok(super::auth::caller_of(&user))
+    Ok(Caller {
+        user_id: found.user_id,
+        username: found.username,
+        role: found.role,
+        unit_id: found.unit_id,
+        department_id: found.department_id,
+        home_path: found.home_path,
+        ip: None,
+    })
 }
 
 /// One SSE message: `id:` the event id, `data:` the event as the timeline shows it.

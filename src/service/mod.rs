@@ -32,8 +32,8 @@ pub mod reports;
 pub mod routing;
 pub mod sensor_alarms;
 pub mod tickets;
-pub mod uploads;
 pub mod token_cache;
+pub mod uploads;
 pub mod users;
 pub mod webhooks;
 
