@@ -196,7 +196,15 @@ pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
         return Ok(caller);
     }
     let found = repo::tokens::live_caller(&ctx.db, &hash, now).await?.ok_or_else(token_refused)?;
-    let caller = Caller {
+    let expires_at = found.expires_at;
+    let caller = caller_of_live(found);
+    ctx.tokens.put(&hash, &caller, now, expires_at);
+    Ok(caller)
+}
+
+/// The caller behind a live token, as read in one statement.
+pub fn caller_of_live(found: repo::tokens::LiveCaller) -> Caller {
+    Caller {
         user_id: found.user_id,
         username: found.username,
         role: found.role,
@@ -204,9 +212,7 @@ pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
         department_id: found.department_id,
         home_path: found.home_path,
         ip: None,
-    };
-    ctx.tokens.put(&hash, &caller, now, found.expires_at);
-    Ok(caller)
+    }
 }
 
 pub fn caller_of(user: &user::Model) -> Caller {

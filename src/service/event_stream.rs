@@ -277,15 +277,7 @@ pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResu
     if found.user_id != row.user_id {
         return Err(refused());
     }
-    Ok(Caller {
-        user_id: found.user_id,
-        username: found.username,
-        role: found.role,
-        unit_id: found.unit_id,
-        department_id: found.department_id,
-        home_path: found.home_path,
-        ip: None,
-    })
+    Ok(super::auth::caller_of_live(found))
 }
 
 /// One SSE message: `id:` the event id, `data:` the event as the timeline shows it.

@@ -94,8 +94,7 @@ fn pipe_to_server(
 ) {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
-        loop {
-            let Ok(read) = from.read(&mut buffer) else { break };
+        while let Ok(read) = from.read(&mut buffer) {
             if read == 0 {
                 break;
             }
@@ -134,22 +133,31 @@ async fn timed_login(client: &reqwest::Client, address: &str) -> (StatusCode, Op
     (status, retry_after, body, started.elapsed())
 }
 
-#[tokio::test]
-async fn a_database_outage_answers_503_fast_and_recovers_when_the_database_returns() {
+/// A server on a fresh PostgreSQL database reached through a [`Proxy`], with the demo's
+/// reference data and users, and `GRIDWHISTLE_{key}` settings changed; `None` (the test is
+/// skipped) without TEST_DATABASE_URL.
+async fn behind_a_proxy(settings: &[(&str, &str)]) -> Option<(Proxy, String, crate::helpers::DatabaseGuard)> {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
         println!("skipped: needs TEST_DATABASE_URL (a PostgreSQL to put a proxy in front of)");
-        return;
+        return None;
     };
     let upstream = admin_url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in the URL");
     let proxy = Proxy::start(upstream);
-    let (url, _guard) = fresh_database(Backend::Postgres).await;
+    let (url, guard) = fresh_database(Backend::Postgres).await;
     let url = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
     let mut env = test_env(&url);
-    env.insert("GRIDWHISTLE_DATABASE__ACQUIRE_TIMEOUT".into(), "2s".into());
+    env.extend(settings.iter().map(|(key, value)| (format!("GRIDWHISTLE_{key}"), value.to_string())));
     let settings = Settings::load(SettingsSources { local_file: None, env }).expect("settings");
     let app = Application::build(settings).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    gridwhistle::service::demo::seed_reference(app.context()).await.expect("demo data loads");
     tokio::spawn(app.run_until_stopped());
+    Some((proxy, address, guard))
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_fast_and_recovers_when_the_database_returns() {
+    let Some((proxy, address, _guard)) = behind_a_proxy(&[("DATABASE__ACQUIRE_TIMEOUT", "2s")]).await else { return };
     let client = reqwest::Client::new();
 
     let (status, ..) = timed_login(&client, &address).await;
@@ -200,24 +208,9 @@ async fn a_database_outage_answers_503_fast_and_recovers_when_the_database_retur
 
 #[tokio::test]
 async fn a_read_whose_connection_breaks_mid_query_is_retried_once_on_a_fresh_connection() {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        println!("skipped: needs TEST_DATABASE_URL (a PostgreSQL to put a proxy in front of)");
-        return;
-    };
-    let upstream = admin_url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in the URL");
-    let proxy = Proxy::start(upstream);
-    let (url, _guard) = fresh_database(Backend::Postgres).await;
-    let url = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
-    let mut env = test_env(&url);
     // Nothing but the test's own requests talks to the database while the cut is armed.
-    for key in ["SLA__SWEEP_INTERVAL", "SMTP__POLL_INTERVAL", "WEBHOOKS__POLL_INTERVAL"] {
-        env.insert(format!("GRIDWHISTLE_{key}"), "1h".into());
-    }
-    let settings = Settings::load(SettingsSources { local_file: None, env }).expect("settings");
-    let app = Application::build(settings).await.expect("application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    gridwhistle::service::demo::seed_reference(app.context()).await.expect("demo data loads");
-    tokio::spawn(app.run_until_stopped());
+    let quiet = [("SLA__SWEEP_INTERVAL", "1h"), ("SMTP__POLL_INTERVAL", "1h"), ("WEBHOOKS__POLL_INTERVAL", "1h")];
+    let Some((proxy, address, _guard)) = behind_a_proxy(&quiet).await else { return };
     let client = reqwest::Client::new();
     let login = client
         .post(format!("{address}/api/v1/auth/token"))
