@@ -176,7 +176,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewDevice) -> AppR
     errors.into_result()?;
 
     let txn = begin_write(&ctx.db).await?;
-    referenced::<grid_unit::Entity>(&txn, "unit_id", input.unit_id, "grid unit").await?;
+    a_grid(&txn, input.unit_id).await?;
     active_category(&txn, input.category_id).await?;
     ensure_unique::<device::Entity>(&txn, device::Column::DeviceId, &device_id, None, |m| m.id, "a device with id")
         .await?;
@@ -205,6 +205,19 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewDevice) -> AppR
     Ok(created)
 }
 
+/// A device sits in a grid (网格): its alarms are filed there and routed from there, so a
+/// community or a township would file tickets no one is dispatched to.
+async fn a_grid(db: &impl sea_orm::ConnectionTrait, unit_id: Uuid) -> AppResult<grid_unit::Model> {
+    let unit = referenced::<grid_unit::Entity>(db, "unit_id", unit_id, "grid unit").await?;
+    if unit.level != entities::UnitLevel::Grid {
+        return Err(AppError::invalid(
+            "unit_id",
+            Message::said(format!("“{}”不是网格，设备须归属网格", unit.name), format!("{} is not a grid", unit.name)),
+        ));
+    }
+    Ok(unit)
+}
+
 pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: DeviceChanges) -> AppResult<device::Model> {
     require(caller, Permission::ManageReferenceData)?;
     let mut errors = FieldErrors::new();
@@ -223,7 +236,7 @@ pub async fn update(ctx: &AppContext, caller: &Caller, id: Uuid, changes: Device
         row.name = Set(name);
     }
     if let Some(unit_id) = changes.unit_id {
-        referenced::<grid_unit::Entity>(&txn, "unit_id", unit_id, "grid unit").await?;
+        a_grid(&txn, unit_id).await?;
         row.unit_id = Set(unit_id);
     }
     if let Some(category_id) = changes.category_id {

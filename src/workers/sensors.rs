@@ -41,6 +41,8 @@ const WARN_EVERY: Duration = Duration::from_secs(3600);
 /// Devices remembered for the WARN limit; past this the memory starts afresh (a flood of
 /// made-up device ids must not grow it without bound).
 const WARN_MEMORY: usize = 10_000;
+/// The largest MQTT packet this client accepts; alarms are a few hundred bytes.
+const MAX_PACKET_BYTES: u32 = 64 * 1024;
 /// Messages the broker may have in flight to this replica (MQTT 5 receive maximum).
 const RECEIVE_MAXIMUM: u16 = 32;
 
@@ -262,6 +264,10 @@ fn options(settings: &MqttSettings, client_id: &str) -> Result<MqttOptions, Stri
         .set_clean_start(false)
         .set_session_expiry_interval(Some(u32::try_from(settings.session_expiry.as_secs()).unwrap_or(u32::MAX)))
         .set_receive_maximum(Some(RECEIVE_MAXIMUM))
+        // Told to the broker in CONNECT: it discards a larger message instead of sending it
+        // (MQTT 5, Maximum Packet Size). Without it one oversized message on the persistent
+        // session would be handed back on every reconnect and stop all ingestion.
+        .set_max_packet_size(Some(MAX_PACKET_BYTES))
         .set_manual_acks(true);
     if !settings.username.is_empty() {
         options.set_credentials(settings.username.clone(), settings.password.clone());

@@ -178,6 +178,12 @@ async fn admins_register_devices_and_everyone_reads_their_jurisdictions() {
         }
         let missing_unit = json!({"device_id": "X-1", "name": "x", "unit_id": Uuid::now_v7(), "category_id": category, "kinds": ["smoke"]});
         app.post("/api/v1/devices", admin, missing_unit).await.problem(422);
+        // A device belongs to a grid, not to the city or a community: nothing would be routed.
+        let city = app.id_by_code("grid-units", "140900", admin).await;
+        let in_the_city = json!({"device_id": "X-2", "name": "x", "unit_id": city, "category_id": category, "kinds": ["smoke"]});
+        let problem = app.post("/api/v1/devices", admin, in_the_city).await.problem(422);
+        assert!(problem["errors"]["unit_id"].is_string(), "{problem}");
+        app.patch(&format!("/api/v1/devices/{id}"), admin, json!({"unit_id": city})).await.problem(422);
         let listed = app.get("/api/v1/devices?limit=200", admin).await.expect(200);
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(5), "four demo devices and the new one");
 
@@ -507,6 +513,9 @@ async fn malformed_unknown_and_disabled_messages_are_counted_never_filed() {
                 (broker.alarm_topic("GHOST-404"), json!({"kind": "smoke", "state": "alarm"}).to_string()),
                 (broker.alarm_topic("ELEVATOR-001"), json!({"kind": "elevator", "state": "alarm"}).to_string()),
                 (broker.alarm_topic("SMOKE-001"), json!({"kind": "water_level", "state": "alarm"}).to_string()),
+                // Larger than any alarm: the broker drops it for us instead of the connection
+                // failing on it again and again.
+                (broker.alarm_topic("SMOKE-001"), json!({"kind": "smoke", "state": "alarm", "message_id": "M".repeat(100_000)}).to_string()),
                 // The one good message, last: once it is filed, the others were handled.
                 (broker.alarm_topic("MANHOLE-001"), json!({"kind": "manhole_tilt", "state": "alarm"}).to_string()),
             ])
