@@ -66,8 +66,17 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
     if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
         return is_internal_v4(embedded);
     }
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // ::ffff:0:a.b.c.d (IPv4-translated, SIIT) and 64:ff9b::a.b.c.d (NAT64).
+    if segments[..6] == [0, 0, 0, 0, 0xffff, 0] || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return is_internal_v4(embedded);
+    }
+    // 2002:a.b.c.d::/48 (6to4) routes to the IPv4 address in its second and third groups.
+    if segments[0] == 0x2002 {
+        let [a, b] = segments[1].to_be_bytes();
+        let [c, d] = segments[2].to_be_bytes();
+        if is_internal_v4(Ipv4Addr::new(a, b, c, d)) {
+            return true;
+        }
     }
     ip.is_loopback()
         || ip.is_unspecified()
@@ -104,6 +113,9 @@ mod tests {
     #[test]
     fn internal_addresses_are_refused_in_every_spelling() {
         for text in [
+            "::ffff:0:7f00:1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
             "127.0.0.1",
             "10.1.2.3",
             "172.16.0.1",
@@ -125,7 +137,7 @@ mod tests {
         ] {
             assert!(is_internal(text.parse().expect("address")), "{text} must be refused");
         }
-        for text in ["8.8.8.8", "203.119.25.1", "2400:3200::1", "::ffff:8.8.8.8"] {
+        for text in ["8.8.8.8", "203.119.25.1", "2400:3200::1", "::ffff:8.8.8.8", "2002:808:808::1"] {
             assert!(!is_internal(text.parse().expect("address")), "{text} is public");
         }
     }

@@ -65,7 +65,6 @@ impl From<entities::webhook_subscription::Model> for Webhook {
 /// A subscription with its signing secret, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookWithSecret {
-    pub id: Uuid,
     /// `whsec_` + base64 of 32 random bytes (Standard Webhooks). Store it now: it is not shown again.
     pub secret: String,
     #[serde(flatten)]
@@ -74,7 +73,7 @@ pub struct WebhookWithSecret {
 
 impl From<Subscribed> for WebhookWithSecret {
     fn from(s: Subscribed) -> Self {
-        Self { id: s.subscription.id, secret: s.secret, webhook: s.subscription.into() }
+        Self { secret: s.secret, webhook: s.subscription.into() }
     }
 }
 
