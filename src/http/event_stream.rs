@@ -63,8 +63,9 @@ pub async fn stream(
     ctx: web::Data<AppContext>,
     Query(q): Query<StreamQuery>,
 ) -> AppResult<HttpResponse> {
-    let caller = match (bearer_token(&req), q.stream_token.as_deref()) {
-        (Some(token), _) => service::auth::authenticate(&ctx, &token).await?,
+    // The stream lives as long as the session it was opened under: `session` names it.
+    let (caller, session) = match (bearer_token(&req), q.stream_token.as_deref()) {
+        (Some(token), _) => (service::auth::authenticate(&ctx, &token).await?, service::auth::token_hash(&token)),
         (None, Some(token)) => event_stream::authenticate_stream_token(&ctx, token).await?,
         (None, None) => {
             return Err(AppError::refused(
@@ -98,7 +99,7 @@ pub async fn stream(
         None => Vec::new(),
     };
     let (tx, rx) = mpsc::channel::<web::Bytes>(16);
-    actix_web::rt::spawn(pump(ctx.into_inner().as_ref().clone(), caller, filter, replayed, live, tx));
+    actix_web::rt::spawn(pump(ctx.into_inner().as_ref().clone(), caller, session, filter, replayed, live, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|bytes| (Ok::<_, actix_web::Error>(bytes), rx))
     });
@@ -110,10 +111,12 @@ pub async fn stream(
         .streaming(body))
 }
 
-/// Writes one stream until its client leaves, it falls too far behind, or a drain starts.
+/// Writes one stream until its client leaves, it falls too far behind, its session ends
+/// (checked at each heartbeat), or a drain starts.
 async fn pump(
     ctx: AppContext,
     caller: Caller,
+    session: String,
     filter: StreamFilter,
     replayed: Vec<entities::ticket_event::Model>,
     mut live: tokio::sync::broadcast::Receiver<std::sync::Arc<entities::ticket_event::Model>>,
@@ -141,6 +144,11 @@ async fn pump(
             _ = closing.cancelled() => break,
             _ = tx.closed() => break,
             _ = heartbeat.tick() => {
+                // A logout (or a revoked session) ends its streams within one heartbeat.
+                if !service::auth::session_is_live(&ctx, &session).await.unwrap_or(true) {
+                    let _ = send(": session ended; log in again\n\n".into()).await;
+                    break;
+                }
                 if !send(event_stream::heartbeat()).await {
                     break;
                 }

@@ -189,6 +189,12 @@ pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {
 /// The caller behind a token, or 401 for an unknown, expired or revoked one: one query (token,
 /// user and home unit together), or none while the token is in this process's cache (see
 /// [`super::token_cache`] for how long a revocation elsewhere may take to reach it).
+/// Whether the session a token hash names is still live (not logged out, revoked or expired).
+/// Asks the database: long-lived connections (event streams) use it to end with their session.
+pub async fn session_is_live(ctx: &AppContext, session_hash: &str) -> AppResult<bool> {
+    Ok(repo::tokens::live_token(&ctx.db, session_hash, ctx.clock.now()).await?.is_some())
+}
+
 pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
     let hash = token_hash(token);
     let now = ctx.clock.now();
@@ -234,6 +240,6 @@ fn new_token() -> String {
     format!("gw_{}", hex::encode(bytes))
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -256,7 +256,7 @@ pub async fn issue_token(ctx: &AppContext, caller: &Caller, bearer: &str) -> App
 
 /// The caller behind a stream token; 401 for an unknown or expired one, or one whose
 /// session has ended.
-pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResult<Caller> {
+pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResult<(Caller, String)> {
     let now = ctx.clock.now();
     let refused = || {
         AppError::refused(
@@ -277,7 +277,7 @@ pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResu
     if found.user_id != row.user_id {
         return Err(refused());
     }
-    Ok(super::auth::caller_of_live(found))
+    Ok((super::auth::caller_of_live(found), row.session_token_hash))
 }
 
 /// One SSE message: `id:` the event id, `data:` the event as the timeline shows it.

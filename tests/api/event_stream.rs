@@ -244,6 +244,17 @@ async fn browsers_open_the_stream_with_a_short_lived_single_purpose_token() {
         app.request(reqwest::Method::GET, &format!("/api/v1/events/stream?stream_token={token}"), None, None)
             .await
             .problem(401);
+        // A stream already open ends with its session too, within a heartbeat.
+        let dept = app.demo_token("demo-dept").await;
+        let issued = app.post("/api/v1/events/stream-token", &dept, json!({})).await.expect(200);
+        let token = issued["stream_token"].as_str().expect("stream_token").to_owned();
+        let mut open = Sse::open(&app.address, None, &format!("?stream_token={token}"), None).await;
+        app.post("/api/v1/auth/logout", &dept, json!({})).await;
+        let mut last = String::new();
+        while let Some(frame) = open.next_frame().await {
+            last = frame;
+        }
+        assert!(last.contains("session ended"), "the stream says why it ends: {last}");
     }
 }
 
