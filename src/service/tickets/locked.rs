@@ -25,8 +25,6 @@ use crate::{
 pub struct Viewer<'a> {
     pub caller: &'a Caller,
     home_path: Option<String>,
-    /// Tickets a grid worker follows outside their grid (see [`TicketScope::GridWorker`]).
-    followed: Vec<Uuid>,
 }
 
 impl<'a> Viewer<'a> {
@@ -38,11 +36,23 @@ impl<'a> Viewer<'a> {
             (Some(unit), None) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
             (None, _) => None,
         };
-        let followed = match ticket_scope(caller) {
-            TicketScope::GridWorker { user_id, .. } => repo::tickets::followed_ids(db, user_id).await?,
-            _ => Vec::new(),
-        };
-        Ok(Self { caller, home_path, followed })
+        Ok(Self { caller, home_path })
+    }
+
+    /// Which of `tickets` (with their units' paths) a grid worker follows (see
+    /// [`TicketScope::GridWorker`]). Asks the database only when one of them is neither in their
+    /// grid nor filed by them, so reading one's own grid costs no statement.
+    pub async fn followed_among(
+        &self,
+        db: &impl ConnectionTrait,
+        tickets: &[(&ticket::Model, &str)],
+    ) -> AppResult<Vec<Uuid>> {
+        let TicketScope::GridWorker { user_id, .. } = ticket_scope(self.caller) else { return Ok(Vec::new()) };
+        let elsewhere = tickets.iter().any(|(t, path)| !self.in_home_subtree(path) && t.filed_by != user_id);
+        if !elsewhere {
+            return Ok(Vec::new());
+        }
+        Ok(repo::tickets::followed_ids(db, user_id).await?)
     }
 
     pub fn scope(&self) -> Scope {
@@ -61,7 +71,14 @@ impl<'a> Viewer<'a> {
         self.home_path.as_deref().is_some_and(|home| unit_path.starts_with(home))
     }
 
-    pub fn facts(&self, ticket: &ticket::Model, unit_path: &str, dispatches: &[dispatch::Model]) -> TicketFacts {
+    /// What access rules look at; `followed` as from [`Viewer::followed_among`].
+    pub fn facts(
+        &self,
+        ticket: &ticket::Model,
+        unit_path: &str,
+        dispatches: &[dispatch::Model],
+        followed: &[Uuid],
+    ) -> TicketFacts {
         let department_dispatch = self.caller.department_id.and_then(|department| {
             let mine: Vec<&dispatch::Model> = dispatches.iter().filter(|d| d.department_id == department).collect();
             if mine.is_empty() {
@@ -75,7 +92,7 @@ impl<'a> Viewer<'a> {
         TicketFacts {
             in_home_subtree: self.in_home_subtree(unit_path),
             filed_by: ticket.filed_by,
-            follows: self.followed.contains(&ticket.id),
+            follows: followed.contains(&ticket.id),
             department_dispatch,
         }
     }
@@ -101,7 +118,8 @@ pub(crate) async fn lock_in_scope(
     let dispatches = repo::tickets::dispatches_of(&txn, &[id]).await?;
     let paths = repo::tickets::unit_paths(&txn, &[ticket.unit_id]).await?;
     let path = paths.get(&ticket.unit_id).map(String::as_str).unwrap_or_default();
-    if !may_see_ticket(viewer.caller, &viewer.facts(&ticket, path, &dispatches)) {
+    let followed = viewer.followed_among(&txn, &[(&ticket, path)]).await?;
+    if !may_see_ticket(viewer.caller, &viewer.facts(&ticket, path, &dispatches, &followed)) {
         return Err(ticket_not_found());
     }
     if let Some(expected) = if_match

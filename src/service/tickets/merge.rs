@@ -61,13 +61,15 @@ pub async fn merge(
     let (duplicate, survivor) = if first == id { (a, b) } else { (b, a) };
     let now = ctx.clock.now();
 
-    let visible = |t: &ticket::Model, dispatches: &[entities::dispatch::Model], path: &str| {
-        may_see_ticket(caller, &viewer.facts(t, path, dispatches))
+    let visible = |t: &ticket::Model, dispatches: &[entities::dispatch::Model], path: &str, followed: &[Uuid]| {
+        may_see_ticket(caller, &viewer.facts(t, path, dispatches, followed))
     };
     let duplicate = duplicate.ok_or_else(ticket_not_found)?;
     let dispatches = repo::tickets::dispatches_of(&txn, &[duplicate.id]).await?;
     let paths = repo::tickets::unit_paths(&txn, &[duplicate.unit_id]).await?;
-    if !visible(&duplicate, &dispatches, paths.get(&duplicate.unit_id).map(String::as_str).unwrap_or_default()) {
+    let path = paths.get(&duplicate.unit_id).map(String::as_str).unwrap_or_default();
+    let followed = viewer.followed_among(&txn, &[(&duplicate, path)]).await?;
+    if !visible(&duplicate, &dispatches, path, &followed) {
         return Err(ticket_not_found());
     }
     if let Some(expected) = if_match
@@ -93,7 +95,8 @@ pub async fn merge(
     let survivor_dispatches = repo::tickets::dispatches_of(&txn, &[survivor.id]).await?;
     let survivor_paths = repo::tickets::unit_paths(&txn, &[survivor.unit_id]).await?;
     let survivor_path = survivor_paths.get(&survivor.unit_id).map(String::as_str).unwrap_or_default();
-    if !visible(&survivor, &survivor_dispatches, survivor_path) {
+    let followed = viewer.followed_among(&txn, &[(&survivor, survivor_path)]).await?;
+    if !visible(&survivor, &survivor_dispatches, survivor_path, &followed) {
         return Err(no_survivor());
     }
     let survivor_status = TicketStatus::parse(&survivor.status)

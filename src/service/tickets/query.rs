@@ -197,11 +197,14 @@ async fn views_of_rows(
     let mut attachments = uploads;
     let own_department = own_department_only(viewer.caller);
     let now = ctx.clock.now();
+    let placed: Vec<(&ticket::Model, &str)> =
+        rows.iter().map(|row| (&row.ticket, row.unit_path.as_deref().unwrap_or_default())).collect();
+    let followed = viewer.followed_among(db, &placed).await?;
     Ok(rows
         .into_iter()
         .map(|repo::ticket_reads::TicketRow { ticket, unit_path }| {
             let all = dispatches.remove(&ticket.id).unwrap_or_default();
-            let facts = viewer.facts(&ticket, unit_path.as_deref().unwrap_or_default(), &all);
+            let facts = viewer.facts(&ticket, unit_path.as_deref().unwrap_or_default(), &all, &followed);
             let (contact_revealable, in_scope) =
                 (may_see_contact(viewer.caller, &facts), may_see_ticket(viewer.caller, &facts));
             let (readable, others): (Vec<dispatch::Model>, Vec<dispatch::Model>) =
