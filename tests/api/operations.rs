@@ -118,7 +118,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, first, stderr) = cli(&["seed-demo"], None);
         assert!(ok, "seed-demo: {stderr}");
-        assert!(first.contains("115 rows created, 0 already present"), "{first}");
+        assert!(first.contains("119 rows created, 0 already present"), "{first}");
         assert!(first.contains("demo-supervisor") && first.contains("gridwhistle-demo"), "prints the logins: {first}");
         let statuses: std::collections::BTreeSet<String> =
             entities::ticket::Entity::find().all(&db).await.expect("tickets").into_iter().map(|t| t.status).collect();
@@ -132,7 +132,7 @@ async fn cli_seeds_idempotently_and_manages_users() {
 
         let (ok, second, _) = cli(&["seed-demo"], None);
         assert!(ok);
-        assert!(second.contains("0 rows created, 115 already present"), "{second}");
+        assert!(second.contains("0 rows created, 119 already present"), "{second}");
         assert_eq!(snapshot(&db).await, before, "a second seed changes nothing");
 
         let (ok, out, stderr) = cli(

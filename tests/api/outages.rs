@@ -379,21 +379,29 @@ async fn a_database_restart_cutting_every_connection_is_never_a_500() {
     use sea_orm::ConnectionTrait;
     let admin = sea_orm::Database::connect(std::env::var("TEST_DATABASE_URL").expect("url")).await.expect("admin");
     let name = app.ctx.settings.database_url.rsplit('/').next().expect("the test database's name").to_owned();
-    admin
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    let backends: Vec<i32> = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT pid FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"),
         ))
         .await
+        .expect("the test database's backends")
+        .iter()
+        .filter_map(|row| row.try_get::<i32>("", "pid").ok())
+        .collect();
+    let pids = backends.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    admin
+        .execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({pids})"))
+        .await
         .expect("terminate the test database's backends");
-    // pg_terminate_backend only signals: wait until the backends are gone, as after a restart.
+    // pg_terminate_backend only signals: wait until those backends are gone, as after a restart
+    // (the event stream's listener reconnects at once, so new backends may appear meanwhile).
     let mut gone = false;
     for _ in 0..100 {
         let left = admin
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                format!(
-                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-                ),
+                format!("SELECT count(*) AS n FROM pg_stat_activity WHERE pid IN ({pids})"),
             ))
             .await
             .expect("count backends")
