@@ -21,6 +21,7 @@ mod m20261129_000014_webhooks_and_streams;
 mod m20261129_000015_uploads;
 mod m20261129_000018_governance;
 mod m20261129_000020_sensor_devices;
+mod m20261129_000021_upload_public_tokens;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000015_uploads::Migration),
             Box::new(m20261129_000018_governance::Migration),
             Box::new(m20261129_000020_sensor_devices::Migration),
+            Box::new(m20261129_000021_upload_public_tokens::Migration),
         ]
     }
 }
