@@ -255,6 +255,10 @@ pub struct Open311Settings {
     pub jurisdiction_id: String,
     /// POST requests answers a `token` (resolved through `tokens/{token}`) instead of the id.
     pub batch: bool,
+    /// A request's `media_url` may show the thumbnail of its first photo uploaded through our
+    /// API (at an unguessable `/open311/v2/media/{token}.jpg`). Off: our photos stay private.
+    #[serde(default)]
+    pub publish_media: bool,
 }
 
 /// Thresholds of the coverage and hotspot reports and of the duplicate search.

@@ -23,6 +23,8 @@ pub struct Model {
     pub kind: Option<AttachmentKind>,
     pub attached_by: Option<Uuid>,
     pub attached_at: Option<DateTimeUtc>,
+    /// Names the thumbnail at `/open311/v2/media/{token}.jpg` once published there.
+    pub public_token: Option<String>,
 }
 
 /// What an attachment shows: `filing` (sent with the filing: the grid worker's or resident's

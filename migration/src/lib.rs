@@ -22,6 +22,7 @@ mod m20261129_000015_uploads;
 mod m20261129_000016_list_indexes;
 mod m20261129_000018_governance;
 mod m20261129_000020_sensor_devices;
+mod m20261129_000021_upload_public_tokens;
 
 pub struct Migrator;
 
@@ -46,9 +47,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_open311::Migration),
             Box::new(m20261129_000014_webhooks_and_streams::Migration),
             Box::new(m20261129_000015_uploads::Migration),
+            Box::new(m20261129_000016_list_indexes::Migration),
             Box::new(m20261129_000018_governance::Migration),
             Box::new(m20261129_000020_sensor_devices::Migration),
-            Box::new(m20261129_000016_list_indexes::Migration),
+            Box::new(m20261129_000021_upload_public_tokens::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ pub mod housekeeping;
 pub mod notifications;
 pub mod notify;
 pub mod open311;
+pub mod open311_media;
 pub mod operations;
 pub mod sla;
 pub mod supervision;

@@ -495,7 +495,10 @@ async fn public_views(ctx: &AppContext, rows: Vec<ticket::Model>) -> AppResult<V
         .map(|d| (d.id, d.name))
         .collect();
     let notes = public_notes(ctx, &ids).await?;
-    let media = repo::open311::media_urls_of(&ctx.db, &ids).await?;
+    // One media_url per request (GeoReport v2): the address given at filing, else the
+    // thumbnail of the first photo uploaded through our API when open311.publish_media is on.
+    let mut media = super::open311_media::thumbnail_urls_of(ctx, &ids).await?;
+    media.extend(repo::open311::media_urls_of(&ctx.db, &ids).await?);
     let offset = ctx.calendar().offset();
     Ok(rows
         .into_iter()

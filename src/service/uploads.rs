@@ -162,6 +162,7 @@ pub async fn store(
         kind: Set(None),
         attached_by: Set(None),
         attached_at: Set(None),
+        public_token: Set(None),
     }
     .insert(&ctx.db)
     .await?;

@@ -559,3 +559,155 @@ async fn a_wrong_method_is_refused_and_not_routed_elsewhere() {
     let response = app.client.put(app.url(&format!("{ROOT}/services.xml"))).send().await.expect("sent");
     assert!(got(response).await.xml_error(405).contains("PUT"));
 }
+
+// ---- photos uploaded through /api/v1 as media_url (open311.publish_media) -----------------
+
+/// A phone photo larger than a thumbnail (800×600) carrying EXIF: GPS and a camera serial.
+fn large_phone_jpeg() -> Vec<u8> {
+    use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+    let picture =
+        DynamicImage::ImageRgb8(RgbImage::from_fn(800, 600, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90])));
+    let mut plain = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut plain, ImageFormat::Jpeg).expect("encodes");
+    let plain = plain.into_inner();
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend(crate::photos::exif_block());
+    let mut out = plain[..2].to_vec(); // SOI
+    out.extend([0xFF, 0xE1]);
+    out.extend(u16::try_from(payload.len() + 2).expect("fits").to_be_bytes());
+    out.extend(payload);
+    out.extend(&plain[2..]);
+    assert!(exif::Reader::new().read_from_container(&mut std::io::Cursor::new(&out)).is_ok(), "the input has EXIF");
+    out
+}
+
+/// A ticket filed through /api/v1 by the grid worker with `photo` attached; its number.
+async fn filed_with_photo(app: &TestApp, grid: &str, admin: &str, photo: &str) -> (String, String) {
+    let environment = app.category("environment", admin).await;
+    let mut body = crate::helpers::ticket_body(&environment);
+    body["attachments"] = json!([{"upload_id": photo}]);
+    let ticket = app.post("/api/v1/tickets", grid, body).await.expect(201);
+    (ticket["id"].as_str().expect("id").to_owned(), ticket["number"].as_str().expect("number").to_owned())
+}
+
+/// An answer to an unauthenticated GET of an absolute address on the app.
+struct Fetched {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    bytes: Vec<u8>,
+}
+
+async fn fetch_public(app: &TestApp, path: &str, if_none_match: Option<&str>) -> Fetched {
+    let mut request = app.client.get(app.url(path));
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    Fetched { status, headers, bytes: response.bytes().await.expect("body").to_vec() }
+}
+
+#[tokio::test]
+async fn uploaded_photos_stay_off_the_public_side_by_default() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let photo = app.uploaded(&demo.grid, "image/jpeg", large_phone_jpeg()).await;
+        let (_, number) = filed_with_photo(&app, &demo.grid, &demo.admin, &photo).await;
+        // The city's own API has the photo …
+        let private = app
+            .client
+            .get(app.url(&format!("/api/v1/attachments/{photo}/thumbnail")))
+            .bearer_auth(&demo.admin)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(private.status().as_u16(), 200);
+        // … Open311 does not, in either format, nor in the list.
+        let one = get(&app, &format!("/requests/{number}.json?jurisdiction_id=140900")).await.json(200);
+        assert!(one[0]["media_url"].is_null(), "{one}");
+        let xml = get(&app, &format!("/requests/{number}.xml")).await;
+        assert!(!xml.xml(200).contains("/open311/v2/media/"), "{}", xml.text);
+        let list = get(&app, "/requests.json").await.json(200);
+        assert!(!list.to_string().contains("/open311/v2/media/"), "{list}");
+        // No upload was given a public address, and the route answers nothing.
+        use sea_orm::EntityTrait;
+        let uploads = entities::upload::Entity::find().all(&app.ctx.db).await.expect("reads");
+        assert!(!uploads.is_empty() && uploads.iter().all(|u| u.public_token.is_none()), "{uploads:?}");
+        let made_up = format!("/open311/v2/media/{}.jpg", "A".repeat(43));
+        assert_eq!(fetch_public(&app, &made_up, None).await.status, 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn published_photos_are_a_public_thumbnail_until_erased() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, &[("GRIDWHISTLE_OPEN311__PUBLISH_MEDIA", "true")]).await;
+        let demo = app.demo().await;
+        let photo = app.uploaded(&demo.grid, "image/jpeg", large_phone_jpeg()).await;
+        let (ticket_id, number) = filed_with_photo(&app, &demo.grid, &demo.admin, &photo).await;
+
+        let one = get(&app, &format!("/requests/{number}.json?jurisdiction_id=140900")).await.json(200);
+        let media_url = one[0]["media_url"].as_str().unwrap_or_else(|| panic!("media_url in {one}")).to_owned();
+        let public_url = app.ctx.settings.smtp.public_url.trim_end_matches('/').to_owned();
+        let path = media_url
+            .strip_prefix(&public_url)
+            .unwrap_or_else(|| panic!("{media_url} is under {public_url}"))
+            .to_owned();
+        let token = path
+            .strip_prefix("/open311/v2/media/")
+            .and_then(|rest| rest.strip_suffix(".jpg"))
+            .unwrap_or_else(|| panic!("{path}"));
+        assert_eq!(token.len(), 43, "32 random bytes, URL-safe base64: {token}");
+        assert!(!media_url.contains(&photo), "the address does not give away the upload id");
+        // The same address every time, in the list and in XML too.
+        let list = get(&app, "/requests.json").await.json(200);
+        let listed = list.as_array().expect("list").iter().find(|r| r["service_request_id"] == number.as_str());
+        assert_eq!(listed.map(|r| r["media_url"].clone()), Some(json!(media_url)), "{list}");
+        let xml = get(&app, &format!("/requests/{number}.xml")).await;
+        assert!(xml.xml(200).contains(&format!("<media_url>{media_url}</media_url>")), "{}", xml.text);
+
+        // Anyone may read it, without a token: a small JPEG without the phone's metadata.
+        let served = fetch_public(&app, &path, None).await;
+        assert_eq!(served.status, 200);
+        let header = |name: &str| served.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(header("content-type"), "image/jpeg");
+        assert_eq!(header("cache-control"), "public, max-age=86400");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        let etag = header("etag").to_owned();
+        assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+        let thumbnail = image::load_from_memory_with_format(&served.bytes, image::ImageFormat::Jpeg).expect("a JPEG");
+        assert!(thumbnail.width().max(thumbnail.height()) <= 320, "{}×{}", thumbnail.width(), thumbnail.height());
+        // Turned upright by its EXIF orientation (6), so 240×320.
+        assert_eq!((thumbnail.width(), thumbnail.height()), (240, 320));
+        assert!(
+            exif::Reader::new().read_from_container(&mut std::io::Cursor::new(&served.bytes)).is_err(),
+            "no EXIF in the public thumbnail"
+        );
+        assert_eq!(fetch_public(&app, &path, Some(&etag)).await.status, 304);
+        // Only that address: a neighbouring token is nothing.
+        let mut other = token.to_owned();
+        other.replace_range(0..1, if token.starts_with('A') { "B" } else { "A" });
+        assert_eq!(fetch_public(&app, &format!("/open311/v2/media/{other}.jpg"), None).await.status, 404);
+
+        // The resident's photos erased: the address answers nothing, the request shows none.
+        app.post(
+            &format!("/api/v1/tickets/{ticket_id}/erase-personal-data"),
+            &demo.admin,
+            json!({"reason": "居民申请删除照片", "remove_attachments": true}),
+        )
+        .await
+        .expect(200);
+        assert_eq!(fetch_public(&app, &path, None).await.status, 404);
+        let after = get(&app, &format!("/requests/{number}.json")).await.json(200);
+        assert!(after[0]["media_url"].is_null(), "{after}");
+
+        // An address given at Open311 filing is still what such a request shows.
+        let key = new_key(&app, &demo.admin, "12345 热线平台").await;
+        let created = post_form(&app, "/requests.json", &filing(&key)).await.json(201);
+        let filed = created[0]["service_request_id"].as_str().expect("service_request_id");
+        let external = get(&app, &format!("/requests/{filed}.json")).await.json(200);
+        assert_eq!(external[0]["media_url"], "https://img.example/photos/1.jpg", "{external}");
+    }
+}

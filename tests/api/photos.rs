@@ -41,7 +41,7 @@ fn pdf() -> Vec<u8> {
 
 /// A little-endian TIFF (EXIF) block: orientation 6 (turn 90° clockwise to view), a camera
 /// make and serial number, and a GPS position (38°24'N).
-fn exif_block() -> Vec<u8> {
+pub(crate) fn exif_block() -> Vec<u8> {
     fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32) {
         out.extend(tag.to_le_bytes());
         out.extend(kind.to_le_bytes());
@@ -164,7 +164,7 @@ impl TestApp {
         reply(response).await
     }
 
-    async fn uploaded(&self, token: &str, content_type: &str, bytes: Vec<u8>) -> String {
+    pub(crate) async fn uploaded(&self, token: &str, content_type: &str, bytes: Vec<u8>) -> String {
         let body = self.upload(token, content_type, bytes).await.expect(201);
         body["id"].as_str().expect("id").to_owned()
     }

@@ -3,6 +3,7 @@
 //! `<errors><error>…</error></errors>` (XML), with the matching HTTP status. Outside
 //! `/api/v1` and its OpenAPI document; the GeoReport v2 specification is the contract.
 
+pub mod media;
 pub mod xml;
 
 use actix_web::{
@@ -350,6 +351,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource(format!("/requests.{FORMAT}")).route(get().to(search)).route(post().to(create)))
             .service(resource(format!("/requests/{{service_request_id}}.{FORMAT}")).route(get().to(one)))
             .service(resource(format!("/tokens/{{token}}.{FORMAT}")).route(get().to(token)))
+            .service(resource("/media/{token}.jpg".to_owned()).route(get().to(media::thumbnail)))
             .default_service(web::to(not_found)),
     );
 }
