@@ -167,7 +167,7 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let created = WebhookWithSecret::from(webhooks::create(&ctx, &caller, input).await?);
     Ok(HttpResponse::Created()
-        .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/webhooks/{}", created.id)))
+        .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/webhooks/{}", created.webhook.id)))
         .json(created))
 }
 
