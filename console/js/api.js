@@ -68,7 +68,10 @@ export async function all(path, query = {}, pages = 5) {
   const items = [];
   let cursor;
   for (let i = 0; i < pages; i += 1) {
-    const page = await get(path, { ...query, limit: 200, cursor });
+    // Ticket lists answer summaries by default; the console's pages read dispatches, grids and
+    // filers, so they ask for the full shape.
+    const shape = path === '/tickets' ? { view: 'full' } : {};
+    const page = await get(path, { ...query, ...shape, limit: 200, cursor });
     items.push(...page.items);
     if (!page.next_cursor || page.items.length < 200) break;
     cursor = page.next_cursor;

@@ -112,7 +112,10 @@ pub async fn database_gate<B: MessageBody>(req: ServiceRequest, next: Next<B>) -
         // with its Idempotency-Key.
         let (request, _) = response.into_parts();
         tracing::info!("a read lost its database connection; retried once on a fresh connection");
-        response = next.call(ServiceRequest::from_parts(request, Payload::None)).await?;
+        let mut again = ServiceRequest::from_parts(request, Payload::None);
+        // Routing consumed the path on the first pass: route it from the start again.
+        again.match_info_mut().reset();
+        response = next.call(again).await?;
     }
     // On PostgreSQL a pool that times out may mean the server is gone; the probe's own
     // connection tells at once if it is merely busy. SQLite's pool waits only on itself.

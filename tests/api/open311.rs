@@ -123,7 +123,7 @@ async fn ticket_count(app: &TestApp, admin: &str) -> usize {
 
 /// The ticket behind a service_request_id, as the city's own API shows it.
 async fn ticket_by_number(app: &TestApp, number: &str, admin: &str) -> Value {
-    let tickets = app.get("/api/v1/tickets?limit=200", admin).await.expect(200);
+    let tickets = app.get("/api/v1/tickets?limit=200&view=full", admin).await.expect(200);
     tickets["items"]
         .as_array()
         .expect("items")

@@ -145,6 +145,8 @@ async fn behind_a_proxy(settings: &[(&str, &str)]) -> Option<(Proxy, String, cra
     let proxy = Proxy::start(upstream);
     let (url, guard) = fresh_database(Backend::Postgres).await;
     let url = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+    // In clear, so the proxy can tell a statement from a ping.
+    let url = format!("{url}{}sslmode=disable", if url.contains('?') { '&' } else { '?' });
     let mut env = test_env(&url);
     env.extend(settings.iter().map(|(key, value)| (format!("GRIDWHISTLE_{key}"), value.to_string())));
     let settings = Settings::load(SettingsSources { local_file: None, env }).expect("settings");

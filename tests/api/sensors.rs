@@ -123,7 +123,7 @@ async fn spawn_with_broker(backend: Backend, broker: &Broker, client_id: &str) -
 
 /// The sensor tickets the admin sees.
 async fn sensor_tickets(app: &TestApp, admin: &str) -> Vec<Value> {
-    let body = app.get("/api/v1/tickets?limit=200", admin).await.expect(200);
+    let body = app.get("/api/v1/tickets?limit=200&view=full", admin).await.expect(200);
     body["items"].as_array().expect("items").iter().filter(|t| t["channel"] == "sensor").cloned().collect()
 }
 
@@ -426,14 +426,14 @@ async fn two_servers_on_one_database_handle_each_alarm_once() {
             }
         };
         let (ticket, events) = eventually("30 alarm events", || async {
-            let tickets = get("/api/v1/tickets?limit=200".into()).await;
+            let tickets = get("/api/v1/tickets?limit=200&view=full".into()).await;
             let ticket = tickets["items"].as_array()?.iter().find(|t| t["channel"] == "sensor")?.clone();
             let events = get(format!("/api/v1/tickets/{}/events?limit=200", ticket["id"].as_str()?)).await;
             let events = events["items"].as_array()?.clone();
             (count_kind(&events, "sensor_alarm") >= 30).then_some((ticket, events))
         })
         .await;
-        let tickets = get("/api/v1/tickets?limit=200".into()).await;
+        let tickets = get("/api/v1/tickets?limit=200&view=full".into()).await;
         let sensor_tickets =
             tickets["items"].as_array().expect("items").iter().filter(|t| t["channel"] == "sensor").count();
         assert_eq!(sensor_tickets, 1, "one ticket between two replicas");
@@ -515,7 +515,10 @@ async fn malformed_unknown_and_disabled_messages_are_counted_never_filed() {
                 (broker.alarm_topic("SMOKE-001"), json!({"kind": "water_level", "state": "alarm"}).to_string()),
                 // Larger than any alarm: the broker drops it for us instead of the connection
                 // failing on it again and again.
-                (broker.alarm_topic("SMOKE-001"), json!({"kind": "smoke", "state": "alarm", "message_id": "M".repeat(100_000)}).to_string()),
+                (
+                    broker.alarm_topic("SMOKE-001"),
+                    json!({"kind": "smoke", "state": "alarm", "message_id": "M".repeat(100_000)}).to_string(),
+                ),
                 // The one good message, last: once it is filed, the others were handled.
                 (broker.alarm_topic("MANHOLE-001"), json!({"kind": "manhole_tilt", "state": "alarm"}).to_string()),
             ])

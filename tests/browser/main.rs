@@ -238,7 +238,7 @@ fn percent(rate: &Value) -> String {
 }
 
 async fn tickets_titled(app: &TestApp, token: &str, title: &str) -> Vec<Value> {
-    let body = app.get("/api/v1/tickets?limit=200", token).await.expect(200);
+    let body = app.get("/api/v1/tickets?limit=200&view=full", token).await.expect(200);
     body["items"].as_array().expect("items").iter().filter(|t| t["title"] == title).cloned().collect()
 }
 
