@@ -296,8 +296,8 @@ async fn day_of_work(app: TestApp, backend: Backend) {
     phone.login(&app, "demo-grid").await;
     phone.find("#file-form").await;
     assert!(
-        !phone.find("#photos").await.is_displayed().await.expect("displayed"),
-        "no photo section before the server offers uploads"
+        phone.find("#photos").await.is_displayed().await.expect("displayed"),
+        "the server offers uploads, so the filing form has its photo section"
     );
     let fill = |title: &'static str| {
         let phone = &phone;
@@ -399,8 +399,8 @@ async fn day_of_work(app: TestApp, backend: Backend) {
     desk.click(&format!("[data-number='{number}'] a[data-action=open]")).await;
     desk.find("#resolve-form").await;
     assert!(
-        !desk.find("#resolve-photos").await.is_displayed().await.expect("displayed"),
-        "no photo section before uploads exist"
+        desk.find("#resolve-photos").await.is_displayed().await.expect("displayed"),
+        "the resolve form has its photo section now that uploads exist"
     );
     desk.type_into("#progress-form [name=note]", "已电话联系居民，安排物业今日清理。").await;
     desk.click("#progress-form button[type=submit]").await;
