@@ -38,7 +38,7 @@ pub struct TicketQuery {
     overdue: Option<bool>,
     /// `summary` (default): number, title, category, unit, status, priority, the next deadline and its
     /// state, created/updated. `full`: every ticket as `getTicket` returns it.
-    #[param(value_type = Option<super::ticket_lists::ListView>)]
+    #[param(inline)]
     view: Option<super::ticket_lists::ListView>,
     limit: Option<u64>,
     cursor: Option<String>,
