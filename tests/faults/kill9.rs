@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::support::{
-    Backend, Filer, Ledger, NO_SMTP_PORT, Outcome, Server, ServerConfig, Size, TestDatabase, backends, durability,
+    Backend, Filer, Ledger, Outcome, Server, ServerConfig, Size, TestDatabase, backends, durability,
     retry_unacknowledged, secs,
 };
 
@@ -39,14 +39,7 @@ async fn experiment(backend: Backend, size: Size, port: u16) {
     let label = format!("kill-9/{}", backend.name());
     let database = TestDatabase::create(backend).await;
     let logs = tempfile::tempdir().expect("log dir");
-    let config = ServerConfig {
-        database_url: database.url(),
-        port,
-        demo: true,
-        smtp_port: NO_SMTP_PORT,
-        log_dir: logs.path(),
-        extra: &[],
-    };
+    let config = ServerConfig::demo_without_mail(database.url(), port, logs.path(), &[]);
     let mut server = Server::start(&config);
     server.ready(Duration::from_secs(120)).await;
     let base = server.base();

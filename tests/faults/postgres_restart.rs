@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::support::{
-    Filer, Ledger, NO_SMTP_PORT, Outcome, PrivatePostgres, Server, ServerConfig, Size, TestDatabase, durability,
+    Filer, Ledger, Outcome, PrivatePostgres, Server, ServerConfig, Size, TestDatabase, durability,
     retry_unacknowledged, secs,
 };
 
@@ -51,14 +51,12 @@ async fn experiment(size: Size, pg_port: u16, port: u16) {
     };
     let database = TestDatabase::create_on_postgres(&postgres.admin_url()).await;
     let logs = tempfile::tempdir().expect("log dir");
-    let config = ServerConfig {
-        database_url: database.url(),
+    let config = ServerConfig::demo_without_mail(
+        database.url(),
         port,
-        demo: true,
-        smtp_port: NO_SMTP_PORT,
-        log_dir: logs.path(),
-        extra: &[("GRIDWHISTLE_DATABASE__ACQUIRE_TIMEOUT", "2s")],
-    };
+        logs.path(),
+        &[("GRIDWHISTLE_DATABASE__ACQUIRE_TIMEOUT", "2s")],
+    );
     let mut server = Server::start(&config);
     server.ready(Duration::from_secs(120)).await;
     let base = server.base();

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::support::{
-    Backend, Filer, Ledger, NO_SMTP_PORT, Outcome, Server, ServerConfig, Size, TestDatabase, backends, durability, secs,
+    Backend, Filer, Ledger, Outcome, Server, ServerConfig, Size, TestDatabase, backends, durability, secs,
 };
 
 #[tokio::test]
@@ -38,15 +38,9 @@ async fn experiment(backend: Backend, size: Size, port: u16) {
     let label = format!("sigterm/{}", backend.name());
     let database = TestDatabase::create(backend).await;
     let logs = tempfile::tempdir().expect("log dir");
-    let config = ServerConfig {
-        database_url: database.url(),
-        port,
-        demo: true,
-        smtp_port: NO_SMTP_PORT,
-        log_dir: logs.path(),
-        // The balancer checks every 100 ms; the drain delay leaves it ample time to notice.
-        extra: &[("GRIDWHISTLE_HTTP__DRAIN_DELAY", "3s"), ("GRIDWHISTLE_HTTP__SHUTDOWN_GRACE", "20s")],
-    };
+    // The balancer checks every 100 ms; the drain delay leaves it ample time to notice.
+    let drain = [("GRIDWHISTLE_HTTP__DRAIN_DELAY", "3s"), ("GRIDWHISTLE_HTTP__SHUTDOWN_GRACE", "20s")];
+    let config = ServerConfig::demo_without_mail(database.url(), port, logs.path(), &drain);
     let mut server = Server::start(&config);
     server.ready(Duration::from_secs(120)).await;
     let base = server.base();

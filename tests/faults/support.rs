@@ -234,6 +234,18 @@ pub struct ServerConfig<'a> {
     pub extra: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> ServerConfig<'a> {
+    /// A server that loads the demo data and sends no mail, with `extra` settings.
+    pub fn demo_without_mail(
+        database_url: &'a str,
+        port: u16,
+        log_dir: &'a Path,
+        extra: &'a [(&'a str, &'a str)],
+    ) -> Self {
+        Self { database_url, port, demo: true, smtp_port: NO_SMTP_PORT, log_dir, extra }
+    }
+}
+
 impl Server {
     pub fn start(config: &ServerConfig) -> Self {
         let port = config.port.to_string();
