@@ -45,7 +45,8 @@ impl Application {
         let ctx = AppContext::new(db, clock, settings)?;
         prepare(&ctx).await?;
         // Live event streams: committed events of every replica, until a drain closes them.
-        tokio::spawn(crate::service::event_stream::feed(ctx.clone()));
+        // Listening before serving, so a stream opened on this replica misses nothing.
+        crate::service::event_stream::start_feed(ctx.clone()).await;
         let listener = TcpListener::bind((ctx.settings.http.host.as_str(), ctx.settings.http.port))?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, ctx.clone())?;

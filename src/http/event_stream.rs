@@ -21,7 +21,7 @@ use crate::{
     error::{AppError, AppResult, Refusal},
     service::{
         self,
-        event_stream::{self, StreamFilter},
+        event_stream::{self, Live, StreamFilter},
         webhooks::EVENT_KINDS,
     },
 };
@@ -119,7 +119,7 @@ async fn pump(
     session: String,
     filter: StreamFilter,
     replayed: Vec<entities::ticket_event::Model>,
-    mut live: tokio::sync::broadcast::Receiver<std::sync::Arc<entities::ticket_event::Model>>,
+    mut live: tokio::sync::broadcast::Receiver<Live>,
     tx: mpsc::Sender<web::Bytes>,
 ) {
     let send = |text: String| {
@@ -154,7 +154,13 @@ async fn pump(
                 }
             }
             received = live.recv() => match received {
-                Ok(event) => {
+                Ok(Live::Gap) => {
+                    let _ = tx.try_send(web::Bytes::from_static(
+                        b": events may have been missed; reconnect with Last-Event-ID to replay them\n\n",
+                    ));
+                    break;
+                }
+                Ok(Live::Event(event)) => {
                     if replayed_ids.remove(&event.id) || !filter.takes(&event) {
                         continue;
                     }

@@ -9,6 +9,11 @@
 //! `event_stream.sqlite_poll_ms`. Streams subscribe to the broadcast; one that falls
 //! `event_stream.buffer` events behind is closed rather than slowing anyone down, and its
 //! client reconnects with `Last-Event-ID` to replay what it missed from the table.
+//!
+//! A replica answers requests only once its feeder listens, so no event committed after it
+//! started is missed. When the `LISTEN` connection is lost, notices sent meanwhile are gone:
+//! once it listens again the bus says [`Live::Gap`], and every stream ends so its client
+//! reconnects with `Last-Event-ID` and replays the gap from the table.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -17,7 +22,7 @@ use entities::{event_stream_token, ticket_event};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -33,10 +38,20 @@ use crate::{
 /// `GET /tickets/{id}/events`.
 pub const REPLAY_LIMIT: u64 = 1000;
 
+/// What the bus carries.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// A committed timeline event.
+    Event(Arc<ticket_event::Model>),
+    /// Events may have been committed without reaching the bus (the `LISTEN` connection was
+    /// lost); streams end so their clients replay from the table.
+    Gap,
+}
+
 /// Committed timeline events of this process's database, as they happen.
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Arc<ticket_event::Model>>,
+    sender: broadcast::Sender<Live>,
     closing: CancellationToken,
 }
 
@@ -45,13 +60,17 @@ impl EventBus {
         Self { sender: broadcast::channel(buffer.max(1)).0, closing: CancellationToken::new() }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ticket_event::Model>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.sender.subscribe()
     }
 
     fn publish(&self, event: ticket_event::Model) {
         // No stream open: nobody to tell.
-        let _ = self.sender.send(Arc::new(event));
+        let _ = self.sender.send(Live::Event(Arc::new(event)));
+    }
+
+    fn gap(&self) {
+        let _ = self.sender.send(Live::Gap);
     }
 
     /// Ends every stream and the feeder (a drain has started).
@@ -64,17 +83,30 @@ impl EventBus {
     }
 }
 
-/// Feeds [`EventBus`] until it is closed.
-pub async fn feed(ctx: AppContext) {
+/// How long a starting replica waits for its feeder to listen before it serves anyway (the
+/// feeder keeps trying in the background and says so in the log).
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts the feeder of [`EventBus`] and returns once it listens (or after [`READY_WAIT`]).
+pub async fn start_feed(ctx: AppContext) {
+    let (ready, listening) = oneshot::channel();
+    tokio::spawn(feed(ctx, ready));
+    if tokio::time::timeout(READY_WAIT, listening).await.is_err() {
+        tracing::warn!("the live event stream is not listening yet; streams opened now may miss events");
+    }
+}
+
+/// Feeds [`EventBus`] until it is closed; `ready` is told once it listens.
+async fn feed(ctx: AppContext, ready: oneshot::Sender<()>) {
     let closing = ctx.events.closing();
     let fed = match ctx.db.get_database_backend() {
         DbBackend::Postgres => tokio::select! {
             _ = closing.cancelled() => Ok(()),
-            fed = listen(&ctx) => fed,
+            fed = listen(&ctx, ready) => fed,
         },
         _ => tokio::select! {
             _ = closing.cancelled() => Ok(()),
-            fed = tail(&ctx) => fed,
+            fed = tail(&ctx, ready) => fed,
         },
     };
     if let Err(err) = fed {
@@ -83,14 +115,19 @@ pub async fn feed(ctx: AppContext) {
 }
 
 /// PostgreSQL: one connection of its own `LISTEN`s; each notice names a committed event.
-async fn listen(ctx: &AppContext) -> AppResult<()> {
+async fn listen(ctx: &AppContext, ready: oneshot::Sender<()>) -> AppResult<()> {
     use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
     let options = ctx.db.get_postgres_connection_pool().connect_options();
-    let listen_error = |e: sea_orm::sqlx::Error| AppError::internal_from("LISTEN for timeline events", e);
+    let mut ready = Some(ready);
     loop {
         // A pool of one, outside the application's, so a busy pool cannot starve the listener.
         let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with((*options).clone());
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        };
+        let mut listener = match listening.await {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::warn!(error = %crate::error::chain(&err), "cannot LISTEN for timeline events; retrying");
@@ -98,7 +135,13 @@ async fn listen(ctx: &AppContext) -> AppResult<()> {
                 continue;
             }
         };
-        listener.listen(EVENTS_CHANNEL).await.map_err(listen_error)?;
+        match ready.take() {
+            Some(ready) => {
+                let _ = ready.send(());
+            }
+            // Listening again after a loss: what was committed meanwhile never came.
+            None => ctx.events.gap(),
+        }
         loop {
             match listener.try_recv().await {
                 Ok(Some(notice)) => {
@@ -106,14 +149,19 @@ async fn listen(ctx: &AppContext) -> AppResult<()> {
                     match ticket_event::Entity::find_by_id(id).one(&ctx.db).await {
                         Ok(Some(event)) => ctx.events.publish(event),
                         Ok(None) => {}
-                        Err(err) => tracing::warn!(error = %err, "a timeline event could not be read for live streams"),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "a timeline event could not be read; open streams end to replay it");
+                            ctx.events.gap();
+                        }
                     }
                 }
+                // The connection was lost and (eager reconnect) listens again: what was
+                // committed meanwhile never came.
                 Ok(None) => {
                     tracing::warn!(
-                        "the LISTEN connection was lost and is reconnecting; events committed meanwhile reach \
-                         live streams only through a reconnect with Last-Event-ID"
+                        "the LISTEN connection was lost and is back; open streams end to replay what they missed"
                     );
+                    ctx.events.gap();
                 }
                 Err(err) => {
                     tracing::warn!(error = %crate::error::chain(&err), "LISTEN failed; reconnecting");
@@ -128,7 +176,7 @@ async fn listen(ctx: &AppContext) -> AppResult<()> {
 /// SQLite: the rows added since the last look. Every writer takes the database's write lock
 /// before it makes an event's id (`db::begin_write`), so ids grow in commit order and one
 /// watermark misses nothing.
-async fn tail(ctx: &AppContext) -> AppResult<()> {
+async fn tail(ctx: &AppContext, ready: oneshot::Sender<()>) -> AppResult<()> {
     let every = Duration::from_millis(ctx.settings.event_stream.sqlite_poll_ms);
     let mut watermark = ticket_event::Entity::find()
         .order_by_desc(ticket_event::Column::Id)
@@ -136,6 +184,7 @@ async fn tail(ctx: &AppContext) -> AppResult<()> {
         .await?
         .map(|e| e.id)
         .unwrap_or(Uuid::nil());
+    let _ = ready.send(());
     loop {
         tokio::time::sleep(every).await;
         if ctx.events.sender.receiver_count() == 0 {

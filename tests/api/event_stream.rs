@@ -62,8 +62,13 @@ impl Sse {
         }
     }
 
-    /// The next event message, skipping comments (heartbeats).
+    /// The next event message, skipping comments (heartbeats, which would otherwise keep a
+    /// test waiting for ever for a message that never comes).
     pub async fn next_message(&mut self) -> Option<Message> {
+        tokio::time::timeout(GUARD, self.next_message_unguarded()).await.expect("no event message comes")
+    }
+
+    async fn next_message_unguarded(&mut self) -> Option<Message> {
         loop {
             let frame = self.next_frame().await?;
             let (mut id, mut data) = (None, None);
@@ -286,5 +291,43 @@ async fn an_event_written_through_one_replica_reaches_a_stream_on_another_and_a_
 
     // A drain ends open streams at once instead of waiting out the grace period for them.
     tokio::spawn(drain.start());
-    assert!(on_b.next_frame().await.is_none(), "the stream ends when the drain starts");
+    assert!(on_b.next_message().await.is_none(), "the stream ends when the drain starts");
+}
+
+#[tokio::test]
+async fn a_lost_listen_connection_ends_streams_so_they_replay_and_then_live_events_flow_again() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        println!("skipped: needs TEST_DATABASE_URL (LISTEN/NOTIFY is PostgreSQL's)");
+        return;
+    }
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app_with(Backend::Postgres, &[]).await;
+    let demo = app.demo().await;
+    let mut stream = Sse::open(&app.address, Some(&demo.dispatcher), "", None).await;
+
+    // What a PostgreSQL restart or a network cut does to the listener's connection.
+    app.ctx
+        .db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await
+        .expect("terminate the listener");
+    let ended = tokio::time::timeout(GUARD, async {
+        let mut last = String::new();
+        while let Some(frame) = stream.next_frame().await {
+            last = frame;
+        }
+        last
+    })
+    .await
+    .expect("the stream ends once the listener is lost");
+    assert!(ended.contains("Last-Event-ID"), "the stream ends telling the client to replay: {ended}");
+
+    // The listener is back: a new stream sees a new ticket live.
+    let mut stream = Sse::open(&app.address, Some(&demo.dispatcher), "", None).await;
+    let ticket = app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+    let seen = stream.until("filed", &id(&ticket)).await;
+    assert_eq!(seen.last().expect("filed").data["ticket_id"], id(&ticket).as_str());
 }

@@ -52,11 +52,19 @@ where
 {
     // Printed output shows with a failure: it tells which backend failed.
     println!("-- on SQLite");
-    test(spawn_app(Backend::Sqlite).await).await;
+    guarded(test(spawn_app(Backend::Sqlite).await)).await;
     if std::env::var("TEST_DATABASE_URL").is_ok() {
         println!("-- on PostgreSQL");
-        test(spawn_app(Backend::Postgres).await).await;
+        guarded(test(spawn_app(Backend::Postgres).await)).await;
     }
+}
+
+/// A test that waits for something that never comes fails after this long instead of
+/// holding the whole suite (and CI) until its own time limit. A guard, not a measurement.
+const TEST_GUARD: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn guarded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(TEST_GUARD, test).await.expect("the test is stuck: it ran past its guard");
 }
 
 /// The variables a test server is configured with, database URL included.
