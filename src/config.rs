@@ -56,6 +56,9 @@ pub struct WebhookSettings {
     pub concurrency: usize,
     /// The most of a receiver's answer that is read (and kept, in the attempt's error).
     pub max_response_bytes: usize,
+    /// Finished (delivered or failed) deliveries are deleted this long after they were queued.
+    #[serde(deserialize_with = "de_duration")]
+    pub keep_deliveries: Duration,
 }
 
 /// The live event stream (Server-Sent Events).

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use entities::{department, grid_unit, webhook_attempt, webhook_delivery, webhook_subscription};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -266,6 +266,41 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<()
     audit::record(&txn, Entry::by(caller, "webhook_deleted", "webhook", id, json!({})), now).await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// Deletes delivered and failed deliveries with their attempts
+/// queued more than `webhooks.keep_deliveries` ago, a batch at a time so no statement holds
+/// the table for long. Pending deliveries are a receiver's undelivered events: never deleted.
+pub async fn forget_old_deliveries(ctx: &AppContext) -> AppResult<u64> {
+    const BATCH: u64 = 5000;
+    let keep = chrono::Duration::from_std(ctx.settings.webhooks.keep_deliveries)
+        .map_err(|e| AppError::internal_from("webhooks.keep_deliveries", e))?;
+    let before = ctx.clock.now() - keep;
+    let mut forgotten = 0;
+    loop {
+        let ids: Vec<Uuid> = webhook_delivery::Entity::find()
+            .select_only()
+            .column(webhook_delivery::Column::Id)
+            .filter(webhook_delivery::Column::Status.is_in(["delivered", "failed"]))
+            .filter(webhook_delivery::Column::QueuedAt.lt(before))
+            .limit(BATCH)
+            .into_tuple()
+            .all(&ctx.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(forgotten);
+        }
+        // The attempts first and by name, not trusting a cascade the schema may not declare.
+        webhook_attempt::Entity::delete_many()
+            .filter(webhook_attempt::Column::DeliveryId.is_in(ids.clone()))
+            .exec(&ctx.db)
+            .await?;
+        forgotten += webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::Id.is_in(ids))
+            .exec(&ctx.db)
+            .await?
+            .rows_affected;
+    }
 }
 
 /// A new secret; deliveries from now on are signed with it (the old one stops at once).

@@ -478,3 +478,32 @@ async fn two_replicas_deliver_each_event_once_and_in_order() {
     }
     assert!(deliveries(&a, &demo.admin, &id).await.iter().all(|d| d["status"] == "delivered"));
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_finished_deliveries_after_their_keeping_time_and_never_pending_ones() {
+    on_each_backend(&[PRIVATE_OK], |app| async move {
+        let receiver = Receiver::start(&[]).await;
+        let demo = app.demo().await;
+        let (id, _) = subscribe(&app, &demo.admin, json!({"url": receiver.url(), "event_kinds": ["filed"]})).await;
+        app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+        assert_eq!(deliver_all(&app).await.delivered, 1);
+        assert_eq!(deliveries(&app, &demo.admin, &id).await.len(), 1);
+
+        // A month on (tokens have long expired: log in again), with a new delivery not sent yet.
+        app.clock.advance(Duration::days(31));
+        let (admin, grid) = (app.demo_token("demo-admin").await, app.demo_token("demo-grid").await);
+        app.file(&grid, &app.category("environment", &admin).await).await;
+        let housekeeping = || gridwhistle::service::housekeeping::run(&app.ctx);
+        housekeeping().await.expect("housekeeping runs");
+        let left = deliveries(&app, &admin, &id).await;
+        assert_eq!(left.len(), 1, "the month-old delivered row is gone, the new one stays: {left:?}");
+        assert_eq!(left[0]["status"], "pending");
+
+        // Pending rows stay however old they get: they are the receiver's undelivered events.
+        app.clock.advance(Duration::days(40));
+        housekeeping().await.expect("housekeeping runs");
+        let admin = app.demo_token("demo-admin").await;
+        assert_eq!(deliveries(&app, &admin, &id).await.len(), 1, "a pending delivery is never forgotten");
+    })
+    .await;
+}
