@@ -147,7 +147,24 @@ pub async fn seed(ctx: &AppContext) -> AppResult<(usize, usize)> {
     let supervisor = demo_user(ctx, "demo-supervisor").await?;
     let (more, there) =
         super::demo_governance::seed(&played, &clock, ctx.clock.now(), &grid_worker, &dispatcher, &supervisor).await?;
+    queue_mail_now(ctx).await?;
     Ok((created + more, existing + there))
+}
+
+/// The played history wrote its mails weeks in the past, but they reach the outbox only now:
+/// their retry window (`smtp.retention`) starts now, so a mail server started after the demo
+/// still receives them instead of finding them dead.
+async fn queue_mail_now(ctx: &AppContext) -> AppResult<()> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let now = ctx.clock.now();
+    entities::notification::Entity::update_many()
+        .col_expr(entities::notification::Column::QueuedAt, Expr::value(Some(now)))
+        .col_expr(entities::notification::Column::NextAttemptAt, Expr::value(now))
+        .filter(entities::notification::Column::Status.eq("pending"))
+        .filter(entities::notification::Column::QueuedAt.is_null())
+        .exec(&ctx.db)
+        .await?;
+    Ok(())
 }
 
 const RESIDENT_NAMES: &[&str] =

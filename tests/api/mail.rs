@@ -242,3 +242,20 @@ async fn a_stalled_sender_neither_sends_again_nor_overwrites_the_record() {
     })
     .await;
 }
+
+/// The demo data set plays three weeks of history; its mails enter the outbox when the demo is
+/// loaded, so an SMTP server that is not running yet must not kill them on the first try.
+#[tokio::test]
+async fn the_demo_data_sets_mail_waits_for_a_mail_server_started_later() {
+    each_backend(|app| async move {
+        gridwhistle::service::demo::seed(&app.ctx).await.expect("demo data with tickets");
+        let transport = smtp(&app.ctx.settings.smtp, free_port()); // nothing listens here
+        let report = mailer::run_once(&app.ctx, &transport).await.expect("mailer runs");
+        assert_eq!(report.dead, 0, "no demo mail dies of one refused connection: {report:?}");
+        assert_eq!(report.retried, 1, "the first mail probes the server, the rest wait: {report:?}");
+        let admin = app.demo_token("demo-admin").await;
+        let dead = app.get("/api/v1/notifications?status=dead", &admin).await.expect(200);
+        assert_eq!(dead["items"].as_array().expect("items").len(), 0, "{dead}");
+    })
+    .await;
+}
