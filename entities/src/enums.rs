@@ -57,3 +57,32 @@ pub enum ClockStop {
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
+
+/// Where a mail of the outbox stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum MailStatus {
+    /// Waiting for its next attempt.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    /// Refused for good, or undelivered within `smtp.retention`; an admin may re-queue it.
+    #[sea_orm(string_value = "dead")]
+    Dead,
+}
+
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Not delivered within `webhooks.retention`; it may be redelivered.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -13,7 +13,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub body: String,
     /// pending, sent or dead (undelivered within `smtp.retention`; an admin may re-queue it)
-    pub status: String,
+    pub status: crate::enums::MailStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub lease_until: Option<DateTimeUtc>,

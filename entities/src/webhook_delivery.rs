@@ -17,7 +17,7 @@ pub struct Model {
     /// every retry.
     pub payload: Json,
     /// pending, delivered or failed
-    pub status: String,
+    pub status: crate::enums::DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub lease_until: Option<DateTimeUtc>,

@@ -574,7 +574,7 @@ impl From<entities::notification::Model> for Notification {
             kind: n.kind,
             recipient: n.recipient,
             subject: n.subject,
-            status: n.status,
+            status: sea_orm::ActiveEnum::to_value(&n.status),
             attempts: n.attempts,
             next_attempt_at: n.next_attempt_at,
             last_error: n.last_error,

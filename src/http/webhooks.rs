@@ -120,7 +120,7 @@ impl From<DeliveryView> for WebhookDelivery {
             ticket_id: d.ticket_id,
             event_type: d.event_type,
             event_at: d.event_at,
-            status: d.status,
+            status: sea_orm::ActiveEnum::to_value(&d.status),
             attempt_count: d.attempts,
             next_attempt_at: d.next_attempt_at,
             last_status_code: d.last_status_code,

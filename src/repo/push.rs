@@ -4,6 +4,7 @@
 //! written ([`super::tickets::record_event`]), so no change can forget it.
 
 use chrono::{DateTime, Utc};
+use entities::enums::DeliveryStatus;
 use entities::{dispatch, grid_unit, ticket, ticket_event, webhook_delivery, webhook_subscription};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
@@ -94,7 +95,7 @@ async fn insert_delivery(
         event_type: Set(format!("ticket.{}", event.kind)),
         event_at: Set(event.at),
         payload: Set(serde_json::Value::Null),
-        status: Set("pending".into()),
+        status: Set(DeliveryStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         lease_until: Set(None),

@@ -160,7 +160,7 @@ async fn queue_mail_now(ctx: &AppContext) -> AppResult<()> {
     entities::notification::Entity::update_many()
         .col_expr(entities::notification::Column::QueuedAt, Expr::value(Some(now)))
         .col_expr(entities::notification::Column::NextAttemptAt, Expr::value(now))
-        .filter(entities::notification::Column::Status.eq("pending"))
+        .filter(entities::notification::Column::Status.eq(entities::enums::MailStatus::Pending))
         .filter(entities::notification::Column::QueuedAt.is_null())
         .exec(&ctx.db)
         .await?;

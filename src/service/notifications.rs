@@ -3,6 +3,7 @@
 //! dealt with. Sending is `workers::mailer`'s.
 
 use chrono::{DateTime, Utc};
+use entities::enums::MailStatus;
 use entities::notification;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -28,13 +29,13 @@ pub struct OutboxHealth {
 
 pub async fn outbox_health(db: &impl ConnectionTrait) -> AppResult<OutboxHealth> {
     let count =
-        |status: &'static str| notification::Entity::find().filter(notification::Column::Status.eq(status)).count(db);
-    let pending = count("pending").await?;
-    let dead = count("dead").await?;
+        |status: MailStatus| notification::Entity::find().filter(notification::Column::Status.eq(status)).count(db);
+    let pending = count(MailStatus::Pending).await?;
+    let dead = count(MailStatus::Dead).await?;
     let oldest_pending_at = notification::Entity::find()
         .select_only()
         .column(notification::Column::CreatedAt)
-        .filter(notification::Column::Status.eq("pending"))
+        .filter(notification::Column::Status.eq(MailStatus::Pending))
         .order_by_asc(notification::Column::CreatedAt)
         .into_tuple::<DateTime<Utc>>()
         .one(db)
@@ -47,13 +48,13 @@ pub async fn outbox_health(db: &impl ConnectionTrait) -> AppResult<OutboxHealth>
 pub async fn retry(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<notification::Model> {
     require(caller, Permission::Operate)?;
     let mail = found::<notification::Entity>(&ctx.db, id, "notification").await?;
-    if mail.status == "sent" {
+    if mail.status == MailStatus::Sent {
         return Err(AppError::Conflict("this mail has been sent; it is not sent again".into()));
     }
     let now = ctx.clock.now();
     let requeued = requeue(now)
         .filter(notification::Column::Id.eq(id))
-        .filter(notification::Column::Status.is_in(["dead", "pending"]))
+        .filter(notification::Column::Status.is_in([MailStatus::Dead, MailStatus::Pending]))
         .exec(&ctx.db)
         .await?;
     if requeued.rows_affected == 0 {
@@ -67,7 +68,8 @@ pub async fn retry(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult<not
 pub async fn retry_dead(ctx: &AppContext, caller: &Caller) -> AppResult<u64> {
     require(caller, Permission::Operate)?;
     let now = ctx.clock.now();
-    let requeued = requeue(now).filter(notification::Column::Status.eq("dead")).exec(&ctx.db).await?.rows_affected;
+    let requeued =
+        requeue(now).filter(notification::Column::Status.eq(MailStatus::Dead)).exec(&ctx.db).await?.rows_affected;
     record(ctx, caller, "dead_notifications_requeued", "dead".into(), json!({"requeued": requeued})).await?;
     Ok(requeued)
 }
@@ -76,7 +78,7 @@ pub async fn retry_dead(ctx: &AppContext, caller: &Caller) -> AppResult<u64> {
 /// starting now. The last error stays for the record. A lease in progress is left alone.
 fn requeue(now: DateTime<Utc>) -> sea_orm::UpdateMany<notification::Entity> {
     notification::Entity::update_many()
-        .col_expr(notification::Column::Status, Expr::value("pending"))
+        .col_expr(notification::Column::Status, Expr::value(MailStatus::Pending))
         .col_expr(notification::Column::Attempts, Expr::value(0))
         .col_expr(notification::Column::NextAttemptAt, Expr::value(now))
         .col_expr(notification::Column::QueuedAt, Expr::value(Some(now)))

@@ -4,6 +4,7 @@
 //! to the ticket — never a resident's name or phone.
 
 use chrono::{DateTime, Utc};
+use entities::enums::MailStatus;
 use entities::{category, notification, ticket};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
@@ -70,7 +71,7 @@ pub async fn enqueue(
             recipient: Set((*recipient).clone()),
             subject: Set(subject.clone()),
             body: Set(body.clone()),
-            status: Set("pending".into()),
+            status: Set(MailStatus::Pending),
             attempts: Set(0),
             next_attempt_at: Set(now),
             lease_until: Set(None),

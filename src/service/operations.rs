@@ -1,5 +1,6 @@
 //! What operators look at and tune: the escalation rules and the notification outbox.
 
+use entities::enums::MailStatus;
 use entities::{escalation_rule, notification};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
@@ -111,9 +112,8 @@ pub async fn notifications(
     require(caller, Permission::Operate)?;
     let mut select = notification::Entity::find();
     if let Some(status) = status {
-        if !["pending", "sent", "dead"].contains(&status.as_str()) {
-            return Err(AppError::invalid("status", "pending, sent or dead"));
-        }
+        let status = <MailStatus as sea_orm::ActiveEnum>::try_from_value(&status)
+            .map_err(|_| AppError::invalid("status", "pending, sent or dead"))?;
         select = select.filter(notification::Column::Status.eq(status));
     }
 

@@ -3,6 +3,7 @@
 //! Outbox rows are written with each timeline event (`repo::push`); the delivery worker
 //! (`workers::webhooks`) sends them.
 
+use entities::enums::DeliveryStatus;
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -281,7 +282,7 @@ pub async fn forget_old_deliveries(ctx: &AppContext) -> AppResult<u64> {
         let ids: Vec<Uuid> = webhook_delivery::Entity::find()
             .select_only()
             .column(webhook_delivery::Column::Id)
-            .filter(webhook_delivery::Column::Status.is_in(["delivered", "failed"]))
+            .filter(webhook_delivery::Column::Status.is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]))
             .filter(webhook_delivery::Column::QueuedAt.lt(before))
             .limit(BATCH)
             .into_tuple()
@@ -366,7 +367,7 @@ pub async fn redeliver(ctx: &AppContext, caller: &Caller, id: Uuid) -> AppResult
         ));
     }
     let mut row = delivery.into_active_model();
-    row.status = Set("pending".into());
+    row.status = Set(DeliveryStatus::Pending);
     row.next_attempt_at = Set(now);
     row.queued_at = Set(now);
     row.lease_until = Set(None);

@@ -15,6 +15,7 @@
 //! mail again): every mail carries the `Message-ID` `<{outbox row id}@{host of public_url}>`
 //! so receiving systems can drop the copy.
 
+use entities::enums::MailStatus;
 use std::{sync::Mutex, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -266,8 +267,8 @@ async fn expire(ctx: &AppContext) -> AppResult<usize> {
     let window_start =
         Func::coalesce([Expr::col(notification::Column::QueuedAt), Expr::col(notification::Column::CreatedAt)]);
     let expired = notification::Entity::update_many()
-        .col_expr(notification::Column::Status, Expr::value("dead"))
-        .filter(notification::Column::Status.eq("pending"))
+        .col_expr(notification::Column::Status, Expr::value(MailStatus::Dead))
+        .filter(notification::Column::Status.eq(MailStatus::Pending))
         .filter(notification::Column::Attempts.gt(0))
         .filter(Expr::expr(window_start).lte(cutoff))
         .filter(
@@ -344,7 +345,7 @@ pub async fn deliver(ctx: &AppContext, transport: &Transport, claim: Claim) -> A
         let mut unreachable = None;
         let outcome_label = match outcome {
             Ok(()) => {
-                row.status = Set("sent".into());
+                row.status = Set(MailStatus::Sent);
                 row.sent_at = Set(Some(now));
                 row.last_error = Set(None);
                 report.sent += 1;
@@ -366,7 +367,7 @@ pub async fn deliver(ctx: &AppContext, transport: &Transport, claim: Claim) -> A
                         notification_id = %mail.id, kind = %mail.kind, attempts, error = %error,
                         "mail marked dead; re-queue it with POST /api/v1/notifications/{{id}}/retry"
                     );
-                    row.status = Set("dead".into());
+                    row.status = Set(MailStatus::Dead);
                     report.dead += 1;
                 } else {
                     row.next_attempt_at = Set(now + backoff(attempts));
@@ -443,7 +444,7 @@ async fn release(ctx: &AppContext, token: Uuid, ids: Vec<Uuid>) -> AppResult<()>
 async fn wake_waiting(ctx: &AppContext, now: DateTime<Utc>) -> AppResult<u64> {
     Ok(notification::Entity::update_many()
         .col_expr(notification::Column::NextAttemptAt, Expr::value(now))
-        .filter(notification::Column::Status.eq("pending"))
+        .filter(notification::Column::Status.eq(MailStatus::Pending))
         .filter(notification::Column::NextAttemptAt.gt(now))
         .exec(&ctx.db)
         .await?
@@ -466,7 +467,7 @@ async fn claim_rows(ctx: &AppContext, limit: u64, probe: bool) -> AppResult<Clai
     let now = ctx.clock.now();
     let txn = begin_write(&ctx.db).await?;
     let mut select = notification::Entity::find()
-        .filter(notification::Column::Status.eq("pending"))
+        .filter(notification::Column::Status.eq(MailStatus::Pending))
         .filter(
             Condition::any()
                 .add(notification::Column::LeaseUntil.is_null())

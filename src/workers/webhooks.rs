@@ -14,6 +14,7 @@
 //! — connect only to public addresses: the check runs in the HTTP client's resolver, on the
 //! very addresses it then connects to, so a DNS answer cannot point a delivery inward.
 
+use entities::enums::DeliveryStatus;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -200,7 +201,7 @@ async fn claim(ctx: &AppContext, limit: u64) -> AppResult<Vec<(webhook_delivery:
         .expr(Expr::val(1))
         .from_as(Entity, earlier.clone())
         .and_where(Expr::col((earlier.clone(), Column::SubscriptionId)).equals((Entity, Column::SubscriptionId)))
-        .and_where(Expr::col((earlier.clone(), Column::Status)).eq("pending"))
+        .and_where(Expr::col((earlier.clone(), Column::Status)).eq(DeliveryStatus::Pending))
         .cond_where(
             Condition::any()
                 .add(Expr::col((earlier.clone(), Column::EventAt)).lt(Expr::col((Entity, Column::EventAt))))
@@ -218,7 +219,7 @@ async fn claim(ctx: &AppContext, limit: u64) -> AppResult<Vec<(webhook_delivery:
         .to_owned();
     let txn = begin_write(&ctx.db).await?;
     let mut select = Entity::find()
-        .filter(Column::Status.eq("pending"))
+        .filter(Column::Status.eq(DeliveryStatus::Pending))
         .filter(Column::NextAttemptAt.lte(now))
         .filter(Condition::any().add(Column::LeaseUntil.is_null()).add(Column::LeaseUntil.lte(now)))
         .filter(Column::SubscriptionId.in_subquery(active))
@@ -430,11 +431,11 @@ async fn record(
         ..Default::default()
     };
     let outcome = if attempt.succeeded() {
-        row.status = Set("delivered".into());
+        row.status = Set(DeliveryStatus::Delivered);
         row.delivered_at = Set(Some(now));
         Outcome::Delivered
     } else if now - delivery.queued_at >= retention {
-        row.status = Set("failed".into());
+        row.status = Set(DeliveryStatus::Failed);
         Outcome::Failed
     } else {
         row.next_attempt_at = Set(now + backoff(attempts));

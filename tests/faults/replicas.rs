@@ -2,6 +2,7 @@
 //! SLA clocks of a few seconds so every clock warns and breaches while they run.
 //! Promise: each clock's warning and breach fire once, and each mail arrives once.
 
+use entities::enums::MailStatus;
 use std::{
     collections::{BTreeMap, HashSet},
     time::{Duration, Instant},
@@ -119,7 +120,7 @@ async fn experiment(size: Size, ports: [u16; 2], smtp_port: u16) {
             )
         })
         .collect();
-    let all: Vec<&notification::Model> = rows.values().flatten().filter(|r| r.status != "dead").collect();
+    let all: Vec<&notification::Model> = rows.values().flatten().filter(|r| r.status != MailStatus::Dead).collect();
     let dead = count(&rows, "dead");
     let mail = delivery(&rows, &all, &sink);
     println!(

@@ -2,6 +2,7 @@
 //! server is there. Promise: 0 lost, each mail once, and the outbox drains within a tick or two
 //! of the server's return (the circuit breaker, not each row's backoff).
 
+use entities::enums::MailStatus;
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -55,14 +56,14 @@ async fn experiment(backend: Backend, size: Size, port: u16, smtp_port: u16) {
     assert!(tried, "[{label}] the mailer tried while the SMTP server was down");
     let waiting = outbox(&db).await;
     let ours = rows_of_run(&db, &waiting, &filer).await;
-    let pending = ours.iter().filter(|r| r.status == "pending").count();
+    let pending = ours.iter().filter(|r| r.status == MailStatus::Pending).count();
     assert_eq!(pending, ours.len(), "[{label}] nothing of this run is sent or given up on during the outage");
 
     let sink = Sink::start(smtp_port);
     let back = Instant::now();
     let drained = loop {
         let rows = outbox(&db).await;
-        if rows_of_run(&db, &rows, &filer).await.iter().all(|r| r.status != "pending") {
+        if rows_of_run(&db, &rows, &filer).await.iter().all(|r| r.status != MailStatus::Pending) {
             break back.elapsed();
         }
         assert!(back.elapsed() < Duration::from_secs(120), "[{label}] the outbox did not drain: {rows:?}");
@@ -74,7 +75,7 @@ async fn experiment(backend: Backend, size: Size, port: u16, smtp_port: u16) {
     let ours = rows_of_run(&db, &rows, &filer).await;
     db.close().await.ok();
     let mail = delivery(&rows, &ours, &sink);
-    let sent = ours.iter().filter(|r| r.status == "sent").count();
+    let sent = ours.iter().filter(|r| r.status == MailStatus::Sent).count();
     println!(
         "[{label}] SMTP down {}: {pending} mails waiting ({filings} filings); after it came back: sent {sent}, received \
          {} (the demo data's included), lost {}, duplicated {}, dead {}; outbox drained {} after the SMTP server \
@@ -83,7 +84,7 @@ async fn experiment(backend: Backend, size: Size, port: u16, smtp_port: u16) {
         mail.received,
         mail.lost,
         mail.duplicated,
-        ours.iter().filter(|r| r.status == "dead").count(),
+        ours.iter().filter(|r| r.status == MailStatus::Dead).count(),
         secs(drained),
     );
     assert!(pending >= filings, "[{label}] every filing queued a mail");

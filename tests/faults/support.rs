@@ -674,7 +674,7 @@ pub async fn clocks(db: &DatabaseConnection) -> Clocks {
 pub async fn outbox(db: &DatabaseConnection) -> BTreeMap<String, Vec<notification::Model>> {
     let mut by_status: BTreeMap<String, Vec<notification::Model>> = BTreeMap::new();
     for row in notification::Entity::find().all(db).await.expect("outbox read") {
-        by_status.entry(row.status.clone()).or_default().push(row);
+        by_status.entry(sea_orm::ActiveEnum::to_value(&row.status)).or_default().push(row);
     }
     by_status
 }
