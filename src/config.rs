@@ -75,6 +75,9 @@ pub struct EventStreamSettings {
     pub stream_token_ttl: Duration,
     /// SQLite only: how often new rows of the events table are picked up (milliseconds).
     pub sqlite_poll_ms: u64,
+    /// Streams one session (one login's token) may hold open at once on a replica; the next
+    /// one is 429 until one ends.
+    pub max_streams_per_session: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
