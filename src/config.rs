@@ -326,6 +326,8 @@ pub struct UploadSettings {
     /// An upload attached to nothing is deleted by housekeeping after this long.
     #[serde(deserialize_with = "de_duration")]
     pub unattached_ttl: Duration,
+    /// Uploads one user may have in progress at once on a replica; the next one is 429.
+    pub max_concurrent_per_user: usize,
 }
 
 /// Community sensors over MQTT (issue 18).
@@ -612,6 +614,13 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "webhooks.concurrency",
                 message: "webhooks.concurrency, event_stream.buffer and event_stream.sqlite_poll_ms must be at least 1"
+                    .into(),
+            });
+        }
+        if self.event_stream.max_streams_per_session == 0 || self.uploads.max_concurrent_per_user == 0 {
+            return Err(SettingsError::Invalid {
+                key: "event_stream.max_streams_per_session",
+                message: "event_stream.max_streams_per_session and uploads.max_concurrent_per_user must be at least 1"
                     .into(),
             });
         }
