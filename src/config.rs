@@ -345,6 +345,10 @@ pub struct MqttSettings {
     pub session_expiry: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub keep_alive: Duration,
+    /// An alarm whose `at` is further ahead of the server's clock than this is recorded at the
+    /// server's time (the device's own time is kept beside it).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_clock_ahead: Duration,
 }
 
 impl MqttSettings {
