@@ -78,6 +78,9 @@ pub struct EventStreamSettings {
     pub stream_token_ttl: Duration,
     /// SQLite only: how often new rows of the events table are picked up (milliseconds).
     pub sqlite_poll_ms: u64,
+    /// Streams one session (one login's token) may hold open at once on a replica; the next
+    /// one is 429 until one ends.
+    pub max_streams_per_session: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +329,8 @@ pub struct UploadSettings {
     /// An upload attached to nothing is deleted by housekeeping after this long.
     #[serde(deserialize_with = "de_duration")]
     pub unattached_ttl: Duration,
+    /// Uploads one user may have in progress at once on a replica; the next one is 429.
+    pub max_concurrent_per_user: usize,
 }
 
 /// Community sensors over MQTT (issue 18).
@@ -343,6 +348,10 @@ pub struct MqttSettings {
     pub session_expiry: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub keep_alive: Duration,
+    /// An alarm whose `at` is further ahead of the server's clock than this is recorded at the
+    /// server's time (the device's own time is kept beside it).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_clock_ahead: Duration,
 }
 
 impl MqttSettings {
@@ -612,6 +621,13 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "webhooks.concurrency",
                 message: "webhooks.concurrency, event_stream.buffer and event_stream.sqlite_poll_ms must be at least 1"
+                    .into(),
+            });
+        }
+        if self.event_stream.max_streams_per_session == 0 || self.uploads.max_concurrent_per_user == 0 {
+            return Err(SettingsError::Invalid {
+                key: "event_stream.max_streams_per_session",
+                message: "event_stream.max_streams_per_session and uploads.max_concurrent_per_user must be at least 1"
                     .into(),
             });
         }

@@ -22,6 +22,7 @@ use crate::{
     service::{
         self,
         event_stream::{self, Live, StreamFilter},
+        in_flight::Slot,
         webhooks::EVENT_KINDS,
     },
 };
@@ -52,11 +53,15 @@ pub struct StreamQuery {
 /// missed (from the last `event_stream.replay_window`, 24 h), then live events. A client that
 /// falls `event_stream.buffer` events behind is disconnected and reconnects the same way.
 /// Authenticate with a bearer token, or `?stream_token=` from `createEventStreamToken`.
+/// A session (one login) holds at most `event_stream.max_streams_per_session` (5) streams at
+/// once; the next is 429 with `Retry-After` until one ends (a closed tab is noticed at its next
+/// heartbeat).
 #[utoipa::path(get, path = "/api/v1/events/stream", operation_id = "streamEvents", tag = "tickets",
     params(StreamQuery,
         ("Last-Event-ID" = Option<Uuid>, Header, description = "the id of the last event received: the stream replays the events after it first")),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "an endless stream of `id:` / `data:` messages and heartbeat comments")),
+        description = "an endless stream of `id:` / `data:` messages and heartbeat comments"),
+        (status = 429, body = Problem, description = "the session already holds `event_stream.max_streams_per_session` streams")),
     security(("bearer" = [])))]
 pub async fn stream(
     req: HttpRequest,
@@ -91,6 +96,8 @@ pub async fn stream(
             )
         })?),
     };
+    // Held by the stream's task until it ends: a refused or failed opening gives it back at once.
+    let slot = ctx.events.hold_stream(&ctx.settings.event_stream, &session)?;
     let filter = StreamFilter { kind: q.kind, ticket_id: q.ticket_id };
     // Subscribed before the replay is read, so nothing committed in between is lost.
     let live = ctx.events.subscribe();
@@ -99,7 +106,8 @@ pub async fn stream(
         None => Vec::new(),
     };
     let (tx, rx) = mpsc::channel::<web::Bytes>(16);
-    actix_web::rt::spawn(pump(ctx.into_inner().as_ref().clone(), caller, session, filter, replayed, live, tx));
+    let stream = Stream { caller, session, filter, _slot: slot };
+    actix_web::rt::spawn(pump(ctx.into_inner().as_ref().clone(), stream, replayed, live, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|bytes| (Ok::<_, actix_web::Error>(bytes), rx))
     });
@@ -111,17 +119,26 @@ pub async fn stream(
         .streaming(body))
 }
 
-/// Writes one stream until its client leaves, it falls too far behind, its session ends
-/// (checked at each heartbeat), or a drain starts.
-async fn pump(
-    ctx: AppContext,
+/// Whose stream it is and what it asks for; its place among the session's streams is given
+/// back when the stream ends.
+struct Stream {
     caller: Caller,
     session: String,
     filter: StreamFilter,
+    _slot: Slot<String>,
+}
+
+/// Writes one stream until its client leaves, it falls too far behind, its session ends
+/// (checked at each heartbeat), or a drain starts. Holds no database connection between
+/// messages: each check borrows one from the pool and gives it back.
+async fn pump(
+    ctx: AppContext,
+    stream: Stream,
     replayed: Vec<entities::ticket_event::Model>,
     mut live: tokio::sync::broadcast::Receiver<Live>,
     tx: mpsc::Sender<web::Bytes>,
 ) {
+    let Stream { caller, session, filter, _slot } = stream;
     let send = |text: String| {
         let tx = tx.clone();
         async move { tx.send(web::Bytes::from(text)).await.is_ok() }

@@ -69,15 +69,17 @@ pub struct UploadForm {
 /// re-encoded **without any metadata** (no EXIF, GPS, camera serials); the original bytes are not kept. A 320 px
 /// JPEG thumbnail is made. PDFs are kept as sent. Attach the answer's `id` in a filing's `attachments`
 /// (`{"upload_id"}`), a resolution's `attachments` or `POST /dispatches/{id}/attachments`; an upload attached to
-/// nothing within `uploads.unattached_ttl` (24 h) is deleted.
+/// nothing within `uploads.unattached_ttl` (24 h) is deleted. One file per request: a form with two `file` parts
+/// is 400. A user may have `uploads.max_concurrent_per_user` (2) uploads in progress at once; the next is 429.
 #[utoipa::path(post, path = "/api/v1/uploads", operation_id = "uploadFile", tag = "attachments",
     request_body(description = "the file, or a multipart form with the file in `file`",
         content(("image/jpeg"), ("image/png"), ("image/webp"), ("application/pdf"), (UploadForm = "multipart/form-data"))),
     responses((status = 201, body = Upload, description = "stored; `Location` names where to read it"),
-        (status = 400, body = Problem, description = "the body could not be read, or the file is empty"),
+        (status = 400, body = Problem, description = "the body could not be read, the file is empty, or a form has more than one `file` part"),
         (status = 413, body = Problem, description = "the file exceeds `uploads.max_bytes`"),
         (status = 415, body = Problem, description = "not a JPEG, PNG, WebP or PDF by its content, or not the type declared"),
-        (status = 422, body = Problem, description = "an image too large or unreadable (`errors.file`), or no `file` part in a form")),
+        (status = 422, body = Problem, description = "an image too large or unreadable (`errors.file`), or no `file` part in a form"),
+        (status = 429, body = Problem, description = "you already have `uploads.max_concurrent_per_user` uploads in progress")),
     security(("bearer" = [])))]
 pub async fn upload(
     ctx: web::Data<AppContext>,
@@ -87,6 +89,8 @@ pub async fn upload(
 ) -> AppResult<HttpResponse> {
     // The role is checked before a byte of the body is read.
     service::require(&caller, Permission::UploadFile)?;
+    // Held until this upload is stored or refused (or its client leaves).
+    let _in_progress = uploads::begin(&ctx, &caller)?;
     let max = ctx.settings.uploads.max_bytes;
     let declared_length =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -97,28 +101,36 @@ pub async fn upload(
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let stored = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         let mut form = actix_multipart::Multipart::new(req.headers(), payload);
-        let mut stored = None;
+        let mut received = None;
+        // The whole form is read before anything is stored: a second file must not be
+        // dropped silently (the sender would believe both were kept).
         while let Some(field) = form.next().await {
             let field = field.map_err(|e| {
                 AppError::refused(
                     crate::error::Refusal::BadRequest,
-                    format!("表单无法解析：{e}"),
+                    "表单格式有误，无法解析",
                     format!("the form cannot be read: {e}"),
                 )
             })?;
             if field.name() != Some("file") {
                 continue;
             }
+            if received.is_some() {
+                return Err(AppError::refused(
+                    crate::error::Refusal::BadRequest,
+                    "表单中有多个 file 字段：每次只能上传一个文件，请分别上传",
+                    "the form has more than one `file` part: upload one file per request",
+                ));
+            }
             // A part without a type, or labelled as generic bytes, leaves the decision to the content.
             let declared =
                 field.content_type().map(|m| m.essence_str().to_owned()).filter(|m| m != "application/octet-stream");
-            let received = uploads::receive(field, max).await?;
-            stored = Some(uploads::store(&ctx, &caller, received, declared.as_deref()).await?);
-            break;
+            received = Some((uploads::receive(field, max).await?, declared));
         }
-        stored.ok_or_else(|| {
+        let (received, declared) = received.ok_or_else(|| {
             AppError::invalid("file", Message::said("表单中缺少文件字段 file", "the form has no `file` part"))
-        })?
+        })?;
+        uploads::store(&ctx, &caller, received, declared.as_deref()).await?
     } else {
         if content_type.is_empty() {
             return Err(AppError::refused(

@@ -118,19 +118,27 @@ pub fn process_image(
     limits: DecodeLimits,
 ) -> Result<Processed, MediaError> {
     let format = kind.image_format().ok_or_else(|| MediaError::Unreadable("not an image type".into()))?;
-    let mut reader = ImageReader::with_format(source, format);
+    let mut source = source;
     let mut decode_limits = Limits::default();
     decode_limits.max_alloc = Some(limits.max_alloc);
+    // The size the header declares, read before any pixel: the refusal of an absurd one says
+    // what was declared (the decoder's own side limits below would refuse it without saying).
+    let (width, height) = {
+        let mut header = ImageReader::with_format(&mut source, format);
+        header.limits(decode_limits.clone());
+        header.into_dimensions().map_err(|e| classify(e, 0, 0))?
+    };
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(MediaError::TooLarge { width, height });
+    }
+    source.rewind().map_err(|e| MediaError::Unreadable(e.to_string()))?;
+    let mut reader = ImageReader::with_format(source, format);
     // Neither side may exceed the pixel budget on its own (a 1×50M strip is a bomb too).
     let side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
     decode_limits.max_image_width = Some(side);
     decode_limits.max_image_height = Some(side);
     reader.limits(decode_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, 0, 0))?;
-    let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(MediaError::TooLarge { width, height });
-    }
+    let mut decoder = reader.into_decoder().map_err(|e| classify(e, width, height))?;
     // The decoder's limits bound its own working memory; the pixels it hands back are ours to
     // bound (what `ImageReader::decode` reserves, done here because we need the decoder first).
     if decoder.total_bytes() > limits.max_alloc {
@@ -216,6 +224,30 @@ mod tests {
         assert_eq!((processed.width, processed.height), (800, 400));
         let thumb = image::load_from_memory(&processed.thumbnail).expect("thumbnail decodes");
         assert_eq!((thumb.width(), thumb.height()), (320, 160));
+    }
+
+    #[test]
+    fn an_absurd_declared_size_is_refused_as_declared() {
+        let mut bytes = encode(&DynamicImage::new_rgb8(4, 4), MediaType::Png).expect("encodes");
+        // IHDR: width at 16..20; its CRC (over type and data, 12..29) at 29..33.
+        // Past the decoder's side limit (50 M), within what its header reading may allocate.
+        bytes[16..20].copy_from_slice(&60_000_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let limits = DecodeLimits { max_pixels: 50_000_000, max_alloc: 512 << 20 };
+        let err = process_image(Cursor::new(bytes), MediaType::Png, limits).expect_err("refused");
+        assert!(matches!(err, MediaError::TooLarge { width: 60_000_000, height: 4 }), "{err}");
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 
     #[test]

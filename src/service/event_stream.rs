@@ -27,11 +27,15 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
+    config::EventStreamSettings,
     context::AppContext,
     domain::access::{Caller, Permission},
     error::{AppError, AppResult, Refusal},
     repo::{self, push::EVENTS_CHANNEL},
-    service::{require, tickets},
+    service::{
+        in_flight::{InFlight, Slot},
+        require, tickets,
+    },
 };
 
 /// The most events one reconnect replays; a client further behind reads the rest with
@@ -53,11 +57,33 @@ pub enum Live {
 pub struct EventBus {
     sender: broadcast::Sender<Live>,
     closing: CancellationToken,
+    /// Streams open per session (the hash of the token they were opened under).
+    streams: InFlight<String>,
 }
 
 impl EventBus {
     pub fn new(buffer: usize) -> Self {
-        Self { sender: broadcast::channel(buffer.max(1)).0, closing: CancellationToken::new() }
+        Self {
+            sender: broadcast::channel(buffer.max(1)).0,
+            closing: CancellationToken::new(),
+            streams: InFlight::default(),
+        }
+    }
+
+    /// A place for one more stream of `session`, held until the slot drops (the stream
+    /// ended); 429 once the session holds `event_stream.max_streams_per_session`. Each open
+    /// stream costs a task, a bus receiver and a session check per heartbeat: a client opening
+    /// hundreds under one token would hold them without bound.
+    pub fn hold_stream(&self, settings: &EventStreamSettings, session: &str) -> AppResult<Slot<String>> {
+        let max = settings.max_streams_per_session;
+        self.streams.take(&session.to_owned(), max).ok_or_else(|| AppError::TooManyRequests {
+            message: format!(
+                "this session already has {max} event streams open (event_stream.max_streams_per_session); \
+                 close one, or retry once one has ended"
+            ),
+            // A stream whose client left is noticed at its next heartbeat.
+            retry_after_secs: settings.heartbeat.as_secs().max(1),
+        })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Live> {

@@ -18,6 +18,7 @@ pub mod escalation;
 pub mod extensions;
 pub mod hotspots;
 pub mod housekeeping;
+pub mod in_flight;
 pub mod notifications;
 pub mod notify;
 pub mod open311;

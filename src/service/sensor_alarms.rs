@@ -178,13 +178,28 @@ async fn alarm(ctx: &AppContext, device_id: &str, message: AlarmMessage) -> AppR
     mark_heard(&txn, &device, now).await?;
     let open = lock_open_alarm(&txn, device.id, &message.kind, now).await?;
     let ticket = open_ticket(&txn, open.ticket_id).await?;
-    let details = json!({
+    let mut details = json!({
         "device_id": device.device_id,
         "kind": message.kind,
         "value": message.value,
         "at": message.at,
         "message_id": message.message_id,
     });
+    // A device clock that is wrong must not lose a real alarm, nor date the timeline in the
+    // future: recorded at the server's time, with what the device said beside it. (The receipt
+    // above keeps the device's own time, so a redelivery is still the same alarm.)
+    let tolerance = chrono::Duration::from_std(ctx.settings.mqtt.max_clock_ahead).unwrap_or(chrono::Duration::MAX);
+    if let Some(claimed) = message.at
+        && claimed - now > tolerance
+    {
+        tracing::warn!(
+            device = %device.device_id,
+            device_at = %claimed,
+            "sensor alarm dated ahead of the server's clock; recorded at the server's time (check the device's clock)"
+        );
+        details["at"] = json!(now);
+        details["device_at"] = json!(claimed);
+    }
     let outcome = match (message.state, ticket) {
         (AlarmState::Alarm, Some(ticket)) => {
             let count = open.alarm_count + 1;

@@ -3,6 +3,8 @@
 //! An upload belongs to its uploader until it is attached (see `service::attachments`);
 //! housekeeping deletes the ones never attached.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entities::upload;
@@ -17,12 +19,33 @@ use crate::{
     domain::access::{Caller, Permission},
     error::{AppError, AppResult, Refusal},
     media::{DecodeLimits, MediaError, MediaType, Processed},
-    service::require,
+    service::{
+        in_flight::{InFlight, Slot},
+        require,
+    },
 };
 
 /// Images decoded at the same time, whatever the number of requests: each may take up to
 /// `uploads.max_decode_bytes` of memory.
 static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Uploads in progress per user. User ids are never shared between databases, so one count
+/// serves every application in the process.
+static IN_PROGRESS: LazyLock<InFlight<Uuid>> = LazyLock::new(InFlight::default);
+
+/// A place for one more upload of `caller`, held until the slot drops (the upload stored or
+/// refused, or its client gone); 429 once the user has `uploads.max_concurrent_per_user` in
+/// progress. Taken before the body is read: one user cannot fill the decoder queue and the
+/// temporary files for everyone.
+pub fn begin(ctx: &AppContext, caller: &Caller) -> AppResult<Slot<Uuid>> {
+    let max = ctx.settings.uploads.max_concurrent_per_user;
+    IN_PROGRESS.take(&caller.user_id, max).ok_or_else(|| AppError::TooManyRequests {
+        message: format!(
+            "you already have {max} uploads in progress (uploads.max_concurrent_per_user); retry once one has finished"
+        ),
+        retry_after_secs: 2,
+    })
+}
 
 /// The request body as it arrived: spooled to a temporary file (never held whole in memory),
 /// with its size, its sha256 and its first bytes.
@@ -50,7 +73,7 @@ where
         let chunk = chunk.map_err(|e| {
             AppError::refused(
                 Refusal::BadRequest,
-                format!("文件未能完整接收：{e}"),
+                "文件未能完整接收，请重新上传",
                 format!("the file could not be read completely: {e}"),
             )
         })?;
@@ -178,15 +201,26 @@ async fn decode(received: &Received, kind: MediaType, limits: DecodeLimits) -> A
             .await
             .map_err(|e| AppError::internal_from("the image decoder stopped", e))?;
     result.map_err(|err| match err {
-        MediaError::TooLarge { width, height } => AppError::invalid(
+        // The size its header declares, when it could be read that far.
+        MediaError::TooLarge { width, height } if width > 0 && height > 0 => AppError::invalid(
             "file",
             crate::domain::validate::Message::said(
                 format!(
-                    "图片过大（{width}×{height}）或解码所需内存超出限制；最多 {} 像素",
+                    "图片过大（声明为 {width}×{height} 像素）或解码所需内存超出限制；最多 {} 像素",
                     limits.max_pixels
                 ),
                 format!(
-                    "the image is too large ({width}×{height}) or needs more memory to decode than allowed; at most {} pixels",
+                    "the image is too large (declared {width}×{height}) or needs more memory to decode than allowed; at most {} pixels",
+                    limits.max_pixels
+                ),
+            ),
+        ),
+        MediaError::TooLarge { .. } => AppError::invalid(
+            "file",
+            crate::domain::validate::Message::said(
+                format!("图片过大，或解码所需内存超出限制；最多 {} 像素", limits.max_pixels),
+                format!(
+                    "the image is too large or needs more memory to decode than allowed; at most {} pixels",
                     limits.max_pixels
                 ),
             ),

@@ -331,3 +331,60 @@ async fn a_lost_listen_connection_ends_streams_so_they_replay_and_then_live_even
     let seen = stream.until("filed", &id(&ticket)).await;
     assert_eq!(seen.last().expect("filed").data["ticket_id"], id(&ticket).as_str());
 }
+
+/// Opens the stream and gives back its status and `Retry-After` without reading the body
+/// (a 200 here is an endless stream; dropping it closes the connection).
+async fn try_open(app: &TestApp, bearer: &str) -> (u16, Option<String>, Value) {
+    let response =
+        app.client.get(app.url("/api/v1/events/stream")).bearer_auth(bearer).send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if status == 200 {
+        return (status, retry_after, Value::Null);
+    }
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, retry_after, body)
+}
+
+#[tokio::test]
+async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
+    for backend in crate::helpers::backends() {
+        // A short heartbeat: a stream whose client left is noticed at its next write.
+        let app = spawn_app_with(backend, &[("GRIDWHISTLE_EVENT_STREAM__HEARTBEAT", "1s")]).await;
+        let demo = app.demo().await;
+        app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
+
+        // Five tabs, each replaying from the beginning: more streams than the test pool has
+        // connections (4), and the API still answers — a replay holds no connection.
+        let nil = uuid::Uuid::nil().to_string();
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            let mut stream = Sse::open(&app.address, Some(&demo.dispatcher), "", Some(&nil)).await;
+            assert_eq!(stream.next_message().await.expect("the replay").data["kind"], "filed");
+            open.push(stream);
+        }
+        app.get("/api/v1/me", &demo.dispatcher).await.expect(200);
+
+        // The sixth of the same session is refused, saying when to retry.
+        let (status, retry_after, problem) = try_open(&app, &demo.dispatcher).await;
+        assert_eq!(status, 429, "{problem}");
+        assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "Retry-After");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains('5')), "says the limit: {problem}");
+        // Another session (another phone of the same user) is not affected.
+        let other = app.demo_token("demo-dispatcher").await;
+        Sse::open(&app.address, Some(&other), "", None).await;
+
+        // A stream that ends frees its place.
+        drop(open.pop());
+        let deadline = tokio::time::Instant::now() + GUARD;
+        loop {
+            let (status, _, problem) = try_open(&app, &demo.dispatcher).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 429, "{problem}");
+            assert!(tokio::time::Instant::now() < deadline, "the closed stream was never let go");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -32,5 +32,6 @@ mod ticket_integrity;
 mod ticket_rules;
 mod tickets;
 mod time_bounds;
+mod uploads;
 mod users;
 mod webhooks;

@@ -711,3 +711,67 @@ async fn published_photos_are_a_public_thumbnail_until_erased() {
         assert_eq!(external[0]["media_url"], "https://img.example/photos/1.jpg", "{external}");
     }
 }
+
+/// Posts `body` as it is, form-encoded by hand (so it can be broken).
+async fn post_raw(app: &TestApp, path: &str, body: String) -> Got {
+    let response = app
+        .client
+        .post(app.url(&format!("{ROOT}{path}")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    got(response).await
+}
+
+#[tokio::test]
+async fn repeated_parameters_and_broken_percent_encoding_are_refused_naming_the_parameter() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let key = new_key(&app, &demo.admin, "市民 App").await;
+        let encoded: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(filing(&key)).finish();
+        // One of each is filed; the cases below change one thing of it.
+        let cases: Vec<(String, &str)> = vec![
+            (format!("{encoded}&description=%E5%8F%A6%E4%B8%80%E4%B8%AA"), "description"),
+            (format!("{encoded}&service_code=dispute"), "service_code"),
+            (format!("{encoded}&api_key={key}"), "api_key"),
+            (encoded.replace("description=", "description=100%zz%"), "description"),
+            // 另 cut after two of its three bytes: not UTF-8.
+            (encoded.replace("description=", "description=%E5%8F"), "description"),
+            (encoded.replace("address_string=", "address_string=%4"), "address_string"),
+        ];
+        for (body, names) in cases {
+            let description = post_raw(&app, "/requests.json", body.clone()).await.json_error(400);
+            assert!(description.contains(names), "should name {names}: {description}\n{body}");
+            let description = post_raw(&app, "/requests.xml", body.clone()).await.xml_error(400);
+            assert!(description.contains(names), "should name {names} (xml): {description}");
+        }
+        // A parameter both in the query and in the form is repeated too.
+        let description =
+            post_raw(&app, &format!("/requests.json?api_key={key}"), encoded.clone()).await.json_error(400);
+        assert!(description.contains("api_key"), "{description}");
+        assert_eq!(ticket_count(&app, &demo.admin).await, 0, "no refused POST filed anything");
+        post_raw(&app, "/requests.json", encoded).await.json(201);
+
+        // Reads alike: a repeated single parameter, and broken encoding.
+        for format in ["json", "xml"] {
+            let repeated = get(&app, &format!("/requests.{format}?status=open&status=closed")).await;
+            let broken = get(&app, &format!("/requests.{format}?start_date=2026-11-27T09:00:00%2")).await;
+            let services =
+                get(&app, &format!("/services.{format}?jurisdiction_id=140900&jurisdiction_id=110000")).await;
+            if format == "json" {
+                assert!(repeated.json_error(400).contains("status"));
+                assert!(broken.json_error(400).contains("start_date"));
+                assert!(services.json_error(400).contains("jurisdiction_id"));
+            } else {
+                assert!(repeated.xml_error(400).contains("status"));
+                assert!(broken.xml_error(400).contains("start_date"));
+                assert!(services.xml_error(400).contains("jurisdiction_id"));
+            }
+        }
+        // Lists may still be repeated, as GeoReport clients send them.
+        get(&app, "/requests.json?service_code=environment&service_code=dispute").await.json(200);
+    })
+    .await;
+}

@@ -544,3 +544,44 @@ async fn malformed_unknown_and_disabled_messages_are_counted_never_filed() {
         ingestion.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_alarm_dated_in_the_future_is_filed_at_server_time_keeping_what_the_device_said() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let now = app.clock.now_for_tests();
+        let topic = "gridwhistle/sensors/SMOKE-001/alarm";
+        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let handle = |payload: Value| {
+            let ctx = app.ctx.clone();
+            async move {
+                gridwhistle::service::sensor_alarms::handle(&ctx, topic, payload.to_string().as_bytes())
+                    .await
+                    .expect("handled")
+            }
+        };
+
+        // A device whose clock runs a year ahead: the smoke is real, the date is not.
+        let ahead = now + chrono::Duration::days(365);
+        handle(json!({"kind": "smoke", "state": "alarm", "at": at(ahead)})).await;
+        let ticket = sensor_tickets(&app, &demo.admin).await.into_iter().next().expect("the alarm is filed");
+        let ticket_id = ticket["id"].as_str().expect("id").to_owned();
+        // A clock a minute fast is within tolerance and kept.
+        let slightly = now + chrono::Duration::seconds(60);
+        handle(json!({"kind": "smoke", "state": "alarm", "at": at(slightly)})).await;
+
+        let events = events_of(&app, &ticket_id, &demo.admin).await;
+        let alarms: Vec<&Value> = events.iter().filter(|e| e["kind"] == "sensor_alarm").collect();
+        assert_eq!(alarms.len(), 2, "{events:?}");
+        let parse = |v: &Value| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).expect("a time");
+        assert_eq!(parse(&alarms[0]["payload"]["at"]), now, "clamped to server time: {}", alarms[0]);
+        assert_eq!(parse(&alarms[0]["payload"]["device_at"]), ahead, "what the device said: {}", alarms[0]);
+        assert_eq!(parse(&alarms[1]["payload"]["at"]), slightly, "{}", alarms[1]);
+        assert_eq!(alarms[1]["payload"].get("device_at"), None, "{}", alarms[1]);
+
+        // The redelivery of the future-dated message is still recognised as the same one.
+        let outcome = handle(json!({"kind": "smoke", "state": "alarm", "at": at(ahead)})).await;
+        assert_eq!(outcome, gridwhistle::service::sensor_alarms::Outcome::Duplicate);
+    })
+    .await;
+}

@@ -42,17 +42,36 @@ impl Format {
     }
 }
 
-/// The query string's parameters, leniently: GeoReport clients send parameters of their own
-/// (`api_key` on reads, paging), which are ignored rather than refused.
+/// The parameters of a query string or a form body. Parameters GeoReport clients add of their
+/// own (`api_key` on reads, paging) are ignored rather than refused; but the ones we read are
+/// read strictly: broken percent-encoding (a `%` without two hex digits after it, or bytes
+/// that are not UTF-8) and a parameter given twice are refused naming it, never stored as
+/// sent or decided by taking the first.
 struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(text: &[u8]) -> Self {
-        Self(form_urlencoded::parse(text).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    fn parse(text: &[u8]) -> AppResult<Self> {
+        let mut pairs = Vec::new();
+        for piece in text.split(|b| *b == b'&').filter(|piece| !piece.is_empty()) {
+            let (name, value) = match piece.iter().position(|b| *b == b'=') {
+                Some(at) => (&piece[..at], &piece[at + 1..]),
+                None => (piece, &b""[..]),
+            };
+            let name = percent_decoded(name).ok_or_else(|| broken_encoding(&String::from_utf8_lossy(name)))?;
+            let value = percent_decoded(value).ok_or_else(|| broken_encoding(&name))?;
+            pairs.push((name, value));
+        }
+        Ok(Self(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    /// The one value of `name` (blank counts as absent); 400 when it is given more than once.
+    fn get(&self, name: &str) -> AppResult<Option<&str>> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(repeated(name));
+        }
+        Ok(first.map(|(_, v)| v.trim()).filter(|v| !v.is_empty()))
     }
 
     /// A comma-separated list (also when the parameter is repeated).
@@ -66,6 +85,45 @@ impl Params {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding that refuses what it cannot decode: `None` for a
+/// `%` not followed by two hex digits, or for bytes that are not UTF-8.
+fn percent_decoded(text: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.iter();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let high = (*bytes.next()? as char).to_digit(16)?;
+                let low = (*bytes.next()? as char).to_digit(16)?;
+                out.push(u8::try_from(high * 16 + low).ok()?);
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn broken_encoding(name: &str) -> AppError {
+    // The name as sent, shortened: it is echoed back.
+    let name: String = name.chars().take(64).collect();
+    AppError::refused(
+        Refusal::BadRequest,
+        format!("参数 {name} 的百分号编码无效：% 后应为两位十六进制数字，解码后应为 UTF-8 文本"),
+        format!(
+            "the parameter {name} is not valid percent-encoding: % takes two hex digits, and the result must be UTF-8"
+        ),
+    )
+}
+
+fn repeated(name: &str) -> AppError {
+    AppError::refused(
+        Refusal::BadRequest,
+        format!("参数 {name} 出现了不止一次；每个参数只能给一次"),
+        format!("the parameter {name} is given more than once; give it once"),
+    )
 }
 
 fn lang(req: &HttpRequest) -> Lang {
@@ -137,9 +195,9 @@ pub async fn discovery(req: HttpRequest, format: web::Path<String>) -> HttpRespo
 
 pub async fn services(req: HttpRequest, ctx: web::Data<AppContext>, format: web::Path<String>) -> HttpResponse {
     let format = Format::of(&format);
-    let params = Params::parse(req.query_string().as_bytes());
     let result = async {
-        service::jurisdiction(&ctx, params.get("jurisdiction_id")).await?;
+        let params = Params::parse(req.query_string().as_bytes())?;
+        service::jurisdiction(&ctx, params.get("jurisdiction_id")?).await?;
         let body = to_value(&service::services(&ctx).await?)?;
         Ok(ok(StatusCode::OK, format, &body, |v| xml::list("services", "service", v)))
     }
@@ -154,9 +212,9 @@ pub async fn service_definition(
 ) -> HttpResponse {
     let (code, format) = path.into_inner();
     let format = Format::of(&format);
-    let params = Params::parse(req.query_string().as_bytes());
     let result = async {
-        service::jurisdiction(&ctx, params.get("jurisdiction_id")).await?;
+        let params = Params::parse(req.query_string().as_bytes())?;
+        service::jurisdiction(&ctx, params.get("jurisdiction_id")?).await?;
         let body = to_value(&service::service_definition(&ctx, &code).await?)?;
         Ok(ok(StatusCode::OK, format, &body, |v| xml::document("service_definition", v)))
     }
@@ -170,9 +228,9 @@ fn requests_xml(value: &Value) -> String {
 
 pub async fn search(req: HttpRequest, ctx: web::Data<AppContext>, format: web::Path<String>) -> HttpResponse {
     let format = Format::of(&format);
-    let params = Params::parse(req.query_string().as_bytes());
     let result = async {
-        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")).await?;
+        let params = Params::parse(req.query_string().as_bytes())?;
+        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")?).await?;
         let filter = filter_of(&ctx, &params)?;
         let body = to_value(&service::search(&ctx, &root, filter).await?)?;
         Ok(ok(StatusCode::OK, format, &body, requests_xml))
@@ -185,7 +243,7 @@ fn filter_of(ctx: &AppContext, params: &Params) -> AppResult<RequestFilter> {
     let offset = ctx.calendar().offset();
     let time = |name: &str| -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
         params
-            .get(name)
+            .get(name)?
             .map(|text| {
                 parse_instant(text, offset).map_err(|_| {
                     AppError::refused(
@@ -197,7 +255,7 @@ fn filter_of(ctx: &AppContext, params: &Params) -> AppResult<RequestFilter> {
             })
             .transpose()
     };
-    let status = match params.get("status") {
+    let status = match params.get("status")? {
         None => None,
         Some(text) => Some(Open311Status::parse(text).ok_or_else(|| {
             AppError::refused(Refusal::BadRequest, "status 应为 open 或 closed", "status must be open or closed")
@@ -225,9 +283,9 @@ fn filter_of(ctx: &AppContext, params: &Params) -> AppResult<RequestFilter> {
 pub async fn one(req: HttpRequest, ctx: web::Data<AppContext>, path: web::Path<(String, String)>) -> HttpResponse {
     let (id, format) = path.into_inner();
     let format = Format::of(&format);
-    let params = Params::parse(req.query_string().as_bytes());
     let result = async {
-        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")).await?;
+        let params = Params::parse(req.query_string().as_bytes())?;
+        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")?).await?;
         let body = to_value(&vec![service::one(&ctx, &root, &id).await?])?;
         Ok(ok(StatusCode::OK, format, &body, requests_xml))
     }
@@ -238,9 +296,9 @@ pub async fn one(req: HttpRequest, ctx: web::Data<AppContext>, path: web::Path<(
 pub async fn token(req: HttpRequest, ctx: web::Data<AppContext>, path: web::Path<(String, String)>) -> HttpResponse {
     let (token, format) = path.into_inner();
     let format = Format::of(&format);
-    let params = Params::parse(req.query_string().as_bytes());
     let result = async {
-        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")).await?;
+        let params = Params::parse(req.query_string().as_bytes())?;
+        let root = service::jurisdiction(&ctx, params.get("jurisdiction_id")?).await?;
         let (token, number) = service::resolve_token(&ctx, &root, &token).await?;
         let body = json!([{"service_request_id": number, "token": token}]);
         Ok(ok(StatusCode::OK, format, &body, requests_xml))
@@ -280,9 +338,15 @@ pub async fn create(
                 "send the form as Content-Type: application/x-www-form-urlencoded",
             ));
         }
-        let form = Params::parse(&body);
-        let query = Params::parse(req.query_string().as_bytes());
-        let field = |name: &str| form.get(name).or_else(|| query.get(name)).map(str::to_owned);
+        let form = Params::parse(&body)?;
+        let query = Params::parse(req.query_string().as_bytes())?;
+        // A field may come in the form or the query string, once.
+        let field = |name: &str| -> AppResult<Option<String>> {
+            match (form.get(name)?, query.get(name)?) {
+                (Some(_), Some(_)) => Err(repeated(name)),
+                (from_form, from_query) => Ok(from_form.or(from_query).map(str::to_owned)),
+            }
+        };
         let attributes = form
             .0
             .iter()
@@ -293,18 +357,18 @@ pub async fn create(
             })
             .collect();
         let input = NewRequest {
-            jurisdiction_id: field("jurisdiction_id"),
-            api_key: field("api_key"),
-            service_code: field("service_code"),
-            lat: field("lat"),
-            long: field("long"),
-            address_string: field("address_string"),
-            description: field("description"),
-            first_name: field("first_name"),
-            last_name: field("last_name"),
-            phone: field("phone"),
-            media_url: field("media_url"),
-            account_id: field("account_id"),
+            jurisdiction_id: field("jurisdiction_id")?,
+            api_key: field("api_key")?,
+            service_code: field("service_code")?,
+            lat: field("lat")?,
+            long: field("long")?,
+            address_string: field("address_string")?,
+            description: field("description")?,
+            first_name: field("first_name")?,
+            last_name: field("last_name")?,
+            phone: field("phone")?,
+            media_url: field("media_url")?,
+            account_id: field("account_id")?,
             attributes,
         };
         let ip = client_ip(&req, ctx.settings.security.trust_forwarded_for);
