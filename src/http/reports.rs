@@ -56,6 +56,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("breaches", "超时次数", "breaches"),
     ("supervision_orders", "督办数", "supervision_orders"),
     ("extensions", "延期数", "extensions"),
+    ("merged", "并单数", "merged"),
     ("ack_hours_p50", "签收用时中位数(工作小时)", "ack_hours_p50"),
     ("ack_hours_p90", "签收用时P90(工作小时)", "ack_hours_p90"),
     ("resolve_hours_p50", "办结用时中位数(工作小时)", "resolve_hours_p50"),

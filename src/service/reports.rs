@@ -120,6 +120,8 @@ pub struct ReportRow {
     pub supervision_orders: i64,
     /// Extensions (延期) approved in the period.
     pub extensions: i64,
+    /// Duplicates merged (并单) in the period into the group's tickets (the survivors).
+    pub merged: i64,
     pub ack_hours_p50: Option<f64>,
     pub ack_hours_p90: Option<f64>,
     pub resolve_hours_p50: Option<f64>,
@@ -271,6 +273,11 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let g = group_by.of_ticket();
     let responsible = responsible_join();
 
+    // A merged duplicate is one request with its survivor: it is received, due, resolved and
+    // rated there, and counted here only as a merge (8). What fired on it before the merge
+    // (breaches, orders, extensions) stays counted: a merge does not undo a missed deadline.
+    let counted_once = format!("t.status <> '{}'", TicketStatus::Merged);
+
     // 1. Dispatches sent in the period: received, reported in (on time), returned.
     let dispatch_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
     let mut p = q.params();
@@ -280,7 +287,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          SUM(CASE WHEN d.acknowledged_at IS NOT NULL AND d.acknowledged_at <= d.ack_due_at THEN 1 ELSE 0 END) AS c, \
          SUM(CASE WHEN d.returned_at IS NOT NULL THEN 1 ELSE 0 END) AS e \
          FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
-         WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
+         WHERE d.created_at >= {start} AND d.created_at < {end} AND {counted_once} AND {w} GROUP BY {dispatch_group}",
         w = q.where_tickets
     );
     for (grp, [a, b, c, e]) in counts::<4>(db, q.statement(sql, p)).await? {
@@ -312,7 +319,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         "SELECT {g} AS grp, COUNT(*) AS a, SUM(CASE WHEN r.score >= 3 THEN 1 ELSE 0 END) AS b, \
          SUM(CASE WHEN r.score <= 2 THEN 1 ELSE 0 END) AS c \
          FROM ratings r JOIN tickets t ON t.id = r.ticket_id {responsible} \
-         WHERE r.created_at >= {start} AND r.created_at < {end} AND {w} GROUP BY {g}",
+         WHERE r.created_at >= {start} AND r.created_at < {end} AND {counted_once} AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
     for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p)).await? {
@@ -361,6 +368,19 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         groups.entry(grp).or_default().extensions = a;
     }
 
+    // 5c. Merges in the period, in the survivor's group (its responsible department for
+    //     `department`: the duplicate's dispatches ended with the merge).
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {g} AS grp, COUNT(*) AS a FROM ticket_merges m JOIN tickets t ON t.id = m.survivor_id {responsible} \
+         WHERE m.merged_at >= {start} AND m.merged_at < {end} AND {w} GROUP BY {g}",
+        w = q.where_tickets
+    );
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
+        groups.entry(grp).or_default().merged = a;
+    }
+
     // 6. Overdue now: tickets with a running clock past its deadline.
     // Grouped, and once overall: a ticket late in two groups counts once in the total.
     let overdue_sql = |grp: Option<&str>, p: &mut Params| {
@@ -390,7 +410,8 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         let (start, end) = (p.push(q.period.0), p.push(q.period.1));
         format!(
             "SELECT {grp} AS grp, d.ack_working_seconds AS v FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
-             WHERE d.created_at >= {start} AND d.created_at < {end} AND d.ack_working_seconds IS NOT NULL AND {w}",
+             WHERE d.created_at >= {start} AND d.created_at < {end} AND d.ack_working_seconds IS NOT NULL \
+             AND {counted_once} AND {w}",
             w = q.where_tickets
         )
     };
@@ -398,7 +419,8 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         let (start, end) = (p.push(q.period.0), p.push(q.period.1));
         format!(
             "SELECT {grp} AS grp, t.resolve_working_seconds AS v FROM tickets t {responsible} \
-             WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL AND {w}",
+             WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL \
+             AND {counted_once} AND {w}",
             w = q.where_tickets
         )
     };
@@ -444,6 +466,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         total.breaches += row.breaches;
         total.supervision_orders += row.supervision_orders;
         total.extensions += row.extensions;
+        total.merged += row.merged;
     }
     let weights = [
         ctx.settings.reports.weight_response,
