@@ -662,6 +662,81 @@ async fn the_sla_report_counts_a_merged_ticket_once_and_shows_the_merges() {
     .await;
 }
 
+// ---- the unit a report is narrowed to -------------------------------------------------------
+
+/// Every report narrowed to a unit (`unit` or `unit_id`): 404 when there is no such unit, 403
+/// when it lies outside the caller's jurisdiction (another township, another county, or a unit
+/// above the caller's home), never an empty report.
+#[tokio::test]
+async fn reports_refuse_an_unknown_unit_and_one_outside_the_jurisdiction() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 08:00"));
+        app.seed_demo().await;
+        app.clock.set(cst("2026-12-01 09:00"));
+        file_at(&app, "demo-grid", "environment", P).await;
+        let admin = token(&app, "demo-admin").await;
+        let unit = |code: &'static str| {
+            let (app, admin) = (&app, &admin);
+            async move { app.id_by_code("grid-units", code, admin).await }
+        };
+        let (heping, xinjian, changzheng, xinfu, city) = (
+            unit("140902001001").await,
+            unit("140902001000").await,
+            unit("140902002000").await,
+            unit("140902").await,
+            unit("140900").await,
+        );
+        let reports = |unit: &str| {
+            let period = "from=2026-12-01&to=2026-12-31";
+            [
+                format!("/api/v1/reports/sla?{period}&group_by=department&unit={unit}"),
+                format!("/api/v1/reports/sla?{period}&group_by=grid&unit_id={unit}"),
+                format!("/api/v1/reports/trend?{period}&interval=week&unit={unit}"),
+                format!("/api/v1/reports/trend?{period}&interval=month&unit_id={unit}"),
+                format!("/api/v1/reports/coverage?{period}&unit_id={unit}"),
+                format!("/api/v1/reports/hotspots?{period}&unit_id={unit}"),
+            ]
+        };
+        let dispatcher = token(&app, "demo-dispatcher").await; // 新建路街道
+        let supervisor = token(&app, "demo-supervisor").await; // 忻州市
+        let yuanping = app.user_in(&admin, "yp-supervisor", "supervisor", "140981").await;
+
+        let unknown = uuid::Uuid::now_v7().to_string();
+        for path in reports(&unknown) {
+            for who in [&dispatcher, &admin] {
+                let problem = app.get(&path, who).await.problem(404);
+                assert!(problem["detail"].as_str().unwrap_or_default().contains(&unknown), "{path}: {problem}");
+            }
+        }
+        for (who, name, outside) in [
+            (&dispatcher, "新建路街道's dispatcher", &changzheng),
+            (&dispatcher, "新建路街道's dispatcher", &xinfu),
+            (&yuanping, "原平市's supervisor", &heping),
+            (&yuanping, "原平市's supervisor", &city),
+        ] {
+            for path in reports(outside) {
+                let problem = app.get(&path, who).await.problem(403);
+                assert!(problem["detail"].as_str().unwrap_or_default().contains("辖区"), "{name}, {path}: {problem}");
+            }
+        }
+        for (who, inside) in
+            [(&dispatcher, &heping), (&dispatcher, &xinjian), (&supervisor, &changzheng), (&admin, &xinfu)]
+        {
+            for path in reports(inside) {
+                app.get(&path, who).await.expect(200);
+            }
+        }
+        let mine = get(
+            &app,
+            "demo-dispatcher",
+            &format!("/api/v1/reports/sla?from=2026-12-01&to=2026-12-31&group_by=grid&unit_id={heping}"),
+        )
+        .await;
+        assert_eq!(mine["total"]["dispatched"], 1, "{mine}");
+    })
+    .await;
+}
+
 // ---- the demo data set ----------------------------------------------------------------------
 
 /// `seed-demo` makes every new report show something on the first run, and twice is once.
