@@ -24,7 +24,8 @@ pub struct CoverageQuery {
     from: NaiveDate,
     /// Last day, inclusive.
     to: NaiveDate,
-    /// Only communities in (or holding) this unit's subtree.
+    /// Only communities in (or holding) this unit's subtree; a unit outside your jurisdiction is 403, an
+    /// unknown one 404.
     unit_id: Option<uuid::Uuid>,
     /// Rated tickets a community needs to count as covered (default `governance.coverage_min_rated`).
     min_rated: Option<i64>,
@@ -41,7 +42,7 @@ pub struct CoverageQuery {
 /// covered, coverage rate, and the uncovered communities. CSV (one line per community, then the total) with
 /// `format=csv` or `Accept: text/csv`. Definitions: docs/reports.md.
 #[utoipa::path(get, path = "/api/v1/reports/coverage", operation_id = "getCoverageReport", tag = "reports", params(CoverageQuery),
-    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((CoverageReport = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((CoverageReport = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn coverage(
     ctx: web::Data<AppContext>,

@@ -24,7 +24,7 @@ pub struct HotspotQuery {
     from: NaiveDate,
     /// Last day, inclusive.
     to: NaiveDate,
-    /// Only tickets in this unit's subtree.
+    /// Only tickets in this unit's subtree; a unit outside your jurisdiction is 403, an unknown one 404.
     unit_id: Option<uuid::Uuid>,
     /// The place: grid, community (default) or township.
     group_by: Option<String>,
@@ -43,7 +43,7 @@ pub struct HotspotQuery {
 /// duplicates and the 每月一题 topic picked for it. Sorted by count. Within your jurisdiction. CSV with
 /// `format=csv` or `Accept: text/csv`. Definitions: docs/reports.md.
 #[utoipa::path(get, path = "/api/v1/reports/hotspots", operation_id = "getHotspotReport", tag = "reports", params(HotspotQuery),
-    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((HotspotReport = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((HotspotReport = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn hotspots(
     ctx: web::Data<AppContext>,

@@ -27,7 +27,9 @@ pub struct SlaQuery {
     to: NaiveDate,
     /// department, township, county, grid, category or channel
     group_by: String,
-    /// Only tickets in this unit's subtree.
+    /// Only tickets in this unit's subtree (`unit_id` works too, as on the other reports); a
+    /// unit outside your jurisdiction is 403, an unknown one 404.
+    #[serde(alias = "unit_id")]
     unit: Option<uuid::Uuid>,
     category: Option<uuid::Uuid>,
     /// json (default) or csv; `Accept: text/csv` works too.
@@ -56,6 +58,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("breaches", "超时次数", "breaches"),
     ("supervision_orders", "督办数", "supervision_orders"),
     ("extensions", "延期数", "extensions"),
+    ("merged", "并单数", "merged"),
     ("ack_hours_p50", "签收用时中位数(工作小时)", "ack_hours_p50"),
     ("ack_hours_p90", "签收用时P90(工作小时)", "ack_hours_p90"),
     ("resolve_hours_p50", "办结用时中位数(工作小时)", "resolve_hours_p50"),
@@ -128,10 +131,11 @@ pub(crate) fn csv_response(body: String, name: &str) -> HttpResponse {
 /// The SLA report for a period, grouped.
 ///
 /// Per department, township, county, grid, category or channel: dispatched, acknowledged on time, 响应率, 解决率, 满意率, returns,
-/// breaches, median and p90 times, currently overdue. Within your jurisdiction. CSV (UTF-8 with BOM, headers in
+/// breaches, merges (并单; a merged duplicate counts once, in its survivor), median and p90 times, currently overdue. Within
+/// your jurisdiction. CSV (UTF-8 with BOM, headers in
 /// Chinese or with `lang=en` in English) with `format=csv` or `Accept: text/csv`.
 #[utoipa::path(get, path = "/api/v1/reports/sla", operation_id = "getSlaReport", tag = "reports", params(SlaQuery),
-    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Report = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Report = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn sla(
     ctx: web::Data<AppContext>,
@@ -165,6 +169,8 @@ pub struct TrendQuery {
     to: Option<NaiveDate>,
     /// day, week (from Monday) or month
     interval: String,
+    /// As on `getSlaReport` (`unit_id` works too).
+    #[serde(alias = "unit_id")]
     unit: Option<uuid::Uuid>,
     category: Option<uuid::Uuid>,
     format: Option<String>,
@@ -190,7 +196,7 @@ pub struct Trend {
 /// The same definitions as `getSlaReport`, as a time series of at most 120 points. CSV with `format=csv` or
 /// `Accept: text/csv`.
 #[utoipa::path(get, path = "/api/v1/reports/trend", operation_id = "getTrendReport", tag = "reports", params(TrendQuery),
-    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Trend = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv` / `Accept: text/csv`", content((Trend = "application/json"), (String = "text/csv"))), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn trend(
     ctx: web::Data<AppContext>,
     req: HttpRequest,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{referenced, require, tickets::Viewer};
+use super::{reports::narrowing_unit, require, tickets::Viewer};
 use crate::{
     context::AppContext,
     domain::{
@@ -191,11 +191,11 @@ pub async fn coverage(ctx: &AppContext, caller: &Caller, request: CoverageReques
         return Err(AppError::invalid("min_rated", "between 1 and 10000"));
     }
     let db = &ctx.db;
+    let scope = Viewer::of(db, caller).await?.scope();
     let filter = match request.unit {
-        Some(unit) => Some(referenced::<grid_unit::Entity>(db, "unit_id", unit, "grid unit").await?.path),
+        Some(unit) => Some(narrowing_unit(db, &scope, unit).await?.path),
         None => None,
     };
-    let scope = Viewer::of(db, caller).await?.scope();
     let units = Units::load(db).await?;
     let within = tickets_condition(&scope, filter.as_deref());
 

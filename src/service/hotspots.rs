@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Duration, NaiveDate};
-use entities::{UnitLevel, category, grid_unit, ticket, topic};
+use entities::{UnitLevel, category, ticket, topic};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Alias, Expr, Func, Query},
@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::{
     coverage::{Units, period, tickets_condition},
-    referenced, require,
+    reports::narrowing_unit,
+    require,
     tickets::Viewer,
 };
 use crate::{
@@ -130,11 +131,11 @@ pub async fn hotspots(ctx: &AppContext, caller: &Caller, request: HotspotRequest
     let (previous_from, previous_to) = previous_period(request.from, request.to);
     let (previous_start, _) = period(ctx, previous_from, previous_to)?;
     let db = &ctx.db;
+    let scope = Viewer::of(db, caller).await?.scope();
     let filter = match request.unit {
-        Some(unit) => Some(referenced::<grid_unit::Entity>(db, "unit_id", unit, "grid unit").await?.path),
+        Some(unit) => Some(narrowing_unit(db, &scope, unit).await?.path),
         None => None,
     };
-    let scope = Viewer::of(db, caller).await?.scope();
     let within = tickets_condition(&scope, filter.as_deref());
     let units = Units::load(db).await?;
     let level = request.group_by.level();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{referenced, require, tickets::Viewer};
+use super::{require, tickets::Viewer};
 use crate::{
     context::AppContext,
     domain::{
@@ -22,7 +22,7 @@ use crate::{
         ticket::{Channel, DispatchRole, RESPONSIBLE_STATUSES, TicketStatus},
         validate::FieldErrors,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Refusal},
     repo::tickets::Scope,
 };
 
@@ -120,6 +120,8 @@ pub struct ReportRow {
     pub supervision_orders: i64,
     /// Extensions (延期) approved in the period.
     pub extensions: i64,
+    /// Duplicates merged (并单) in the period into the group's tickets (the survivors).
+    pub merged: i64,
     pub ack_hours_p50: Option<f64>,
     pub ack_hours_p90: Option<f64>,
     pub resolve_hours_p50: Option<f64>,
@@ -161,6 +163,8 @@ struct Query {
     params: Vec<Value>,
     /// The caller's jurisdiction, also deciding which idle groups get a row.
     scope: Scope,
+    /// The path of the unit the report is narrowed to, if it is.
+    unit_path: Option<String>,
 }
 
 impl Query {
@@ -175,6 +179,35 @@ impl Query {
     fn params(&self) -> Params {
         Params { first: self.params.len(), values: Vec::with_capacity(4) }
     }
+}
+
+/// Whether a unit at `path` lies inside the jurisdiction `scope` — not merely above it: the
+/// caller may see only a part of a unit holding their home. The unit-level reading of the one
+/// jurisdiction ([`Scope`], as `repo::tickets::scope_condition` reads it for tickets).
+pub fn unit_within(scope: &Scope, path: &str) -> bool {
+    match scope {
+        Scope::Everything => true,
+        Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => path.starts_with(home.as_str()),
+        Scope::Department(_) | Scope::Nothing => false,
+    }
+}
+
+/// The unit a report is narrowed to (`unit` / `unit_id`): 404 when there is no such unit, 403
+/// when it lies outside the caller's jurisdiction. Either way no figure is counted: a report of
+/// zeros would read as "nothing happened there".
+pub async fn narrowing_unit(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) -> AppResult<grid_unit::Model> {
+    let unit = grid_unit::Entity::find_by_id(id).one(db).await?.ok_or_else(|| {
+        AppError::refused(Refusal::NotFound, format!("找不到编号为 {id} 的单位"), format!("no grid unit with id {id}"))
+    })?;
+    if !unit_within(scope, &unit.path) {
+        let name = &unit.name;
+        return Err(AppError::refused(
+            Refusal::Forbidden,
+            format!("{name} 不在您的辖区内，不能查看它的报表"),
+            format!("{name} lies outside your jurisdiction; its reports are not yours to see"),
+        ));
+    }
+    Ok(unit)
 }
 
 /// The days a client asks about lie within a century of today (in the city's time zone), so
@@ -201,7 +234,7 @@ pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportReques
     }
     let query = prepare(ctx, caller, &request).await?;
     let (mut rows, total) = compute(ctx, &query, request.group_by).await?;
-    name_groups(ctx, &query.scope, &request, &mut rows).await?;
+    name_groups(ctx, &query, &request, &mut rows).await?;
     let rows = rows.into_values().collect();
     Ok(Report { from: request.from, to: request.to, group_by: request.group_by.name().into(), rows, total })
 }
@@ -215,28 +248,31 @@ pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) 
 
 async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<Query> {
     check_dates(ctx, request.from, request.to)?;
-    let viewer = Viewer::of(&ctx.db, caller).await?;
+    let scope = Viewer::of(&ctx.db, caller).await?.scope();
+    let unit_path = match request.unit {
+        Some(unit) => Some(narrowing_unit(&ctx.db, &scope, unit).await?.path),
+        None => None,
+    };
     let mut params = Params { first: 0, values: Vec::new() };
-    let mut conditions = vec![match viewer.scope() {
+    let mut conditions = vec![match &scope {
         Scope::Everything => "1 = 1".to_owned(),
         Scope::UnitPath(path) => {
             format!("t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {})", params.push(format!("{path}%")))
         }
         Scope::FiledByOrUnitPath { user_id, path } => format!(
             "(t.filed_by = {} OR t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {}))",
-            params.push(user_id),
+            params.push(*user_id),
             params.push(format!("{path}%"))
         ),
         Scope::Department(department) => {
-            format!("t.id IN (SELECT ticket_id FROM dispatches WHERE department_id = {})", params.push(department))
+            format!("t.id IN (SELECT ticket_id FROM dispatches WHERE department_id = {})", params.push(*department))
         }
         Scope::Nothing => "1 = 0".to_owned(),
     }];
-    if let Some(unit) = request.unit {
-        let unit: grid_unit::Model = referenced::<grid_unit::Entity>(&ctx.db, "unit", unit, "grid unit").await?;
+    if let Some(path) = &unit_path {
         conditions.push(format!(
             "t.unit_id IN (SELECT id FROM grid_units WHERE path LIKE {})",
-            params.push(format!("{}%", unit.path))
+            params.push(format!("{path}%"))
         ));
     }
     if let Some(category) = request.category {
@@ -256,7 +292,8 @@ async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> 
         backend: ctx.db.get_database_backend(),
         period,
         now: ctx.clock.now(),
-        scope: viewer.scope(),
+        scope,
+        unit_path,
         where_tickets: conditions.join(" AND "),
         params: params.values,
     })
@@ -271,6 +308,11 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
     let g = group_by.of_ticket();
     let responsible = responsible_join();
 
+    // A merged duplicate is one request with its survivor: it is received, due, resolved and
+    // rated there, and counted here only as a merge (8). What fired on it before the merge
+    // (breaches, orders, extensions) stays counted: a merge does not undo a missed deadline.
+    let counted_once = format!("t.status <> '{}'", TicketStatus::Merged);
+
     // 1. Dispatches sent in the period: received, reported in (on time), returned.
     let dispatch_group = if group_by == GroupBy::Department { "d.department_id" } else { g };
     let mut p = q.params();
@@ -280,7 +322,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
          SUM(CASE WHEN d.acknowledged_at IS NOT NULL AND d.acknowledged_at <= d.ack_due_at THEN 1 ELSE 0 END) AS c, \
          SUM(CASE WHEN d.returned_at IS NOT NULL THEN 1 ELSE 0 END) AS e \
          FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
-         WHERE d.created_at >= {start} AND d.created_at < {end} AND {w} GROUP BY {dispatch_group}",
+         WHERE d.created_at >= {start} AND d.created_at < {end} AND {counted_once} AND {w} GROUP BY {dispatch_group}",
         w = q.where_tickets
     );
     for (grp, [a, b, c, e]) in counts::<4>(db, q.statement(sql, p)).await? {
@@ -312,7 +354,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         "SELECT {g} AS grp, COUNT(*) AS a, SUM(CASE WHEN r.score >= 3 THEN 1 ELSE 0 END) AS b, \
          SUM(CASE WHEN r.score <= 2 THEN 1 ELSE 0 END) AS c \
          FROM ratings r JOIN tickets t ON t.id = r.ticket_id {responsible} \
-         WHERE r.created_at >= {start} AND r.created_at < {end} AND {w} GROUP BY {g}",
+         WHERE r.created_at >= {start} AND r.created_at < {end} AND {counted_once} AND {w} GROUP BY {g}",
         w = q.where_tickets
     );
     for (grp, [a, b, c]) in counts::<3>(db, q.statement(sql, p)).await? {
@@ -361,6 +403,19 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         groups.entry(grp).or_default().extensions = a;
     }
 
+    // 5c. Merges in the period, in the survivor's group (its responsible department for
+    //     `department`: the duplicate's dispatches ended with the merge).
+    let mut p = q.params();
+    let (start, end) = (p.push(q.period.0), p.push(q.period.1));
+    let sql = format!(
+        "SELECT {g} AS grp, COUNT(*) AS a FROM ticket_merges m JOIN tickets t ON t.id = m.survivor_id {responsible} \
+         WHERE m.merged_at >= {start} AND m.merged_at < {end} AND {w} GROUP BY {g}",
+        w = q.where_tickets
+    );
+    for (grp, [a]) in counts::<1>(db, q.statement(sql, p)).await? {
+        groups.entry(grp).or_default().merged = a;
+    }
+
     // 6. Overdue now: tickets with a running clock past its deadline.
     // Grouped, and once overall: a ticket late in two groups counts once in the total.
     let overdue_sql = |grp: Option<&str>, p: &mut Params| {
@@ -390,7 +445,8 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         let (start, end) = (p.push(q.period.0), p.push(q.period.1));
         format!(
             "SELECT {grp} AS grp, d.ack_working_seconds AS v FROM dispatches d JOIN tickets t ON t.id = d.ticket_id \
-             WHERE d.created_at >= {start} AND d.created_at < {end} AND d.ack_working_seconds IS NOT NULL AND {w}",
+             WHERE d.created_at >= {start} AND d.created_at < {end} AND d.ack_working_seconds IS NOT NULL \
+             AND {counted_once} AND {w}",
             w = q.where_tickets
         )
     };
@@ -398,7 +454,8 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         let (start, end) = (p.push(q.period.0), p.push(q.period.1));
         format!(
             "SELECT {grp} AS grp, t.resolve_working_seconds AS v FROM tickets t {responsible} \
-             WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL AND {w}",
+             WHERE t.resolved_at >= {start} AND t.resolved_at < {end} AND t.resolve_working_seconds IS NOT NULL \
+             AND {counted_once} AND {w}",
             w = q.where_tickets
         )
     };
@@ -444,6 +501,7 @@ async fn compute(ctx: &AppContext, q: &Query, group_by: GroupBy) -> AppResult<(G
         total.breaches += row.breaches;
         total.supervision_orders += row.supervision_orders;
         total.extensions += row.extensions;
+        total.merged += row.merged;
     }
     let weights = [
         ctx.settings.reports.weight_response,
@@ -506,8 +564,9 @@ fn channel_key(text: &str) -> Option<Uuid> {
 
 /// Names the groups, and adds the idle ones (every department, unit of the level or category
 /// in scope), so a report shows who did nothing as well.
-async fn name_groups(ctx: &AppContext, scope: &Scope, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
+async fn name_groups(ctx: &AppContext, q: &Query, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
     let db = &ctx.db;
+    let scope = &q.scope;
     let within = |path: &str| match scope {
         Scope::Everything => true,
         Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => {
@@ -516,11 +575,7 @@ async fn name_groups(ctx: &AppContext, scope: &Scope, request: &ReportRequest, g
         Scope::Department(_) | Scope::Nothing => false,
     };
     let mut names: HashMap<Uuid, String> = HashMap::new();
-    let unit_filter_path = match request.unit {
-        Some(unit) => grid_unit::Entity::find_by_id(unit).one(db).await?.map(|u| u.path),
-        None => None,
-    };
-    let in_filter = |path: &str| unit_filter_path.as_deref().is_none_or(|f| path.starts_with(f) || f.starts_with(path));
+    let in_filter = |path: &str| q.unit_path.as_deref().is_none_or(|f| path.starts_with(f) || f.starts_with(path));
     match request.group_by {
         GroupBy::Department => {
             let units: HashMap<Uuid, String> =

@@ -118,7 +118,7 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewTopic) -> AppRe
     let unit: grid_unit::Model =
         referenced::<grid_unit::Entity>(&ctx.db, "unit_id", input.unit_id, "grid unit").await?;
     let scope = Viewer::of(&ctx.db, caller).await?.scope();
-    if !in_subtree_of_scope(&scope, &unit.path) {
+    if !super::reports::unit_within(&scope, &unit.path) {
         return Err(AppError::invalid(
             "unit_id",
             Message::said("该单位不在您的辖区内", "this unit is outside your jurisdiction"),
@@ -142,15 +142,6 @@ pub async fn create(ctx: &AppContext, caller: &Caller, input: NewTopic) -> AppRe
         _ => err.into(),
     })?;
     describe(ctx, caller, saved).await
-}
-
-/// The unit lies inside the caller's jurisdiction (not merely above it).
-fn in_subtree_of_scope(scope: &Scope, path: &str) -> bool {
-    match scope {
-        Scope::Everything => true,
-        Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => path.starts_with(home.as_str()),
-        Scope::Department(_) | Scope::Nothing => false,
-    }
 }
 
 /// Topics of places in the caller's jurisdiction, newest month first; `period` narrows to one month.

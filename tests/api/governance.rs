@@ -548,6 +548,195 @@ async fn merge_rules() {
     .await;
 }
 
+// ---- the SLA report and merged tickets ------------------------------------------------------
+
+/// The worked example of docs/reports.md, "Merged tickets in the SLA report": S2 is a duplicate
+/// of S1 that 城管局 had reported in on, resolved and been given a 差评 for before the
+/// dispatcher merged it. Every report counts the request once, in S1, and shows the merge.
+#[tokio::test]
+async fn the_sla_report_counts_a_merged_ticket_once_and_shows_the_merges() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 08:00"));
+        app.seed_demo().await;
+        app.clock.set(cst("2026-12-01 09:00"));
+        let s1 = file_at(&app, "demo-grid", "environment", P).await;
+        let s2 = file_at(&app, "demo-grid", "environment", (P.0 + NORTH_11M, P.1)).await;
+        app.clock.set(cst("2026-12-01 09:30"));
+        acknowledge(&app, &s1).await;
+        acknowledge(&app, &s2).await;
+        app.clock.set(cst("2026-12-01 10:00"));
+        resolve(&app, &s2).await;
+        app.clock.set(cst("2026-12-01 10:30"));
+        assert_eq!(rate(&app, "demo-grid", &s2, 2).await["status"], "in_progress");
+        app.clock.set(cst("2026-12-01 11:00"));
+        let path = format!("/api/v1/tickets/{}/merge", id(&s2));
+        post(&app, "demo-dispatcher", &path, json!({"into": id(&s1), "reason": "同一处垃圾桶"})).await;
+        app.clock.set(cst("2026-12-01 11:30"));
+        resolve(&app, &s1).await;
+        app.clock.set(cst("2026-12-01 12:00"));
+        assert_eq!(rate(&app, "demo-grid", &s1, 5).await["status"], "closed");
+        app.clock.set(cst("2026-12-02 09:00"));
+
+        let admin = token(&app, "demo-admin").await;
+        let city_management = app.id_by_code("departments", "XF-CGJ", &admin).await;
+        let report =
+            get(&app, "demo-supervisor", "/api/v1/reports/sla?from=2026-12-01&to=2026-12-31&group_by=department").await;
+        let row = report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["group_id"] == city_management.as_str())
+            .unwrap_or_else(|| panic!("城管局 in {report}"));
+        for figures in [row, &report["total"]] {
+            for (key, expected) in [
+                ("dispatched", 1),
+                ("acknowledged", 1),
+                ("acknowledged_on_time", 1),
+                ("due", 1),
+                ("resolved", 1),
+                ("resolved_on_time", 1),
+                ("rated", 1),
+                ("satisfied", 1),
+                ("bad_ratings", 0),
+                ("returns", 0),
+                ("breaches", 0),
+                ("merged", 1),
+            ] {
+                assert_eq!(figures[key], expected, "{key} in {figures}");
+            }
+            for (key, expected) in
+                [("response_rate", 1.0), ("satisfaction_rate", 1.0), ("ack_hours_p50", 0.5), ("resolve_hours_p50", 2.5)]
+            {
+                assert!(close(&figures[key], expected), "{key} = {expected} in {figures}");
+            }
+        }
+        let others: i64 =
+            report["rows"].as_array().expect("rows").iter().map(|r| r["merged"].as_i64().expect("merged")).sum();
+        assert_eq!(others, 1, "the merge counts in one row: {report}");
+
+        // By category and by grid: in the survivor's.
+        let by_category =
+            get(&app, "demo-supervisor", "/api/v1/reports/sla?from=2026-12-01&to=2026-12-31&group_by=category").await;
+        let environment = app.category("environment", &admin).await;
+        let row = by_category["rows"].as_array().expect("rows").iter().find(|r| r["group_id"] == environment.as_str());
+        assert_eq!(row.map(|r| (r["merged"].clone(), r["dispatched"].clone())), Some((json!(1), json!(1))));
+
+        // The trend: 1 December holds the merge, 2 December nothing.
+        let trend =
+            get(&app, "demo-supervisor", "/api/v1/reports/trend?from=2026-12-01&to=2026-12-02&interval=day").await;
+        let points = trend["points"].as_array().expect("points");
+        let figures = |p: &Value| [&p["dispatched"], &p["rated"], &p["bad_ratings"], &p["merged"]].map(|v| v.as_i64());
+        assert_eq!(figures(&points[0]), [Some(1), Some(1), Some(0), Some(1)], "{trend}");
+        assert_eq!(figures(&points[1]), [Some(0), Some(0), Some(0), Some(0)], "{trend}");
+
+        // CSV: the column after 延期数, in Chinese and English.
+        let supervisor = token(&app, "demo-supervisor").await;
+        for (lang, header) in [("zh", "延期数,并单数,"), ("en", "extensions,merged,")] {
+            let text = app
+                .client
+                .get(app.url(&format!(
+                    "/api/v1/reports/sla?from=2026-12-01&to=2026-12-31&group_by=department&format=csv&lang={lang}"
+                )))
+                .bearer_auth(&supervisor)
+                .send()
+                .await
+                .expect("csv")
+                .text()
+                .await
+                .expect("text");
+            let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+            assert!(lines[0].contains(header), "{}", lines[0]);
+            let column = lines[0].split(',').position(|h| h == "并单数" || h == "merged").expect("column");
+            let total = lines.last().expect("total").split(',').nth(column);
+            assert_eq!(total, Some("1"), "{text}");
+        }
+
+        // Survey coverage and hotspots: S1 once, S2 as the merge.
+        let coverage = get(&app, "demo-supervisor", "/api/v1/reports/coverage?from=2026-12-01&to=2026-12-31").await;
+        let heping = by_name(&coverage, "community_name", "和平社区");
+        assert_eq!([&heping["closed"], &heping["rated"], &heping["rated_2"], &heping["merged"]], [1, 1, 0, 1]);
+        let hotspots = get(&app, "demo-supervisor", "/api/v1/reports/hotspots?from=2026-12-01&to=2026-12-31").await;
+        let env = by_name(&hotspots, "category_name", "市容环境");
+        assert_eq!([&env["count"], &env["rated"], &env["merged"]], [1, 1, 1], "{hotspots}");
+    })
+    .await;
+}
+
+// ---- the unit a report is narrowed to -------------------------------------------------------
+
+/// Every report narrowed to a unit (`unit` or `unit_id`): 404 when there is no such unit, 403
+/// when it lies outside the caller's jurisdiction (another township, another county, or a unit
+/// above the caller's home), never an empty report.
+#[tokio::test]
+async fn reports_refuse_an_unknown_unit_and_one_outside_the_jurisdiction() {
+    each_backend(|app| async move {
+        app.clock.set(cst("2026-12-01 08:00"));
+        app.seed_demo().await;
+        app.clock.set(cst("2026-12-01 09:00"));
+        file_at(&app, "demo-grid", "environment", P).await;
+        let admin = token(&app, "demo-admin").await;
+        let unit = |code: &'static str| {
+            let (app, admin) = (&app, &admin);
+            async move { app.id_by_code("grid-units", code, admin).await }
+        };
+        let (heping, xinjian, changzheng, xinfu, city) = (
+            unit("140902001001").await,
+            unit("140902001000").await,
+            unit("140902002000").await,
+            unit("140902").await,
+            unit("140900").await,
+        );
+        let reports = |unit: &str| {
+            let period = "from=2026-12-01&to=2026-12-31";
+            [
+                format!("/api/v1/reports/sla?{period}&group_by=department&unit={unit}"),
+                format!("/api/v1/reports/sla?{period}&group_by=grid&unit_id={unit}"),
+                format!("/api/v1/reports/trend?{period}&interval=week&unit={unit}"),
+                format!("/api/v1/reports/trend?{period}&interval=month&unit_id={unit}"),
+                format!("/api/v1/reports/coverage?{period}&unit_id={unit}"),
+                format!("/api/v1/reports/hotspots?{period}&unit_id={unit}"),
+            ]
+        };
+        let dispatcher = token(&app, "demo-dispatcher").await; // 新建路街道
+        let supervisor = token(&app, "demo-supervisor").await; // 忻州市
+        let yuanping = app.user_in(&admin, "yp-supervisor", "supervisor", "140981").await;
+
+        let unknown = uuid::Uuid::now_v7().to_string();
+        for path in reports(&unknown) {
+            for who in [&dispatcher, &admin] {
+                let problem = app.get(&path, who).await.problem(404);
+                assert!(problem["detail"].as_str().unwrap_or_default().contains(&unknown), "{path}: {problem}");
+            }
+        }
+        for (who, name, outside) in [
+            (&dispatcher, "新建路街道's dispatcher", &changzheng),
+            (&dispatcher, "新建路街道's dispatcher", &xinfu),
+            (&yuanping, "原平市's supervisor", &heping),
+            (&yuanping, "原平市's supervisor", &city),
+        ] {
+            for path in reports(outside) {
+                let problem = app.get(&path, who).await.problem(403);
+                assert!(problem["detail"].as_str().unwrap_or_default().contains("辖区"), "{name}, {path}: {problem}");
+            }
+        }
+        for (who, inside) in
+            [(&dispatcher, &heping), (&dispatcher, &xinjian), (&supervisor, &changzheng), (&admin, &xinfu)]
+        {
+            for path in reports(inside) {
+                app.get(&path, who).await.expect(200);
+            }
+        }
+        let mine = get(
+            &app,
+            "demo-dispatcher",
+            &format!("/api/v1/reports/sla?from=2026-12-01&to=2026-12-31&group_by=grid&unit_id={heping}"),
+        )
+        .await;
+        assert_eq!(mine["total"]["dispatched"], 1, "{mine}");
+    })
+    .await;
+}
+
 // ---- the demo data set ----------------------------------------------------------------------
 
 /// `seed-demo` makes every new report show something on the first run, and twice is once.
@@ -572,6 +761,9 @@ async fn the_demo_shows_each_report() {
         let top = &hotspots["rows"][0];
         assert!(top["count"].as_i64() >= Some(3) && top["repeated"].as_i64() >= Some(2), "{hotspots}");
         assert!(hotspots["rows"].as_array().expect("rows").iter().any(|r| r["merged"].as_i64() >= Some(1)));
+
+        let sla = get(&app, "demo-supervisor", &format!("/api/v1/reports/sla?{range}&group_by=department")).await;
+        assert_eq!(sla["total"]["merged"], 1, "the demo's merged pair: {}", sla["total"]);
 
         let month = format!("{}", today.format("%Y-%m"));
         let topics = get(&app, "demo-supervisor", &format!("/api/v1/topics?period={month}")).await;
