@@ -103,6 +103,13 @@ export async function ticketPage(me, id) {
     })));
   }
 
+  const images = (t.attachments || []).filter((a) => a.id && a.content_type && a.content_type.startsWith('image/'));
+  const shown = [];
+  if (images.length) {
+    parts.push(h('section', { class: 'card', id: 'attachments' }, h('h2', {}, `照片（${images.length}）`),
+      h('ul', { class: 'photo-grid' }, images.map((a) => h('li', {}, photo(a, shown))))));
+  }
+
   if (t.sla && t.sla.length) {
     parts.push(h('section', { class: 'card' }, h('h2', {}, '时限'), h('div', { class: 'clocks' }, t.sla.map((c) => clockBadge(c)))));
   }
@@ -202,7 +209,33 @@ export async function ticketPage(me, id) {
     h('time', { datetime: e.at }, when(e.at)), ' ', h('strong', {}, word(EVENT, e.kind)), describe(e, dept))))));
 
   show(...parts);
-  return tickCountdowns();
+  const stopTicking = tickCountdowns();
+  return () => { stopTicking(); shown.forEach((url) => URL.revokeObjectURL(url)); };
+}
+
+/**
+ * One photo of the ticket: its thumbnail, and the picture itself on a tap. Both are read with
+ * the bearer token (an <img src> could not send it) and shown from a blob: URL, which the
+ * page's policy allows (`img-src blob:`); `urls` collects them to be released on leaving.
+ */
+function photo(a, urls) {
+  const label = `${a.kind === 'after' ? '办结照片' : '现场照片'} ${when(a.uploaded_at)}`;
+  const img = h('img', { alt: label, width: a.width && a.width < 320 ? a.width : null });
+  const load = async (path) => {
+    try {
+      const blob = await (await api('GET', path, { raw: true, accept: 'image/*' })).blob();
+      const url = URL.createObjectURL(blob);
+      urls.push(url);
+      img.src = url;
+    } catch (error) {
+      img.replaceWith(h('span', { class: 'muted' }, `照片无法显示：${error.message}`));
+    }
+  };
+  load(`/attachments/${a.id}/thumbnail`);
+  let full = false;
+  const button = h('button', { type: 'button', class: 'photo', 'aria-label': `${label}（点按查看原图）` }, img);
+  button.addEventListener('click', () => { if (!full) { full = true; load(`/attachments/${a.id}`); } });
+  return h('figure', {}, button, h('figcaption', { class: 'muted' }, label));
 }
 
 function describe(e, dept) {
