@@ -1,7 +1,7 @@
 // One ticket: what it is, its clocks, its dispatches and timeline, and the actions the
 // viewer's role may take on it (the server decides; buttons only appear where they can work).
 
-import { api, all, get, capabilities } from './api.js';
+import { api, all, get, capabilities, OfflineError } from './api.js';
 import { h, show, field, toast, errorBox, clear } from './dom.js';
 import {
   when, countdown, clockState, CLOCK, CLOCK_STATE, TICKET_STATUS, DISPATCH_STATUS, PRIORITY, SCORE, EVENT, word,
@@ -9,14 +9,28 @@ import {
 import { currentUser } from './session.js';
 
 let cached = null;
-/** Categories, departments and grids in the viewer's reach: reference data, kept in memory. */
+const REFERENCE_KEY = 'gridwhistle.reference';
+/**
+ * Categories, departments and grids in the viewer's reach: reference data, kept in memory, and
+ * a copy (ids and names, no personal data) in the tab's sessionStorage so the filing page
+ * opens without network too.
+ */
 export async function reference() {
   if (!cached) {
     const me = currentUser();
-    const [categories, departments, grids] = await Promise.all([
-      all('/categories', {}, 1), all('/departments', {}, 1),
-      all('/grid-units', me && me.unit_id ? { level: 'grid', under: me.unit_id } : { level: 'grid' }, 2),
-    ]);
+    let categories; let departments; let grids;
+    try {
+      [categories, departments, grids] = await Promise.all([
+        all('/categories', {}, 1), all('/departments', {}, 1),
+        all('/grid-units', me && me.unit_id ? { level: 'grid', under: me.unit_id } : { level: 'grid' }, 2),
+      ]);
+      const slim = (xs) => xs.map(({ id, name, active }) => ({ id, name, active }));
+      sessionStorage.setItem(REFERENCE_KEY, JSON.stringify({ categories: slim(categories), departments: slim(departments), grids: slim(grids) }));
+    } catch (error) {
+      const kept = error instanceof OfflineError && JSON.parse(sessionStorage.getItem(REFERENCE_KEY) || 'null');
+      if (!kept) throw error;
+      ({ categories, departments, grids } = kept);
+    }
     cached = {
       categories, departments, grids,
       category: Object.fromEntries(categories.map((c) => [c.id, c])),
@@ -26,7 +40,7 @@ export async function reference() {
   }
   return cached;
 }
-export function forgetReference() { cached = null; }
+export function forgetReference() { cached = null; sessionStorage.removeItem(REFERENCE_KEY); }
 
 export function clockBadge(clock, now = Date.now()) {
   const state = clockState(clock, now);
