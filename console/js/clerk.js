@@ -40,6 +40,7 @@ export async function inbox(me) {
   let fresh = new Set();
   let mode = 'polling';
   let updated = null;
+  let lastDrawn = null;
   const stampNow = () => { stamp.textContent = `更新于 ${when(updated)}（${mode === 'live' ? '实时推送' : '每 15 秒自动刷新'}）`; };
 
   async function load() {
@@ -110,7 +111,12 @@ export async function inbox(me) {
     // refresh at once), as long as it is in the inbox.
     known = new Set(rows.map((r) => r.d.id));
     fresh = new Set([...fresh, ...arrived.map((r) => r.d.id)].filter((id) => known.has(id)));
-    render();
+    // Redraw only when something shown changed: an event that changes nothing here (another
+    // department's news, a second refresh of a burst) must not rebuild the list under the
+    // clerk's pointer.
+    const drawn = JSON.stringify(rows.map(({ t, d, clock }) => [d.id, d.status, t.version, t.title, clock && clock.due_at, clock && clock.state, fresh.has(d.id)]));
+    if (drawn !== lastDrawn) render();
+    lastDrawn = drawn;
     updated = new Date().toISOString();
     stampNow();
   }
