@@ -199,8 +199,16 @@ impl Browser {
         el.send_keys(text).await.expect("typing");
     }
 
+    /// Clicks the element at `css`, finding it again if a live page redrew it in between.
     async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() => {}
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
+        panic!("click {css}: the page kept redrawing it");
     }
 
     async fn login(&self, app: &TestApp, username: &str) {
@@ -672,6 +680,8 @@ async fn the_filing_page_opens_without_network() {
 async fn a_large_inbox(app: TestApp, label: &str) {
     let demo = app.demo().await;
     let environment = app.category("environment", &demo.admin).await;
+    // One at a time, as a department's day brings them (concurrent filings only meet the test
+    // pool's limits); the first filed is due first.
     let mut numbers = Vec::new();
     for _ in 0..401 {
         let ticket = app.file(&demo.grid, &environment).await;
@@ -694,7 +704,10 @@ async fn a_large_inbox(app: TestApp, label: &str) {
     assert!(errors(&log).is_empty(), "console errors: {:#?}", errors(&log));
 }
 
+/// Long (401 filings through the API per database): `cargo test --test browser -- --ignored
+/// a_department_sees_every_pending_dispatch`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "files 401 tickets per database; run by hand or in a nightly job"]
 async fn a_department_sees_every_pending_dispatch() {
     println!("-- on SQLite");
     a_large_inbox(spawn_app(Backend::Sqlite).await, "sqlite-large").await;
