@@ -699,6 +699,35 @@ async fn a_large_inbox(app: TestApp, label: &str) {
     let more = desk.client.find_all(Locator::Css("#inbox-list li.inbox-item")).await.expect("rows").len();
     assert!(rows < 401 && more > rows, "a first page, then more on request ({rows}, then {more})");
     desk.shot("clerk-inbox-large").await;
+    // For the record (not a check): the bytes the inbox read, beside the two pages of full
+    // tickets the inbox used to read (and which left one dispatch out).
+    let read: Value = desk
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource').filter(e => /\\/api\\/v1\\/(dispatches|tickets)\\?/.test(e.name)).reduce((n, e) => n + e.decodedBodySize, 0);",
+            vec![],
+        )
+        .await
+        .expect("sizes");
+    let me = app.get("/api/v1/me", &demo.dept).await.expect(200);
+    let department = me["department_id"].as_str().expect("department");
+    let (mut before, mut cursor) = (0, String::new());
+    for _ in 0..2 {
+        let page = app
+            .client
+            .get(app.url(&format!("/api/v1/tickets?department={department}&view=full&limit=200{cursor}")))
+            .bearer_auth(&demo.dept)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("body");
+        before += page.len();
+        let next: Value = serde_json::from_str(&page).expect("json");
+        cursor = format!("&cursor={}", next["next_cursor"].as_str().unwrap_or_default());
+    }
+    println!("the inbox of 401 read {read} bytes; two pages of full tickets (400) are {before} bytes");
     let log = desk.log().await;
     desk.end().await;
     assert!(errors(&log).is_empty(), "console errors: {:#?}", errors(&log));
