@@ -1,7 +1,7 @@
 // The console's shell: login, the navigation each role sees, and the hash routes.
 // Routes hold only ids, never personal data: #/file, #/mine, #/ticket/<id>, #/inbox, #/queue, #/dashboard.
 
-import { api, ApiError } from './api.js';
+import { api, ApiError, OfflineError } from './api.js';
 import { h, show, field, clear, toast, errorBox } from './dom.js';
 import { ROLE } from './format.js';
 import { currentToken, currentUser, setCurrentUser, startSession, expireSession, onSessionEnd, expiresAt } from './session.js';
@@ -10,7 +10,7 @@ import { fileForm, myTickets } from './worker.js';
 import { inbox } from './clerk.js';
 import { queue } from './dispatcher.js';
 import { dashboard } from './supervisor.js';
-import { ticketPage } from './ticket.js';
+import { ticketPage, forgetReference } from './ticket.js';
 
 const START = {
   grid_worker: '#/file', department_staff: '#/inbox', dispatcher: '#/queue', supervisor: '#/dashboard', admin: '#/dashboard',
@@ -80,6 +80,7 @@ async function logout() {
   if (waiting > 0) await outbox.clearAll();
   try { await api('POST', '/auth/logout', { body: {} }); } catch (_) { /* the token ends here either way */ }
   loggingOut = true;
+  forgetReference();
   expireSession();
   loggingOut = false;
   location.hash = '';
@@ -87,7 +88,15 @@ async function logout() {
 }
 
 async function enter() {
-  const { data } = await api('GET', '/me');
+  let data;
+  try {
+    ({ data } = await api('GET', '/me'));
+  } catch (error) {
+    // Opened without network (the service worker served the page): the tab's session still
+    // knows who this is, enough for the filing page and its offline queue.
+    if (!(error instanceof OfflineError) || !currentUser()) throw error;
+    data = currentUser();
+  }
   setCurrentUser(data);
   renderHeader();
   if (!sending) { sending = true; outbox.startSending(); }
@@ -118,7 +127,7 @@ async function route() {
 }
 
 window.addEventListener('hashchange', route);
-onSessionEnd(() => { if (!loggingOut) loginPage('登录已过期，请重新登录'); });
+onSessionEnd(() => { forgetReference(); if (!loggingOut) loginPage('登录已过期，请重新登录'); });
 
 // Keep the session alive while the tab is open: refresh the token when half its life is gone.
 setInterval(async () => {
@@ -143,7 +152,13 @@ window.addEventListener('offline', showNetwork);
 (async function start() {
   showNetwork();
   if (currentToken()) {
-    try { await enter(); return; } catch (_) { expireSession(); }
+    try { await enter(); return; } catch (error) { if (!(error instanceof OfflineError)) expireSession(); }
   }
-  loginPage();
+  loginPage(navigator.onLine ? undefined : '离线：登录需要网络');
 }());
+
+// The app shell for opening the console without network (sw.js); a browser without service
+// workers (or an insecure origin) simply works online only.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/console/sw.js', { scope: '/console/' }).catch(() => {});
+}

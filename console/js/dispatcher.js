@@ -21,7 +21,9 @@ export async function queue(me) {
 
   async function refresh() {
     try {
-      const [filed, arbitration] = await Promise.all([all('/tickets', { ...scope, status: 'filed' }, 2), all('/tickets', { ...scope, needs_arbitration: true }, 1)]);
+      // The full shape: the queue splits by return count and flags arbitration.
+      const full = { ...scope, view: 'full' };
+      const [filed, arbitration] = await Promise.all([all('/tickets', { ...full, status: 'filed' }, 2), all('/tickets', { ...full, needs_arbitration: true }, 1)]);
       const fresh = filed.filter((t) => t.return_count === 0);
       const returned = filed.filter((t) => t.return_count > 0);
       clear(box);

@@ -1,7 +1,7 @@
 // One ticket: what it is, its clocks, its dispatches and timeline, and the actions the
 // viewer's role may take on it (the server decides; buttons only appear where they can work).
 
-import { api, all, get, capabilities } from './api.js';
+import { api, all, get, capabilities, OfflineError } from './api.js';
 import { h, show, field, toast, errorBox, clear } from './dom.js';
 import {
   when, countdown, clockState, CLOCK, CLOCK_STATE, TICKET_STATUS, DISPATCH_STATUS, PRIORITY, SCORE, EVENT, word,
@@ -9,14 +9,28 @@ import {
 import { currentUser } from './session.js';
 
 let cached = null;
-/** Categories, departments and grids in the viewer's reach: reference data, kept in memory. */
+const REFERENCE_KEY = 'gridwhistle.reference';
+/**
+ * Categories, departments and grids in the viewer's reach: reference data, kept in memory, and
+ * a copy (ids and names, no personal data) in the tab's sessionStorage so the filing page
+ * opens without network too.
+ */
 export async function reference() {
   if (!cached) {
     const me = currentUser();
-    const [categories, departments, grids] = await Promise.all([
-      all('/categories', {}, 1), all('/departments', {}, 1),
-      all('/grid-units', me && me.unit_id ? { level: 'grid', under: me.unit_id } : { level: 'grid' }, 2),
-    ]);
+    let categories; let departments; let grids;
+    try {
+      [categories, departments, grids] = await Promise.all([
+        all('/categories', {}, 1), all('/departments', {}, 1),
+        all('/grid-units', me && me.unit_id ? { level: 'grid', under: me.unit_id } : { level: 'grid' }, 2),
+      ]);
+      const slim = (xs) => xs.map(({ id, name, active }) => ({ id, name, active }));
+      sessionStorage.setItem(REFERENCE_KEY, JSON.stringify({ categories: slim(categories), departments: slim(departments), grids: slim(grids) }));
+    } catch (error) {
+      const kept = error instanceof OfflineError && JSON.parse(sessionStorage.getItem(REFERENCE_KEY) || 'null');
+      if (!kept) throw error;
+      ({ categories, departments, grids } = kept);
+    }
     cached = {
       categories, departments, grids,
       category: Object.fromEntries(categories.map((c) => [c.id, c])),
@@ -26,7 +40,7 @@ export async function reference() {
   }
   return cached;
 }
-export function forgetReference() { cached = null; }
+export function forgetReference() { cached = null; sessionStorage.removeItem(REFERENCE_KEY); }
 
 export function clockBadge(clock, now = Date.now()) {
   const state = clockState(clock, now);
@@ -101,6 +115,13 @@ export async function ticketPage(me, id) {
       const c = await get(`/tickets/${id}/contact`, { reason: reason.value });
       document.getElementById('contact').textContent = `${c.name || '—'} ${c.phone || ''} ${c.address || ''}`;
     })));
+  }
+
+  const images = (t.attachments || []).filter((a) => a.id && a.content_type && a.content_type.startsWith('image/'));
+  const shown = [];
+  if (images.length) {
+    parts.push(h('section', { class: 'card', id: 'attachments' }, h('h2', {}, `照片（${images.length}）`),
+      h('ul', { class: 'photo-grid' }, images.map((a) => h('li', {}, photo(a, shown))))));
   }
 
   if (t.sla && t.sla.length) {
@@ -202,7 +223,33 @@ export async function ticketPage(me, id) {
     h('time', { datetime: e.at }, when(e.at)), ' ', h('strong', {}, word(EVENT, e.kind)), describe(e, dept))))));
 
   show(...parts);
-  return tickCountdowns();
+  const stopTicking = tickCountdowns();
+  return () => { stopTicking(); shown.forEach((url) => URL.revokeObjectURL(url)); };
+}
+
+/**
+ * One photo of the ticket: its thumbnail, and the picture itself on a tap. Both are read with
+ * the bearer token (an <img src> could not send it) and shown from a blob: URL, which the
+ * page's policy allows (`img-src blob:`); `urls` collects them to be released on leaving.
+ */
+function photo(a, urls) {
+  const label = `${a.kind === 'after' ? '办结照片' : '现场照片'} ${when(a.uploaded_at)}`;
+  const img = h('img', { alt: label, width: a.width && a.width < 320 ? a.width : null });
+  const load = async (path) => {
+    try {
+      const blob = await (await api('GET', path, { raw: true, accept: 'image/*' })).blob();
+      const url = URL.createObjectURL(blob);
+      urls.push(url);
+      img.src = url;
+    } catch (error) {
+      img.replaceWith(h('span', { class: 'muted' }, `照片无法显示：${error.message}`));
+    }
+  };
+  load(`/attachments/${a.id}/thumbnail`);
+  let full = false;
+  const button = h('button', { type: 'button', class: 'photo', 'aria-label': `${label}（点按查看原图）` }, img);
+  button.addEventListener('click', () => { if (!full) { full = true; load(`/attachments/${a.id}`); } });
+  return h('figure', {}, button, h('figcaption', { class: 'muted' }, label));
 }
 
 function describe(e, dept) {

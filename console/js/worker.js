@@ -167,7 +167,8 @@ export async function myTickets(me) {
   let tickets = [];
   const listBox = h('div', { id: 'my-tickets' });
   try {
-    tickets = (await all('/tickets', {}, 2)).filter((t) => t.filed_by === me.id);
+    // The full shape: the list is filtered by filer and shows the rating.
+    tickets = (await all('/tickets', { view: 'full' }, 2)).filter((t) => t.filed_by === me.id);
   } catch (error) {
     listBox.append(errorBox(error));
   }

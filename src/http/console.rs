@@ -7,6 +7,10 @@
 //! permissions; this module only serves its files. Every answer carries a strict
 //! `Content-Security-Policy`: scripts and styles from this origin only (no inline script, no
 //! inline style attribute), connections to this origin only, and no framing.
+//!
+//! `sw.js`, the service worker that keeps the app shell for opening the console without
+//! network, is served from `/console/sw.js`, so its scope is `/console/` without a
+//! `Service-Worker-Allowed` header; it never keeps API answers.
 
 use std::sync::OnceLock;
 
@@ -21,9 +25,10 @@ use actix_web::{
 use sha2::{Digest, Sha256};
 
 /// The policy on every console answer. `img-src` allows `blob:`/`data:` for the camera's
-/// preview of a photo; `connect-src 'self'` keeps the API (and the event stream) on this origin.
+/// preview of a photo; `connect-src 'self'` keeps the API (and the event stream) on this origin;
+/// `worker-src 'self'` admits our service worker and nothing else.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
+img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; worker-src 'self'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// One file of the console: its path under `/console/`, its media type, whether it may be kept
@@ -60,6 +65,7 @@ static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
+    asset!("sw.js", JS),
     asset!("js/app.js", JS),
     asset!("js/api.js", JS),
     asset!("js/dom.js", JS),
@@ -164,6 +170,18 @@ mod tests {
                 _ => "text/plain",
             };
             assert!(a.content_type.starts_with(expected), "{} served as {}", a.path, a.content_type);
+        }
+    }
+
+    #[test]
+    fn the_service_worker_keeps_every_file_the_console_runs_on() {
+        let worker = ASSETS.iter().find(|a| a.path == "sw.js").map(|a| String::from_utf8_lossy(a.bytes));
+        let worker = worker.expect("sw.js is served");
+        for a in
+            ASSETS.iter().filter(|a| !a.path.contains("LICENSE") && !a.path.ends_with("NOTICE") && a.path != "sw.js")
+        {
+            let path = if a.path == "index.html" { "/console/".to_owned() } else { format!("/console/{}", a.path) };
+            assert!(worker.contains(&format!("'{path}'")), "sw.js does not keep {path}");
         }
     }
 
