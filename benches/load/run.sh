@@ -15,7 +15,7 @@
 # BIN=path/to/gridwhistle measures another build (e.g. the branch base) against the same data:
 # each run re-creates bench_load and lets its binary migrate it and seed the demo set, so an
 # older build gets its own schema (it refuses a database migrated by a newer one) and the same
-# generated rows (the generator's random() is seeded).
+# random draws from the generator (its random() is seeded; ticket ids stay random UUIDs).
 set -euo pipefail
 BIN=${BIN:+$(realpath "$BIN")}
 cd "$(dirname "$0")/../.."
@@ -44,8 +44,10 @@ fi
 
 OHA="$TARGET/tools/bin/oha"
 if [ ! -x "$OHA" ]; then
-  echo "installing oha into $TARGET/tools (once, a few minutes)"
-  cargo install oha --locked --version 1.16.0 --root "$TARGET/tools" --quiet
+  echo "installing oha into $TARGET/tools (once; minutes, far more on a busy machine)"
+  # A build folder of its own, kept until the install succeeds: an interrupted install resumes.
+  CARGO_TARGET_DIR="$TARGET/tools/build" cargo install oha --locked --version 1.16.0 --root "$TARGET/tools" --quiet
+  rm -rf "$TARGET/tools/build"
 fi
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet --bin gridwhistle
@@ -56,7 +58,7 @@ psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DA
 export GRIDWHISTLE_DATABASE_URL="$URL" GRIDWHISTLE_LOG__LEVEL=warn
 "$BIN" seed-demo > /dev/null
 started=$(date +%s)
-# One session: the seed holds for the generator's random(), so every build gets the same rows.
+# One session, so the seed holds for the generator's random(): every build gets the same draws.
 psql -q "$URL" -v n="$TICKETS" -c "SELECT setseed(0.15)" -f benches/reports/generate.sql > /dev/null
 # The department inbox of demo-dept: the open dispatches of the data set are its department's.
 psql -q "$URL" -c "UPDATE dispatches SET department_id = (SELECT department_id FROM users WHERE username = 'demo-dept')
