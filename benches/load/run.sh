@@ -12,8 +12,12 @@
 #   4. the statements of one read and one list page run directly with pgbench (8 clients):
 #      the database's own limit, and the API's throughput as a ratio of it.
 # Figures on a machine shared with builds move a lot: run it twice and compare ratios.
-# BIN=path/to/gridwhistle measures another build (e.g. the branch base) against the same data.
+# BIN=path/to/gridwhistle measures another build (e.g. the branch base) against the same data:
+# each run re-creates bench_load and lets its binary migrate it and seed the demo set, so an
+# older build gets its own schema (it refuses a database migrated by a newer one) and the same
+# random draws from the generator (its random() is seeded; ticket ids stay random UUIDs).
 set -euo pipefail
+BIN=${BIN:+$(realpath "$BIN")}
 cd "$(dirname "$0")/../.."
 ADMIN_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 TICKETS=${TICKETS:-100000}
@@ -28,10 +32,22 @@ TARGET=${CARGO_TARGET_DIR:-target}
 WORK="$TARGET/bench-load"
 mkdir -p "$WORK"
 
+# Debian packages the script calls; installed when missing (the benchmark machine is root).
+missing=()
+for tool in jq:jq pgbench:postgresql-client psql:postgresql-client bc:bc curl:curl; do
+  command -v "${tool%%:*}" > /dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} with apt-get"
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+
 OHA="$TARGET/tools/bin/oha"
 if [ ! -x "$OHA" ]; then
-  echo "installing oha into $TARGET/tools (once, a few minutes)"
-  cargo install oha --locked --version 1.16.0 --root "$TARGET/tools" --quiet
+  echo "installing oha into $TARGET/tools (once; minutes, far more on a busy machine)"
+  # A build folder of its own, kept until the install succeeds: an interrupted install resumes.
+  CARGO_TARGET_DIR="$TARGET/tools/build" cargo install oha --locked --version 1.16.0 --root "$TARGET/tools" --quiet
+  rm -rf "$TARGET/tools/build"
 fi
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet --bin gridwhistle
@@ -42,7 +58,8 @@ psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DA
 export GRIDWHISTLE_DATABASE_URL="$URL" GRIDWHISTLE_LOG__LEVEL=warn
 "$BIN" seed-demo > /dev/null
 started=$(date +%s)
-psql -q "$URL" -v n="$TICKETS" -f benches/reports/generate.sql
+# One session, so the seed holds for the generator's random(): every build gets the same draws.
+psql -q "$URL" -v n="$TICKETS" -c "SELECT setseed(0.15)" -f benches/reports/generate.sql > /dev/null
 # The department inbox of demo-dept: the open dispatches of the data set are its department's.
 psql -q "$URL" -c "UPDATE dispatches SET department_id = (SELECT department_id FROM users WHERE username = 'demo-dept')
                    WHERE status IN ('pending', 'acknowledged')" -c "ANALYZE"
@@ -52,8 +69,11 @@ echo "loaded $TICKETS tickets in $(( $(date +%s) - started )) s"
 GRIDWHISTLE_HTTP__PORT=$PORT GRIDWHISTLE_SECURITY__FILING_PER_MINUTE_PER_TOKEN=1000000 \
   GRIDWHISTLE_SECURITY__LOGIN_PER_MINUTE_PER_IP=1000000 "$BIN" serve > "$WORK/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+# Wait for the exit, so a run straight after this one finds the port free.
+trap 'kill $server 2>/dev/null && wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do curl -sf "$BASE/readyz" > /dev/null && break; sleep 0.2; done
+curl -sf "$BASE/readyz" > /dev/null || { echo "the server did not get ready:"; tail "$WORK/server.log"; exit 1; }
+echo "measuring $BIN"
 
 token() {
   curl -s "$BASE/api/v1/auth/token" -H 'content-type: application/json' \
@@ -92,9 +112,11 @@ closed_loop() { # name token urls-file
   local rps n
   rps=$(json_field '.summary.requestsPerSec' "$WORK/$1.json")
   n=$(jq '[.statusCodeDistribution[]] | add' "$WORK/$1.json")
-  printf '%-14s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %.3f ms/req  (%s)\n' "$1" "$rps" \
+  printf '%-12s %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  server CPU %.3f ms/req  (%s)\n' \
+    "$1" "$rps" \
     "$(json_field '.latencyPercentiles.p50 * 1000' "$WORK/$1.json")" \
     "$(json_field '.latencyPercentiles.p99 * 1000' "$WORK/$1.json")" \
+    "$(json_field '.latencyPercentiles["p99.9"] * 1000' "$WORK/$1.json")" \
     "$(echo "scale=6; ($after - $before) * 1000 / $hz / $n" | bc)" \
     "$(jq -c '.statusCodeDistribution' "$WORK/$1.json")"
   echo "$rps" > "$WORK/$1.rps"
@@ -110,13 +132,15 @@ gz=$(curl -s -H "authorization: Bearer $SUPERVISOR" -H 'accept-encoding: gzip' "
 echo "list page of 50: $bytes bytes, $gz bytes with Accept-Encoding: gzip"
 
 echo "== mixed scenario: $RATE req/s for ${DURATION}s (70 % lists/inbox, 20 % reads, 10 % writes)"
-rm -f "$WORK"/mixed-*.db
+rm -f "$WORK"/mixed-*
+streams=()
 stream() { # name rate token urls-file [oha args…]
   local name=$1 rate=$2 tok=$3 urls=$4
   shift 4
   "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$rate" --latency-correction -c 64 \
     --urls-from-file "$urls" -H "authorization: Bearer $tok" --db-url "$WORK/mixed-$name.db" "$@" \
-    > "$WORK/mixed-$name.json" &
+    > "$WORK/mixed-$name.json" 2> "$WORK/mixed-$name.err" &
+  streams+=($!)
 }
 r() { echo "scale=2; $RATE * $1" | bc; }
 before=$(cpu_ticks)
@@ -131,11 +155,13 @@ stream file "$(r 0.04)" "$GRID" "$WORK/file.txt" -m POST -T application/json \
   -d "{\"category_id\":\"$category\",\"title\":\"压测：路灯不亮\",\"description\":\"压测\",\"grid_unit_id\":\"$grid\",\"attachments\":[]}"
 stream acknowledge "$(r 0.03)" "$DEPT" "$WORK/ack.txt" -m POST -T application/json -d '{}'
 stream resolve "$(r 0.03)" "$DEPT" "$WORK/resolve.txt" -m POST -T application/json -d '{"reply":"已修复"}'
-wait $(jobs -p | grep -v "^$server$") 2>/dev/null || true
+# Only the streams: a bare `wait` would wait for the server too, for ever.
+wait "${streams[@]}"
 after=$(cpu_ticks)
 
-# Every request of every stream, for percentiles over the whole mix. oha stores the
-# successful requests; latency counts from the intended start (no coordinated omission).
+# Every request of every stream, for percentiles over the whole mix. oha stores every answered
+# request (any status; connection errors are left out); latency counts from the intended start
+# (no coordinated omission).
 python3 - "$WORK" "$DURATION" "$(echo "scale=6; ($after - $before) * 1000 / $hz" | bc)" <<'PY'
 import glob, json, sqlite3, sys
 work, duration, cpu_ms = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
@@ -151,8 +177,8 @@ for path in sorted(glob.glob(f"{work}/mixed-*.json")):
 durations.sort()
 n = len(durations)
 pick = lambda p: durations[min(n - 1, int(p * n))] * 1000
-print(f"mixed: {total} requests ({n} successful), {total / duration:.0f} req/s, p50 {pick(0.5):.2f} ms, "
-      f"p99 {pick(0.99):.2f} ms, p99.9 {pick(0.999):.2f} ms (successful), server CPU {cpu_ms / total:.3f} ms/req")
+print(f"mixed: {total} requests ({n} answered), {total / duration:.0f} req/s, p50 {pick(0.5):.2f} ms, "
+      f"p99 {pick(0.99):.2f} ms, p99.9 {pick(0.999):.2f} ms (answered), server CPU {cpu_ms / total:.3f} ms/req")
 print("  status codes per stream:", json.dumps(by_stream))
 PY
 
@@ -178,7 +204,9 @@ WITH page AS (SELECT t.*, g.path AS unit_path FROM tickets t LEFT JOIN grid_unit
 SELECT p.id, d.id, c.id FROM page p LEFT JOIN dispatches d ON d.ticket_id = p.id LEFT JOIN sla_clocks c ON c.ticket_id = p.id;
 SQL
 for kind in read list; do
-  tps=$(pgbench -n -c 8 -j 2 -T "$CLOSED" -f "$WORK/$kind.sql" "$URL" 2>/dev/null | awk '/^tps/ {print $3}')
+  pgbench -n -c 8 -j 2 -T "$CLOSED" -f "$WORK/$kind.sql" "$URL" > "$WORK/pgbench-$kind.txt" 2>&1 ||
+    { cat "$WORK/pgbench-$kind.txt"; exit 1; }
+  tps=$(awk '/^tps/ {print $3}' "$WORK/pgbench-$kind.txt")
   api=$(cat "$WORK/$([ $kind = read ] && echo single_read || echo list_page).rps")
   printf 'pgbench %-5s %8.0f tx/s   API / pgbench = %.2f\n' "$kind" "$tps" "$(echo "scale=4; $api / $tps" | bc)"
 done
