@@ -1,7 +1,8 @@
 //! Clean-up nobody should have to remember: tokens that expired or were revoked a week ago,
 //! idempotency keys older than a week (phones retry within minutes, not days), and failed
 //! logins under names that have been quiet and unlocked for a week; uploads never attached
-//! (after `uploads.unattached_ttl`) and stored objects no upload names.
+//! (after `uploads.unattached_ttl`) and stored objects no upload names; finished webhook
+//! deliveries after `webhooks.keep_deliveries`.
 
 use chrono::Duration;
 use entities::{api_token, idempotency_key};
@@ -12,7 +13,7 @@ use crate::{context::AppContext, error::AppResult};
 const KEEP: Duration = Duration::days(7);
 
 /// Deletes what is past keeping; returns how many records (tokens, idempotency keys, failed-login
-/// counts) went.
+/// counts, uploads, sensor receipts, webhook deliveries) went.
 pub async fn run(ctx: &AppContext) -> AppResult<u64> {
     let before = ctx.clock.now() - KEEP;
     let tokens = api_token::Entity::delete_many()
@@ -33,5 +34,6 @@ pub async fn run(ctx: &AppContext) -> AppResult<u64> {
     let windows = crate::limits::forget_old_windows(&ctx.db, ctx.clock.now()).await?;
     tracing::debug!(windows, "old rate-limit windows cleared");
     let uploads = crate::service::uploads::forget_unattached(ctx).await?;
-    Ok(tokens + keys + login_failures + uploads + receipts)
+    let deliveries = crate::service::webhooks::forget_old_deliveries(ctx).await?;
+    Ok(tokens + keys + login_failures + uploads + receipts + deliveries)
 }
