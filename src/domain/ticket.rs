@@ -376,42 +376,54 @@ pub fn holds_responsibility(role: &str, status: &str) -> bool {
 
 /// The timeline's event kinds.
 pub mod event {
-    pub const FILED: &str = "filed";
-    pub const DISPATCHED: &str = "dispatched";
-    pub const WHISTLED: &str = "whistled";
-    pub const ACKNOWLEDGED: &str = "acknowledged";
-    pub const WORK_STARTED: &str = "work_started";
-    pub const RETURNED: &str = "returned";
-    pub const ARBITRATION_REQUESTED: &str = "arbitration_requested";
-    pub const RETURN_REJECTED: &str = "return_rejected";
-    pub const PROGRESS: &str = "progress";
-    pub const DISPATCH_RESOLVED: &str = "dispatch_resolved";
-    pub const RESOLVED: &str = "resolved";
-    pub const RATED: &str = "rated";
-    pub const REOPENED: &str = "reopened";
-    pub const CLOSED: &str = "closed";
-    pub const AUTO_CLOSED: &str = "auto_closed";
-    pub const CANCELLED: &str = "cancelled";
-    pub const SLA_WARNING: &str = "sla_warning";
-    pub const SLA_BREACHED: &str = "sla_breached";
-    pub const ESCALATED: &str = "escalated";
-    pub const SUPERVISION_ORDERED: &str = "supervision_ordered";
-    pub const SUPERVISION_REPLIED: &str = "supervision_replied";
-    pub const EXTENSION_REQUESTED: &str = "extension_requested";
-    pub const EXTENSION_DECIDED: &str = "extension_decided";
-    pub const PERSONAL_DATA_ERASED: &str = "personal_data_erased";
-    /// Photos or documents attached (at filing, or as a department's evidence).
-    pub const ATTACHMENTS_ADDED: &str = "attachments_added";
-    /// Resident-supplied attachments removed with an erasure of personal data.
-    pub const ATTACHMENTS_ERASED: &str = "attachments_erased";
-    /// On the duplicate: it was merged into another ticket (并单).
-    pub const MERGED: &str = "merged";
-    /// On the survivor: a duplicate was merged into it.
-    pub const DUPLICATE_MERGED: &str = "duplicate_merged";
-    /// A sensor alarm on a ticket the device's alarm filed (the first one included).
-    pub const SENSOR_ALARM: &str = "sensor_alarm";
-    /// The sensor reports the condition over; a person still resolves the ticket.
-    pub const SENSOR_CLEAR: &str = "sensor_clear";
-    /// A silent device was heard from again.
-    pub const SENSOR_ONLINE: &str = "sensor_online";
+    /// Declares each kind and `ALL` together, so a new kind cannot be missing from the list
+    /// that the event stream's `?kind=` and webhook subscriptions accept.
+    macro_rules! kinds {
+        ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
+            $($(#[$doc])* pub const $name: &str = $value;)*
+            /// Every kind, in declaration order.
+            pub const ALL: &[&str] = &[$($name),*];
+        };
+    }
+
+    kinds! {
+        FILED = "filed";
+        DISPATCHED = "dispatched";
+        WHISTLED = "whistled";
+        ACKNOWLEDGED = "acknowledged";
+        WORK_STARTED = "work_started";
+        RETURNED = "returned";
+        ARBITRATION_REQUESTED = "arbitration_requested";
+        RETURN_REJECTED = "return_rejected";
+        PROGRESS = "progress";
+        DISPATCH_RESOLVED = "dispatch_resolved";
+        RESOLVED = "resolved";
+        RATED = "rated";
+        REOPENED = "reopened";
+        CLOSED = "closed";
+        AUTO_CLOSED = "auto_closed";
+        CANCELLED = "cancelled";
+        SLA_WARNING = "sla_warning";
+        SLA_BREACHED = "sla_breached";
+        ESCALATED = "escalated";
+        SUPERVISION_ORDERED = "supervision_ordered";
+        SUPERVISION_REPLIED = "supervision_replied";
+        EXTENSION_REQUESTED = "extension_requested";
+        EXTENSION_DECIDED = "extension_decided";
+        PERSONAL_DATA_ERASED = "personal_data_erased";
+        /// Photos or documents attached (at filing, or as a department's evidence).
+        ATTACHMENTS_ADDED = "attachments_added";
+        /// Resident-supplied attachments removed with an erasure of personal data.
+        ATTACHMENTS_ERASED = "attachments_erased";
+        /// On the duplicate: it was merged into another ticket (并单).
+        MERGED = "merged";
+        /// On the survivor: a duplicate was merged into it.
+        DUPLICATE_MERGED = "duplicate_merged";
+        /// A sensor alarm on a ticket the device's alarm filed (the first one included).
+        SENSOR_ALARM = "sensor_alarm";
+        /// The sensor reports the condition over; a person still resolves the ticket.
+        SENSOR_CLEAR = "sensor_clear";
+        /// A silent device was heard from again.
+        SENSOR_ONLINE = "sensor_online";
+    }
 }

@@ -30,33 +30,8 @@ use crate::{
     service::audit::{self, Entry},
 };
 
-/// Every event kind a subscription may name.
-pub const EVENT_KINDS: &[&str] = &[
-    event::FILED,
-    event::DISPATCHED,
-    event::WHISTLED,
-    event::ACKNOWLEDGED,
-    event::WORK_STARTED,
-    event::RETURNED,
-    event::ARBITRATION_REQUESTED,
-    event::RETURN_REJECTED,
-    event::PROGRESS,
-    event::DISPATCH_RESOLVED,
-    event::RESOLVED,
-    event::RATED,
-    event::REOPENED,
-    event::CLOSED,
-    event::AUTO_CLOSED,
-    event::CANCELLED,
-    event::SLA_WARNING,
-    event::SLA_BREACHED,
-    event::ESCALATED,
-    event::SUPERVISION_ORDERED,
-    event::SUPERVISION_REPLIED,
-    event::EXTENSION_REQUESTED,
-    event::EXTENSION_DECIDED,
-    event::PERSONAL_DATA_ERASED,
-];
+/// Every event kind a subscription may name: every kind of the timeline.
+pub const EVENT_KINDS: &[&str] = event::ALL;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

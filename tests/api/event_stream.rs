@@ -388,3 +388,36 @@ async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
         }
     }
 }
+
+/// Kinds added after the first list (merges, attachments, sensors) are delivered on the stream,
+/// so the stream's filter and webhook subscriptions must accept them too.
+#[tokio::test]
+async fn every_kind_the_timeline_records_can_be_followed_and_subscribed_to() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let later_kinds = [
+            "merged",
+            "duplicate_merged",
+            "attachments_added",
+            "attachments_erased",
+            "sensor_alarm",
+            "sensor_clear",
+            "sensor_online",
+        ];
+        // Two sessions: one holds at most `event_stream.max_streams_per_session` (5) streams.
+        for (n, kind) in later_kinds.iter().enumerate() {
+            let session = if n < 4 { &demo.admin } else { &demo.supervisor };
+            Sse::open(&app.address, Some(session), &format!("?kind={kind}"), None).await;
+        }
+        let subscribed = app
+            .post(
+                "/api/v1/webhooks",
+                &demo.admin,
+                json!({"url": "https://receiver.example.org/hook", "event_kinds": later_kinds}),
+            )
+            .await
+            .expect(201);
+        assert!(subscribed["id"].is_string(), "{subscribed}");
+    })
+    .await;
+}

@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, backends, spawn_app, spawn_app_with, ticket_body};
+use crate::helpers::{Backend, TestApp, backends, spawn_app, spawn_app_with, ticket_body, with_declared_size};
 
 // ---- test files --------------------------------------------------------------------------
 
@@ -105,24 +105,7 @@ fn phone_jpeg() -> Vec<u8> {
 
 /// A PNG whose header claims 100000×100000 pixels: a decompression bomb's calling card.
 fn bomb_png() -> Vec<u8> {
-    let mut bytes = png();
-    // IHDR data starts at 16: width, height (big-endian); its CRC covers type + data (12..29).
-    bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-    bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-    let crc = crc32(&bytes[12..29]);
-    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-    bytes
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+    with_declared_size(png(), 100_000, 100_000)
 }
 
 // ---- helpers -------------------------------------------------------------------------------

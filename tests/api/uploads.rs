@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Reply, TestApp, each_backend};
+use crate::helpers::{Reply, TestApp, each_backend, with_declared_size};
 
 fn png() -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
@@ -16,25 +16,9 @@ fn png() -> Vec<u8> {
     out.into_inner()
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 /// A small PNG whose header declares `width`×`height`.
 fn png_declaring(width: u32, height: u32) -> Vec<u8> {
-    let mut bytes = png();
-    bytes[16..20].copy_from_slice(&width.to_be_bytes());
-    bytes[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32(&bytes[12..29]);
-    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-    bytes
+    with_declared_size(png(), width, height)
 }
 
 async fn reply(response: reqwest::Response) -> Reply {

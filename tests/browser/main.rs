@@ -21,7 +21,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU16, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -54,12 +54,19 @@ impl Drop for Browser {
     }
 }
 
+/// A port for one chromedriver, never handed to two browsers of this run. Probing for a free
+/// port and releasing it let two tests running at once pick the same one: the second driver
+/// could not bind, the second test drove the first one's browser, and whichever ended first
+/// killed the other's session ("invalid session id").
 fn free_port() -> u16 {
-    // Ports of this work's own range first (56440-56459), else any free one.
-    (56440..56460)
-        .chain(std::iter::once(0))
-        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().and_then(|l| l.local_addr().ok()).map(|a| a.port()))
-        .expect("a free port")
+    static NEXT: AtomicU16 = AtomicU16::new(56440);
+    for _ in 0..1000 {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from 56440 on");
 }
 
 impl Browser {
@@ -80,10 +87,13 @@ impl Browser {
         let webdriver = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let started = Instant::now();
+        let mut driver = driver;
         while http.get(format!("{webdriver}/status")).send().await.is_err() {
             assert!(started.elapsed() < PATIENCE, "chromedriver did not answer");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Answering is not enough: it must be our driver that answers, not one that held the port.
+        assert!(matches!(driver.try_wait(), Ok(None)), "chromedriver on port {port} exited (port taken?)");
         let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({
             "browserName": "chrome",
