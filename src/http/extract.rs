@@ -426,14 +426,16 @@ impl FromRequest for IdempotencyKey {
     }
 }
 
-/// The client's address: the peer, or with `security.trust_forwarded_for` the first
-/// X-Forwarded-For entry a proxy set.
+/// The client's address: the peer, or with `security.trust_forwarded_for` the last
+/// X-Forwarded-For entry — the one the proxy in front of us added. Earlier entries are
+/// whatever the client sent (a proxy that appends keeps them), so trusting the first would let
+/// a client pick its address and step around every per-address limit.
 pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<std::net::IpAddr> {
     if trust_forwarded_for
-        && let Some(forwarded) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = forwarded.split(',').next().and_then(|ip| ip.trim().parse().ok())
+        && let Some(forwarded) = req.headers().get_all("x-forwarded-for").last().and_then(|v| v.to_str().ok())
+        && let Some(last) = forwarded.rsplit(',').next().and_then(|ip| ip.trim().parse().ok())
     {
-        return Some(first);
+        return Some(last);
     }
     req.peer_addr().map(|addr| addr.ip())
 }
@@ -444,6 +446,27 @@ mod tests {
 
     use super::*;
     use crate::domain::validate::Lang;
+
+    /// Behind a proxy that appends (nginx `$proxy_add_x_forwarded_for`), only the last entry
+    /// is the proxy's own word; anything before it is whatever the client sent.
+    #[test]
+    fn the_client_address_is_the_entry_the_trusted_proxy_added() {
+        let peer: std::net::SocketAddr = "10.0.0.2:40000".parse().expect("peer");
+        let request = |header: Option<&str>| {
+            let mut req = actix_web::test::TestRequest::default().peer_addr(peer);
+            if let Some(value) = header {
+                req = req.insert_header(("x-forwarded-for", value));
+            }
+            req.to_http_request()
+        };
+        let ip = |text: &str| Some(text.parse::<std::net::IpAddr>().expect("ip"));
+        let spoofed = request(Some("203.0.113.9, 198.51.100.7"));
+        assert_eq!(client_ip(&spoofed, true), ip("198.51.100.7"), "a client-chosen first entry is not trusted");
+        assert_eq!(client_ip(&request(Some("198.51.100.7")), true), ip("198.51.100.7"));
+        assert_eq!(client_ip(&spoofed, false), ip("10.0.0.2"), "without trust, the peer");
+        assert_eq!(client_ip(&request(Some("not an address")), true), ip("10.0.0.2"), "garbage: the peer");
+        assert_eq!(client_ip(&request(None), true), ip("10.0.0.2"));
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
