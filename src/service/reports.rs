@@ -567,12 +567,11 @@ fn channel_key(text: &str) -> Option<Uuid> {
 async fn name_groups(ctx: &AppContext, q: &Query, request: &ReportRequest, groups: &mut Groups) -> AppResult<()> {
     let db = &ctx.db;
     let scope = &q.scope;
-    let within = |path: &str| match scope {
-        Scope::Everything => true,
-        Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } => {
-            path.starts_with(home.as_str()) || home.starts_with(path)
-        }
-        Scope::Department(_) | Scope::Nothing => false,
+    // A group is shown when it lies inside the jurisdiction or holds the caller's home (the
+    // caller sees part of it).
+    let within = |path: &str| {
+        unit_within(scope, path)
+            || matches!(scope, Scope::UnitPath(home) | Scope::FiledByOrUnitPath { path: home, .. } if home.starts_with(path))
     };
     let mut names: HashMap<Uuid, String> = HashMap::new();
     let in_filter = |path: &str| q.unit_path.as_deref().is_none_or(|f| path.starts_with(f) || f.starts_with(path));
