@@ -197,6 +197,10 @@ fn serve(listener: TcpListener, ctx: AppContext) -> std::io::Result<Server> {
             .default_service(web::to(http::problem::not_found))
     })
     .workers(workers)
+    // A compressed answer is chunked, and its last chunk is a second small write: with Nagle's
+    // algorithm on, it waited for the client's delayed ACK, 40 ms on every kept-alive request
+    // (benches/load: p50 42 ms for a 1 ms read). Every write goes out at once instead.
+    .tcp_nodelay(true)
     // Signals are the caller's (`main`), so a drain can announce itself before it stops accepting.
     .disable_signals()
     .shutdown_timeout(shutdown_timeout)

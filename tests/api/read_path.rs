@@ -288,3 +288,96 @@ async fn json_and_csv_are_compressed_for_clients_that_accept_it() {
     })
     .await;
 }
+
+/// The server's own end of `client` (a connection to this process's server): found among this
+/// process's descriptors as the socket whose peer is the client's address.
+fn server_end_of(client: &tokio::net::TcpStream) -> std::os::fd::RawFd {
+    use std::os::fd::BorrowedFd;
+    let client_address = client.local_addr().expect("client address");
+    for entry in std::fs::read_dir("/proc/self/fd").expect("this process's descriptors").flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<std::os::fd::RawFd>() else { continue };
+        // SAFETY: only borrowed for this check, while the server keeps the connection open (the
+        // client end is still open); a descriptor that is not a socket just fails peer_addr.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&borrowed);
+        if socket.peer_addr().ok().and_then(|peer| peer.as_socket()) == Some(client_address) {
+            return fd;
+        }
+    }
+    panic!("no server socket has the peer {client_address}");
+}
+
+/// A compressed answer is chunked and its last chunk goes out in a write of its own. With
+/// Nagle's algorithm on, that write waited for the client's delayed ACK: 40 ms on every request
+/// of a kept-alive connection (the load benchmark showed a 1 ms read at p50 42 ms). Timing it
+/// here would be flaky on a shared machine, so this checks the cause: the server's end of a
+/// connection has TCP_NODELAY set.
+#[tokio::test]
+async fn answers_are_not_held_back_for_the_clients_acknowledgement() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // Asynchronous I/O: the server runs on this test's runtime, which a blocking read would stop.
+    let mut client = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: gridwhistle\r\naccept-encoding: gzip\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = [0u8; 12];
+    client.read_exact(&mut answer).await.expect("status line");
+    assert_eq!(&answer, b"HTTP/1.1 200", "the server answered");
+    let server_end = server_end_of(&client);
+    // SAFETY: as above; the connection is still open.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(server_end) };
+    let socket = socket2::SockRef::from(&borrowed);
+    assert!(socket.tcp_nodelay().expect("TCP_NODELAY"), "the server's end of a connection has TCP_NODELAY");
+}
+
+/// PostgreSQL plans a prepared statement afresh on every execution until a generic plan (one
+/// made without the values) is as cheap as the custom ones. The rows hanging off a ticket are
+/// read by one wide UNION on every ticket read and list page; when its branches were joined to
+/// the other tables `ON $1 = $2`, the generic plan had to join them for real, so PostgreSQL
+/// kept planning it (~2 ms of database CPU per read, more than the read itself). Its generic
+/// plan must join nothing but a dispatch's department.
+#[tokio::test]
+async fn the_rows_of_a_ticket_are_read_by_a_statement_postgresql_plans_once() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        println!("skipped: needs TEST_DATABASE_URL (a PostgreSQL plan)");
+        return;
+    }
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let demo = app.demo().await;
+    let ids = tickets_with_history(&app, &demo).await;
+    let id: uuid::Uuid = ids[0].parse().expect("uuid");
+    let statement = gridwhistle::repo::ticket_reads::related_statement(sea_orm::DbBackend::Postgres, &[id]);
+    let values = statement.values.as_ref().map_or(0, |values| values.0.len());
+    // One connection for PREPARE, the plan mode and EXPLAIN.
+    let txn = app.ctx.db.begin().await.expect("begin");
+    txn.execute_unprepared(&format!("PREPARE related_rows AS {}", statement.sql)).await.expect("prepare");
+    txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan").await.expect("generic plans");
+    let arguments = vec![format!("'{id}'"); values].join(", ");
+    let plan = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("EXPLAIN (FORMAT JSON) EXECUTE related_rows({arguments})"),
+        ))
+        .await
+        .expect("explain")
+        .expect("a plan");
+    txn.rollback().await.expect("rollback");
+    let plan: Value = plan.try_get::<Value>("", "QUERY PLAN").expect("the plan as JSON");
+    fn joins(node: &Value, found: &mut Vec<String>) {
+        let kind = node["Node Type"].as_str().unwrap_or_default();
+        if ["Nested Loop", "Hash Join", "Merge Join"].contains(&kind) {
+            found.push(kind.to_owned());
+        }
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            joins(child, found);
+        }
+    }
+    let mut found = Vec::new();
+    joins(&plan[0]["Plan"], &mut found);
+    assert!(found.len() <= 1, "the generic plan joins only a dispatch's department, found {found:?} in {plan:#}");
+    assert_eq!(values, 4, "the ids are the statement's only values, once per branch: {}", statement.sql);
+}
