@@ -178,9 +178,28 @@ async fn lists_are_summaries_by_default_and_full_tickets_on_request() {
         assert_eq!(listed.as_ref().map(|t| &t["dispatches"]), Some(&single["dispatches"]));
         assert_eq!(listed.as_ref().map(|t| &t["resident"]), Some(&single["resident"]));
 
-        // Department staff see their own clocks only, in the summary as in the full read.
+        // Department staff see their own clocks only, in the summary as in the full read. A
+        // second department whistled in on ids[1] after 城管局 acknowledged: its acknowledge
+        // clock is the ticket's next deadline, but not for 城管局, which may not see that dispatch.
+        let public_security = app.id_by_code("departments", "XF-GAJ", &demo.admin).await;
+        let ticket = app.ticket(&ids[1], &demo.dispatcher).await;
+        let own = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
+        app.post(&format!("/api/v1/dispatches/{own}/acknowledge"), &demo.dept, json!({})).await.expect(200);
+        let whistle = json!({"department_ids": [public_security], "reason": "联合处置"});
+        app.post(&format!("/api/v1/tickets/{}/whistle", ids[1]), &demo.dispatcher, whistle).await.expect(200);
+        let ticket = app.ticket(&ids[1], &demo.dispatcher).await;
+        let summoned = app.dispatch_of(&ticket, "XF-GAJ", &demo.admin).await;
+        let next_of = |list: &Value| {
+            let items = list["items"].as_array().expect("items");
+            items.iter().find(|t| t["id"] == ids[1].as_str()).map(|t| t["next_deadline"].clone()).expect("listed")
+        };
+        let dispatchers = app.get("/api/v1/tickets?limit=50", &demo.dispatcher).await.expect(200);
+        assert_eq!(next_of(&dispatchers)["dispatch_id"], summoned.as_str(), "{dispatchers}");
         let dept = app.get("/api/v1/tickets?limit=50", &demo.dept).await.expect(200);
         assert_eq!(dept["items"].as_array().map(Vec::len), Some(3));
+        let departments = next_of(&dept);
+        assert!(departments.is_object(), "城管局's own clocks still run: {dept}");
+        assert_ne!(departments["dispatch_id"], summoned.as_str(), "{departments}");
         let problem = app.get("/api/v1/tickets?view=everything", &demo.dispatcher).await.problem(422);
         assert!(problem["errors"]["view"].is_string(), "{problem}");
     })

@@ -1,6 +1,7 @@
 //! The light list of tickets (the default of `GET /tickets`): what an inbox or a dashboard row
-//! shows, with the next deadline the viewer may see — read in the same two statements as the
-//! full list, but without the working-time arithmetic of every clock.
+//! shows, with the next deadline the viewer may see — read in two statements like the full
+//! list, the second only the running clocks (not every dispatch, clock, rating and upload),
+//! and without the working-time arithmetic of every clock.
 
 use chrono::{DateTime, Utc};
 use entities::ticket;
@@ -48,7 +49,7 @@ pub async fn list_summaries(
     let select = list_select(ctx, &viewer, filter).await?;
     let page = repo::ticket_reads::newest_first(&ctx.db, select, request).await?;
     let ids: Vec<Uuid> = page.items.iter().map(|row| row.ticket.id).collect();
-    let repo::ticket_reads::Related { dispatches, mut clocks, .. } = repo::ticket_reads::related(&ctx.db, &ids).await?;
+    let mut clocks = repo::ticket_reads::running_clocks(&ctx.db, &ids).await?;
     let own_department = own_department_only(caller);
     let now = ctx.clock.now();
     let items = page
@@ -57,19 +58,11 @@ pub async fn list_summaries(
         .map(|row| {
             let ticket = row.ticket;
             // Department staff see their own dispatches' clocks and the ticket's, as in a full read.
-            let readable: Vec<Uuid> = dispatches
-                .get(&ticket.id)
-                .into_iter()
-                .flatten()
-                .filter(|d| own_department.is_none_or(|own| d.department_id == own))
-                .map(|d| d.id)
-                .collect();
             let next_deadline = clocks
                 .remove(&ticket.id)
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|c| c.stopped_at.is_none())
-                .filter(|c| c.dispatch_id.is_none_or(|id| readable.contains(&id)))
+                .filter(|c| c.dispatch_id.is_none() || own_department.is_none_or(|own| c.department_id == Some(own)))
                 .min_by_key(|c| (c.due_at, c.id))
                 .map(|c| NextDeadline {
                     state: SlaState::at(now, c.warn_at, c.due_at),
