@@ -86,16 +86,7 @@ pub async fn stream(
     {
         return Err(AppError::invalid("kind", Message::OneOf(EVENT_KINDS.iter().map(|k| k.to_string()).collect())));
     }
-    let header = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or_default().trim());
-    let last_event_id = match header.or(q.last_event_id.as_deref().map(str::trim)) {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<Uuid>().map_err(|_| {
-            AppError::invalid(
-                "Last-Event-ID",
-                Message::said("应为此前收到的事件编号", "must be the id of an event received before"),
-            )
-        })?),
-    };
+    let last_event_id = last_event_id(&req, q.last_event_id.as_deref())?;
     // Held by the stream's task until it ends: a refused or failed opening gives it back at once.
     let slot = ctx.events.hold_stream(&ctx.settings.event_stream, &session)?;
     let filter = StreamFilter { kind: q.kind, ticket_id: q.ticket_id };
@@ -117,6 +108,24 @@ pub async fn stream(
         // Reverse proxies (nginx) pass each message on at once instead of buffering.
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
+}
+
+/// Where to resume: the `Last-Event-ID` header, else the `last_event_id` parameter; empty
+/// means from now. A malformed one is 422 naming the one the client sent — also a header that
+/// is not text at all, which would otherwise resume from now without a word.
+fn last_event_id(req: &HttpRequest, parameter: Option<&str>) -> AppResult<Option<Uuid>> {
+    let malformed = |name: &str| {
+        AppError::invalid(name, Message::said("应为此前收到的事件编号", "must be the id of an event received before"))
+    };
+    let (name, text) = match (req.headers().get("last-event-id"), parameter) {
+        (Some(header), _) => ("Last-Event-ID", header.to_str().map_err(|_| malformed("Last-Event-ID"))?),
+        (None, Some(text)) => ("last_event_id", text),
+        (None, None) => return Ok(None),
+    };
+    match text.trim() {
+        "" => Ok(None),
+        text => text.parse::<Uuid>().map(Some).map_err(|_| malformed(name)),
+    }
 }
 
 /// Whose stream it is and what it asks for; its place among the session's streams is given

@@ -389,6 +389,52 @@ async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
     }
 }
 
+/// A `Last-Event-ID` that is not an event id is refused naming what the client sent — the
+/// header, even when it is not text at all (it used to be ignored: no replay, no error), or
+/// the `last_event_id` parameter a new EventSource passes — in Chinese, and English on request.
+#[tokio::test]
+async fn a_malformed_last_event_id_is_422_naming_the_header_or_parameter_sent() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let not_text = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").expect("obs-text may be sent");
+        let response = app
+            .client
+            .get(app.url("/api/v1/events/stream"))
+            .bearer_auth(&demo.dispatcher)
+            .header("Last-Event-ID", not_text)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.expect("a problem document");
+        assert_eq!(problem["errors"]["Last-Event-ID"], "应为此前收到的事件编号", "{problem}");
+
+        let problem = app.get("/api/v1/events/stream?last_event_id=zz", &demo.dispatcher).await.problem(422);
+        assert_eq!(problem["errors"]["last_event_id"], "应为此前收到的事件编号", "{problem}");
+        assert!(problem["errors"].get("Last-Event-ID").is_none(), "blames a header never sent: {problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("last_event_id")), "{problem}");
+        let english: Value = app
+            .client
+            .get(app.url("/api/v1/events/stream?last_event_id=zz"))
+            .bearer_auth(&demo.dispatcher)
+            .header("accept-language", "en")
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("a problem document");
+        assert_eq!(english["errors"]["last_event_id"], "must be the id of an event received before", "{english}");
+
+        // Refused openings hold no place: the session still opens its five streams.
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            open.push(Sse::open(&app.address, Some(&demo.dispatcher), "", None).await);
+        }
+    })
+    .await;
+}
+
 /// Kinds added after the first list (merges, attachments, sensors) are delivered on the stream,
 /// so the stream's filter and webhook subscriptions must accept them too.
 #[tokio::test]
