@@ -1,6 +1,6 @@
 //! `GET /api/v1/events/stream`: the caller's timeline events live, as Server-Sent Events.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
@@ -163,8 +163,15 @@ async fn pump(
         }
     }
     let closing = ctx.events.closing();
-    let mut heartbeat = tokio::time::interval(ctx.settings.event_stream.heartbeat);
+    let every = ctx.settings.event_stream.heartbeat;
+    let mut heartbeat = tokio::time::interval(every);
     heartbeat.tick().await;
+    // Armed after each heartbeat (see `event_stream::probe_after`): a client that left answered
+    // the heartbeat with a reset, so this write fails and the stream's slot is freed now
+    // rather than a heartbeat later.
+    let probe = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(probe);
+    let mut probing = false;
     loop {
         tokio::select! {
             _ = closing.cancelled() => break,
@@ -176,6 +183,14 @@ async fn pump(
                     break;
                 }
                 if !send(event_stream::heartbeat()).await {
+                    break;
+                }
+                probe.as_mut().reset(tokio::time::Instant::now() + event_stream::probe_after(every));
+                probing = true;
+            }
+            _ = &mut probe, if probing => {
+                probing = false;
+                if !send(":\n\n".into()).await {
                     break;
                 }
             }

@@ -81,8 +81,7 @@ impl EventBus {
                 "this session already has {max} event streams open (event_stream.max_streams_per_session); \
                  close one, or retry once one has ended"
             ),
-            // A stream whose client left is noticed at its next heartbeat.
-            retry_after_secs: settings.heartbeat.as_secs().max(1),
+            retry_after_secs: closed_stream_noticed_within(settings.heartbeat).as_secs_f64().ceil() as u64,
         })
     }
 
@@ -238,6 +237,22 @@ async fn tail(ctx: &AppContext, ready: oneshot::Sender<()>) -> AppResult<()> {
             Err(err) => tracing::warn!(error = %err, "new timeline events could not be read for live streams"),
         }
     }
+}
+
+/// How long after a heartbeat a stream writes again to learn whether its client is still
+/// there. A client that closed its connection (a closed tab) answers the first write after
+/// it with a reset, and only the write after that fails: without this second write a closed
+/// stream would hold its slot for up to two heartbeats. Capped at half a heartbeat.
+pub fn probe_after(heartbeat: Duration) -> Duration {
+    (heartbeat / 2).min(Duration::from_secs(1))
+}
+
+/// The longest a stream whose client left keeps its place — the first heartbeat after it
+/// left, the probe that follows, and a second's margin — and so the 429's `Retry-After`. (A
+/// client whose reset takes longer than the probe delay to arrive is noticed a heartbeat
+/// later; one behind a firewall that drops it instead, only when TCP gives up.)
+pub fn closed_stream_noticed_within(heartbeat: Duration) -> Duration {
+    heartbeat + probe_after(heartbeat) + Duration::from_secs(1)
 }
 
 /// What a stream asks for beyond its jurisdiction.
