@@ -19,6 +19,7 @@ use crate::{
         validate::Message,
     },
     error::{AppError, AppResult, Refusal},
+    repo::tokens::Session,
     service::{
         self,
         event_stream::{self, Live, StreamFilter},
@@ -53,9 +54,11 @@ pub struct StreamQuery {
 /// missed (from the last `event_stream.replay_window`, 24 h), then live events. A client that
 /// falls `event_stream.buffer` events behind is disconnected and reconnects the same way.
 /// Authenticate with a bearer token, or `?stream_token=` from `createEventStreamToken`.
-/// A session (one login) holds at most `event_stream.max_streams_per_session` (5) streams at
-/// once; the next is 429 with `Retry-After` until one ends (a closed tab is noticed at its next
-/// heartbeat).
+/// A session (one login, across `refreshToken`) holds at most
+/// `event_stream.max_streams_per_session` (5) streams at once; the next is 429 with
+/// `Retry-After` until one ends (a closed tab is noticed at its next heartbeat, so retrying
+/// after `Retry-After` finds its place free). A refresh does not end the session's streams;
+/// a logout does. A malformed `Last-Event-ID` (or `last_event_id`) is 422.
 #[utoipa::path(get, path = "/api/v1/events/stream", operation_id = "streamEvents", tag = "tickets",
     params(StreamQuery,
         ("Last-Event-ID" = Option<Uuid>, Header, description = "the id of the last event received: the stream replays the events after it first")),
@@ -68,9 +71,9 @@ pub async fn stream(
     ctx: web::Data<AppContext>,
     Query(q): Query<StreamQuery>,
 ) -> AppResult<HttpResponse> {
-    // The stream lives as long as the session it was opened under: `session` names it.
+    // The stream lives as long as the session (the login, across refreshes) it was opened under.
     let (caller, session) = match (bearer_token(&req), q.stream_token.as_deref()) {
-        (Some(token), _) => (service::auth::authenticate(&ctx, &token).await?, service::auth::token_hash(&token)),
+        (Some(token), _) => service::auth::authenticate_session(&ctx, &token).await?,
         (None, Some(token)) => event_stream::authenticate_stream_token(&ctx, token).await?,
         (None, None) => {
             return Err(AppError::refused(
@@ -132,9 +135,9 @@ fn last_event_id(req: &HttpRequest, parameter: Option<&str>) -> AppResult<Option
 /// back when the stream ends.
 struct Stream {
     caller: Caller,
-    session: String,
+    session: Session,
     filter: StreamFilter,
-    _slot: Slot<String>,
+    _slot: Slot<Session>,
 }
 
 /// Writes one stream until its client leaves, it falls too far behind, its session ends
@@ -232,7 +235,8 @@ async fn pump(
 pub struct StreamToken {
     /// Pass as `?stream_token=` to `streamEvents`; it opens nothing else.
     pub stream_token: String,
-    /// Seconds it stays valid (`event_stream.stream_token_ttl`); it also ends with your session.
+    /// Seconds it stays valid (`event_stream.stream_token_ttl`); it also ends with your session
+    /// (a logout, not a refresh).
     pub expires_in: u64,
 }
 

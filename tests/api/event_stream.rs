@@ -385,6 +385,82 @@ async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
     }
 }
 
+/// The frames up to the stream's end, and the last of them (which says why it ended).
+async fn last_frame(stream: &mut Sse) -> String {
+    let mut last = String::new();
+    while let Some(frame) = stream.next_frame().await {
+        last = frame;
+    }
+    last
+}
+
+/// Reads up to the next heartbeat: past it the stream has checked its session again.
+async fn past_a_heartbeat(stream: &mut Sse) {
+    loop {
+        match stream.next_frame().await {
+            Some(frame) if frame.starts_with(": heartbeat") => return,
+            Some(frame) if frame.contains("session ended") => panic!("the stream ended: {frame}"),
+            Some(_) => {}
+            None => panic!("the stream ended before its next heartbeat"),
+        }
+    }
+}
+
+/// A refresh continues the session (the same login): its open streams go on, a stream token
+/// taken before it still opens a stream until its own expiry, and the session's streams count
+/// against one cap whichever of its tokens opened them. A logout (with the fresh token) still
+/// ends them all; another login of the same user — even one at the same instant — is a session
+/// of its own and goes on.
+#[tokio::test]
+async fn a_refresh_continues_the_sessions_streams_and_a_logout_still_ends_them() {
+    for backend in crate::helpers::backends() {
+        let app = spawn_app_with(backend, &[("GRIDWHISTLE_EVENT_STREAM__HEARTBEAT", "1s")]).await;
+        let demo = app.demo().await;
+        let environment = app.category("environment", &demo.admin).await;
+        // Two phones of one user, logged in at the same instant (the test clock stands still).
+        let before = app.demo_token("demo-dispatcher").await;
+        let other_phone = app.demo_token("demo-dispatcher").await;
+        let mut opened_before = Sse::open(&app.address, Some(&before), "", None).await;
+        let issued = app.post("/api/v1/events/stream-token", &before, json!({})).await.expect(200);
+        let stream_token = issued["stream_token"].as_str().expect("stream_token").to_owned();
+
+        let refreshed =
+            app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&before), None).await.expect(200);
+        let after = refreshed["access_token"].as_str().expect("access_token").to_owned();
+        app.get("/api/v1/me", &before).await.problem(401);
+
+        // Past a heartbeat (where a stream checks its session) it goes on and sees new events.
+        past_a_heartbeat(&mut opened_before).await;
+        let ticket = app.file(&demo.grid, &environment).await;
+        opened_before.until("filed", &id(&ticket)).await;
+        // The stream token taken before the refresh still opens a stream.
+        let mut by_stream_token = Sse::open(&app.address, None, &format!("?stream_token={stream_token}"), None).await;
+
+        // One cap for the session: two open, three more under the fresh token, then 429.
+        let mut more = Vec::new();
+        for _ in 0..3 {
+            more.push(Sse::open(&app.address, Some(&after), "", None).await);
+        }
+        let (status, _, problem) = try_open(&app, &after).await;
+        assert_eq!(status, 429, "a refresh gave the session fresh places: {problem}");
+        let mut other = Sse::open(&app.address, Some(&other_phone), "", None).await;
+
+        // A logout ends the session: every stream of it, however opened, and its stream tokens.
+        app.post("/api/v1/auth/logout", &after, json!({})).await.expect(204);
+        for stream in [&mut opened_before, &mut by_stream_token].into_iter().chain(more.iter_mut()) {
+            let last = last_frame(stream).await;
+            assert!(last.contains("session ended"), "the stream says why it ends: {last}");
+        }
+        app.request(reqwest::Method::GET, &format!("/api/v1/events/stream?stream_token={stream_token}"), None, None)
+            .await
+            .problem(401);
+        // The other phone's session goes on.
+        past_a_heartbeat(&mut other).await;
+        let ticket = app.file(&demo.grid, &environment).await;
+        other.until("filed", &id(&ticket)).await;
+    }
+}
+
 /// A `Last-Event-ID` that is not an event id is refused naming what the client sent — the
 /// header, even when it is not text at all (it used to be ignored: no replay, no error), or
 /// the `last_event_id` parameter a new EventSource passes — in Chinese, and English on request.
