@@ -1,6 +1,6 @@
 //! `GET /api/v1/events/stream`: the caller's timeline events live, as Server-Sent Events.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use crate::{
         validate::Message,
     },
     error::{AppError, AppResult, Refusal},
+    repo::tokens::Session,
     service::{
         self,
         event_stream::{self, Live, StreamFilter},
@@ -53,9 +54,11 @@ pub struct StreamQuery {
 /// missed (from the last `event_stream.replay_window`, 24 h), then live events. A client that
 /// falls `event_stream.buffer` events behind is disconnected and reconnects the same way.
 /// Authenticate with a bearer token, or `?stream_token=` from `createEventStreamToken`.
-/// A session (one login) holds at most `event_stream.max_streams_per_session` (5) streams at
-/// once; the next is 429 with `Retry-After` until one ends (a closed tab is noticed at its next
-/// heartbeat).
+/// A session (one login, across `refreshToken`) holds at most
+/// `event_stream.max_streams_per_session` (5) streams at once; the next is 429 with
+/// `Retry-After` until one ends (a closed tab is noticed at its next heartbeat, so retrying
+/// after `Retry-After` finds its place free). A refresh does not end the session's streams;
+/// a logout does. A malformed `Last-Event-ID` (or `last_event_id`) is 422.
 #[utoipa::path(get, path = "/api/v1/events/stream", operation_id = "streamEvents", tag = "tickets",
     params(StreamQuery,
         ("Last-Event-ID" = Option<Uuid>, Header, description = "the id of the last event received: the stream replays the events after it first")),
@@ -68,9 +71,9 @@ pub async fn stream(
     ctx: web::Data<AppContext>,
     Query(q): Query<StreamQuery>,
 ) -> AppResult<HttpResponse> {
-    // The stream lives as long as the session it was opened under: `session` names it.
+    // The stream lives as long as the session (the login, across refreshes) it was opened under.
     let (caller, session) = match (bearer_token(&req), q.stream_token.as_deref()) {
-        (Some(token), _) => (service::auth::authenticate(&ctx, &token).await?, service::auth::token_hash(&token)),
+        (Some(token), _) => service::auth::authenticate_session(&ctx, &token).await?,
         (None, Some(token)) => event_stream::authenticate_stream_token(&ctx, token).await?,
         (None, None) => {
             return Err(AppError::refused(
@@ -86,16 +89,7 @@ pub async fn stream(
     {
         return Err(AppError::invalid("kind", Message::OneOf(EVENT_KINDS.iter().map(|k| k.to_string()).collect())));
     }
-    let header = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or_default().trim());
-    let last_event_id = match header.or(q.last_event_id.as_deref().map(str::trim)) {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<Uuid>().map_err(|_| {
-            AppError::invalid(
-                "Last-Event-ID",
-                Message::said("应为此前收到的事件编号", "must be the id of an event received before"),
-            )
-        })?),
-    };
+    let last_event_id = last_event_id(&req, q.last_event_id.as_deref())?;
     // Held by the stream's task until it ends: a refused or failed opening gives it back at once.
     let slot = ctx.events.hold_stream(&ctx.settings.event_stream, &session)?;
     let filter = StreamFilter { kind: q.kind, ticket_id: q.ticket_id };
@@ -119,13 +113,31 @@ pub async fn stream(
         .streaming(body))
 }
 
+/// Where to resume: the `Last-Event-ID` header, else the `last_event_id` parameter; empty
+/// means from now. A malformed one is 422 naming the one the client sent — also a header that
+/// is not text at all, which would otherwise resume from now without a word.
+fn last_event_id(req: &HttpRequest, parameter: Option<&str>) -> AppResult<Option<Uuid>> {
+    let malformed = |name: &str| {
+        AppError::invalid(name, Message::said("应为此前收到的事件编号", "must be the id of an event received before"))
+    };
+    let (name, text) = match (req.headers().get("last-event-id"), parameter) {
+        (Some(header), _) => ("Last-Event-ID", header.to_str().map_err(|_| malformed("Last-Event-ID"))?),
+        (None, Some(text)) => ("last_event_id", text),
+        (None, None) => return Ok(None),
+    };
+    match text.trim() {
+        "" => Ok(None),
+        text => text.parse::<Uuid>().map(Some).map_err(|_| malformed(name)),
+    }
+}
+
 /// Whose stream it is and what it asks for; its place among the session's streams is given
 /// back when the stream ends.
 struct Stream {
     caller: Caller,
-    session: String,
+    session: Session,
     filter: StreamFilter,
-    _slot: Slot<String>,
+    _slot: Slot<Session>,
 }
 
 /// Writes one stream until its client leaves, it falls too far behind, its session ends
@@ -154,8 +166,15 @@ async fn pump(
         }
     }
     let closing = ctx.events.closing();
-    let mut heartbeat = tokio::time::interval(ctx.settings.event_stream.heartbeat);
+    let every = ctx.settings.event_stream.heartbeat;
+    let mut heartbeat = tokio::time::interval(every);
     heartbeat.tick().await;
+    // Armed after each heartbeat (see `event_stream::probe_after`): a client that left answered
+    // the heartbeat with a reset, so this write fails and the stream's slot is freed now
+    // rather than a heartbeat later.
+    let probe = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(probe);
+    let mut probing = false;
     loop {
         tokio::select! {
             _ = closing.cancelled() => break,
@@ -167,6 +186,14 @@ async fn pump(
                     break;
                 }
                 if !send(event_stream::heartbeat()).await {
+                    break;
+                }
+                probe.as_mut().reset(tokio::time::Instant::now() + event_stream::probe_after(every));
+                probing = true;
+            }
+            _ = &mut probe, if probing => {
+                probing = false;
+                if !send(":\n\n".into()).await {
                     break;
                 }
             }
@@ -208,7 +235,8 @@ async fn pump(
 pub struct StreamToken {
     /// Pass as `?stream_token=` to `streamEvents`; it opens nothing else.
     pub stream_token: String,
-    /// Seconds it stays valid (`event_stream.stream_token_ttl`); it also ends with your session.
+    /// Seconds it stays valid (`event_stream.stream_token_ttl`); it also ends with your session
+    /// (a logout, not a refresh).
     pub expires_in: u64,
 }
 

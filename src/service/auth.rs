@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use entities::{api_token, login_failure, user};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -15,7 +15,7 @@ use crate::{
     db::begin_write,
     domain::{access::Caller, password},
     error::{AppError, AppResult, Refusal},
-    repo,
+    repo::{self, tokens::Session},
     service::audit::{self, Entry},
 };
 
@@ -99,7 +99,8 @@ pub async fn login(
         return Err(refuse_locked(locked_until));
     }
     repo::login_failures::clear(&txn, &name).await?;
-    let issued = issue(ctx, &txn, user.id, now, now).await?;
+    let session_started_at = new_session_start(&txn, user.id, now).await?;
+    let issued = issue(ctx, &txn, user.id, session_started_at, now).await?;
     let entry = Entry {
         actor_id: Some(user.id),
         action: "login",
@@ -171,6 +172,21 @@ async fn issue(
     Ok(IssuedToken { access_token: token, expires_in })
 }
 
+/// The login time of a new session of `user_id`: `now`, unless another session of the user
+/// began at that very instant (two phones, or a clock tests hold still); then the next free
+/// microsecond, so the login time names one session ([`Session`]). Taken inside the login's
+/// write transaction: on SQLite logins are serialised; on PostgreSQL two logins of one user
+/// would have to start in the same microsecond to share a session.
+async fn new_session_start(txn: &impl ConnectionTrait, user_id: Uuid, now: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
+    // Whole microseconds: what PostgreSQL stores, so the value read back compares equal.
+    let mut started_at = now.trunc_subsecs(6);
+    let taken = repo::tokens::session_starts_from(txn, user_id, started_at).await?;
+    while taken.contains(&started_at) {
+        started_at += chrono::Duration::microseconds(1);
+    }
+    Ok(started_at)
+}
+
 fn session_end(ctx: &AppContext, session_started_at: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
     let max_age =
         chrono::Duration::from_std(ctx.settings.auth.session_max_age).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -186,15 +202,23 @@ pub async fn logout(ctx: &AppContext, token: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// Whether the session is still live: refreshed or not, but not logged out, revoked or
+/// expired. Asks the database: long-lived connections (event streams) use it to end with
+/// their session.
+pub async fn session_is_live(ctx: &AppContext, session: &Session) -> AppResult<bool> {
+    Ok(repo::tokens::session_is_live(&ctx.db, session, ctx.clock.now()).await?)
+}
+
+/// The caller behind a token and the session it belongs to, or 401 as [`authenticate`].
+pub async fn authenticate_session(ctx: &AppContext, token: &str) -> AppResult<(Caller, Session)> {
+    let caller = authenticate(ctx, token).await?;
+    let session = repo::tokens::session_of(&ctx.db, &token_hash(token)).await?.ok_or_else(token_refused)?;
+    Ok((caller, session))
+}
+
 /// The caller behind a token, or 401 for an unknown, expired or revoked one: one query (token,
 /// user and home unit together), or none while the token is in this process's cache (see
 /// [`super::token_cache`] for how long a revocation elsewhere may take to reach it).
-/// Whether the session a token hash names is still live (not logged out, revoked or expired).
-/// Asks the database: long-lived connections (event streams) use it to end with their session.
-pub async fn session_is_live(ctx: &AppContext, session_hash: &str) -> AppResult<bool> {
-    Ok(repo::tokens::live_token(&ctx.db, session_hash, ctx.clock.now()).await?.is_some())
-}
-
 pub async fn authenticate(ctx: &AppContext, token: &str) -> AppResult<Caller> {
     let hash = token_hash(token);
     let now = ctx.clock.now();

@@ -31,7 +31,7 @@ use crate::{
     context::AppContext,
     domain::access::{Caller, Permission},
     error::{AppError, AppResult, Refusal},
-    repo::{self, push::EVENTS_CHANNEL},
+    repo::{self, push::EVENTS_CHANNEL, tokens::Session},
     service::{
         in_flight::{InFlight, Slot},
         require, tickets,
@@ -57,8 +57,8 @@ pub enum Live {
 pub struct EventBus {
     sender: broadcast::Sender<Live>,
     closing: CancellationToken,
-    /// Streams open per session (the hash of the token they were opened under).
-    streams: InFlight<String>,
+    /// Streams open per session: one login, across its refreshes.
+    streams: InFlight<Session>,
 }
 
 impl EventBus {
@@ -73,16 +73,15 @@ impl EventBus {
     /// A place for one more stream of `session`, held until the slot drops (the stream
     /// ended); 429 once the session holds `event_stream.max_streams_per_session`. Each open
     /// stream costs a task, a bus receiver and a session check per heartbeat: a client opening
-    /// hundreds under one token would hold them without bound.
-    pub fn hold_stream(&self, settings: &EventStreamSettings, session: &str) -> AppResult<Slot<String>> {
+    /// hundreds under one login would hold them without bound.
+    pub fn hold_stream(&self, settings: &EventStreamSettings, session: &Session) -> AppResult<Slot<Session>> {
         let max = settings.max_streams_per_session;
-        self.streams.take(&session.to_owned(), max).ok_or_else(|| AppError::TooManyRequests {
+        self.streams.take(session, max).ok_or_else(|| AppError::TooManyRequests {
             message: format!(
                 "this session already has {max} event streams open (event_stream.max_streams_per_session); \
                  close one, or retry once one has ended"
             ),
-            // A stream whose client left is noticed at its next heartbeat.
-            retry_after_secs: settings.heartbeat.as_secs().max(1),
+            retry_after_secs: closed_stream_noticed_within(settings.heartbeat).as_secs_f64().ceil() as u64,
         })
     }
 
@@ -240,6 +239,22 @@ async fn tail(ctx: &AppContext, ready: oneshot::Sender<()>) -> AppResult<()> {
     }
 }
 
+/// How long after a heartbeat a stream writes again to learn whether its client is still
+/// there. A client that closed its connection (a closed tab) answers the first write after
+/// it with a reset, and only the write after that fails: without this second write a closed
+/// stream would hold its slot for up to two heartbeats. Capped at half a heartbeat.
+pub fn probe_after(heartbeat: Duration) -> Duration {
+    (heartbeat / 2).min(Duration::from_secs(1))
+}
+
+/// The longest a stream whose client left keeps its place — the first heartbeat after it
+/// left, the probe that follows, and a second's margin — and so the 429's `Retry-After`. (A
+/// client whose reset takes longer than the probe delay to arrive is noticed a heartbeat
+/// later; one behind a firewall that drops it instead, only when TCP gives up.)
+pub fn closed_stream_noticed_within(heartbeat: Duration) -> Duration {
+    heartbeat + probe_after(heartbeat) + Duration::from_secs(1)
+}
+
 /// What a stream asks for beyond its jurisdiction.
 #[derive(Debug, Clone, Default)]
 pub struct StreamFilter {
@@ -329,9 +344,10 @@ pub async fn issue_token(ctx: &AppContext, caller: &Caller, bearer: &str) -> App
     Ok(StreamToken { token, expires_in: ttl.num_seconds().max(0) as u64 })
 }
 
-/// The caller behind a stream token; 401 for an unknown or expired one, or one whose
-/// session has ended.
-pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResult<(Caller, String)> {
+/// The caller behind a stream token and the session it was issued to; 401 for an unknown or
+/// expired one, or one whose session has ended. A refresh continues the session, so a token
+/// issued before it keeps working until its own expiry.
+pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResult<(Caller, Session)> {
     let now = ctx.clock.now();
     let refused = || {
         AppError::refused(
@@ -347,12 +363,14 @@ pub async fn authenticate_stream_token(ctx: &AppContext, token: &str) -> AppResu
     else {
         return Err(refused());
     };
-    // The session the stream token was taken from must still be live (logout ends both).
-    let found = repo::tokens::live_caller(&ctx.db, &row.session_token_hash, now).await?.ok_or_else(refused)?;
+    // The session of the bearer token it was taken with must still be live — through that
+    // token or one refreshed from it (logout ends both).
+    let session = repo::tokens::session_of(&ctx.db, &row.session_token_hash).await?.ok_or_else(refused)?;
+    let found = repo::tokens::live_caller_of_session(&ctx.db, &session, now).await?.ok_or_else(refused)?;
     if found.user_id != row.user_id {
         return Err(refused());
     }
-    Ok((super::auth::caller_of_live(found), row.session_token_hash))
+    Ok((super::auth::caller_of_live(found), session))
 }
 
 /// One SSE message: `id:` the event id, `data:` the event as the timeline shows it.

@@ -349,8 +349,8 @@ async fn try_open(app: &TestApp, bearer: &str) -> (u16, Option<String>, Value) {
 #[tokio::test]
 async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
     for backend in crate::helpers::backends() {
-        // A short heartbeat: a stream whose client left is noticed at its next write.
-        let app = spawn_app_with(backend, &[("GRIDWHISTLE_EVENT_STREAM__HEARTBEAT", "1s")]).await;
+        // A short heartbeat: a stream whose client left is noticed by its writes.
+        let app = spawn_app_with(backend, &[("GRIDWHISTLE_EVENT_STREAM__HEARTBEAT", "3s")]).await;
         let demo = app.demo().await;
         app.file(&demo.grid, &app.category("environment", &demo.admin).await).await;
 
@@ -368,25 +368,143 @@ async fn a_session_holds_a_few_streams_the_next_is_429_until_one_ends() {
         // The sixth of the same session is refused, saying when to retry.
         let (status, retry_after, problem) = try_open(&app, &demo.dispatcher).await;
         assert_eq!(status, 429, "{problem}");
-        assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "Retry-After");
+        let retry_after = retry_after.and_then(|s| s.parse::<u64>().ok()).expect("Retry-After in seconds");
+        assert!(retry_after >= 1, "Retry-After: {retry_after}");
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains('5')), "says the limit: {problem}");
         // Another session (another phone of the same user) is not affected.
         let other = app.demo_token("demo-dispatcher").await;
         Sse::open(&app.address, Some(&other), "", None).await;
 
-        // A stream that ends frees its place.
+        // A tab that closes frees its place within the Retry-After the 429 gave: a client that
+        // does as it was told gets its stream. (The server notices only by writing to the
+        // stream; the wait is the one the server advertised, bounded.)
         drop(open.pop());
-        let deadline = tokio::time::Instant::now() + GUARD;
-        loop {
-            let (status, _, problem) = try_open(&app, &demo.dispatcher).await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!(status, 429, "{problem}");
-            assert!(tokio::time::Instant::now() < deadline, "the closed stream was never let go");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+        let (status, _, problem) = try_open(&app, &demo.dispatcher).await;
+        assert_eq!(status, 200, "the closed stream still held its place after Retry-After: {retry_after}: {problem}");
+    }
+}
+
+/// The frames up to the stream's end, and the last of them (which says why it ended).
+async fn last_frame(stream: &mut Sse) -> String {
+    let mut last = String::new();
+    while let Some(frame) = stream.next_frame().await {
+        last = frame;
+    }
+    last
+}
+
+/// Reads up to the next heartbeat: past it the stream has checked its session again.
+async fn past_a_heartbeat(stream: &mut Sse) {
+    loop {
+        match stream.next_frame().await {
+            Some(frame) if frame.starts_with(": heartbeat") => return,
+            Some(frame) if frame.contains("session ended") => panic!("the stream ended: {frame}"),
+            Some(_) => {}
+            None => panic!("the stream ended before its next heartbeat"),
         }
     }
+}
+
+/// A refresh continues the session (the same login): its open streams go on, a stream token
+/// taken before it still opens a stream until its own expiry, and the session's streams count
+/// against one cap whichever of its tokens opened them. A logout (with the fresh token) still
+/// ends them all; another login of the same user — even one at the same instant — is a session
+/// of its own and goes on.
+#[tokio::test]
+async fn a_refresh_continues_the_sessions_streams_and_a_logout_still_ends_them() {
+    for backend in crate::helpers::backends() {
+        let app = spawn_app_with(backend, &[("GRIDWHISTLE_EVENT_STREAM__HEARTBEAT", "1s")]).await;
+        let demo = app.demo().await;
+        let environment = app.category("environment", &demo.admin).await;
+        // Two phones of one user, logged in at the same instant (the test clock stands still).
+        let before = app.demo_token("demo-dispatcher").await;
+        let other_phone = app.demo_token("demo-dispatcher").await;
+        let mut opened_before = Sse::open(&app.address, Some(&before), "", None).await;
+        let issued = app.post("/api/v1/events/stream-token", &before, json!({})).await.expect(200);
+        let stream_token = issued["stream_token"].as_str().expect("stream_token").to_owned();
+
+        let refreshed =
+            app.request(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&before), None).await.expect(200);
+        let after = refreshed["access_token"].as_str().expect("access_token").to_owned();
+        app.get("/api/v1/me", &before).await.problem(401);
+
+        // Past a heartbeat (where a stream checks its session) it goes on and sees new events.
+        past_a_heartbeat(&mut opened_before).await;
+        let ticket = app.file(&demo.grid, &environment).await;
+        opened_before.until("filed", &id(&ticket)).await;
+        // The stream token taken before the refresh still opens a stream.
+        let mut by_stream_token = Sse::open(&app.address, None, &format!("?stream_token={stream_token}"), None).await;
+
+        // One cap for the session: two open, three more under the fresh token, then 429.
+        let mut more = Vec::new();
+        for _ in 0..3 {
+            more.push(Sse::open(&app.address, Some(&after), "", None).await);
+        }
+        let (status, _, problem) = try_open(&app, &after).await;
+        assert_eq!(status, 429, "a refresh gave the session fresh places: {problem}");
+        let mut other = Sse::open(&app.address, Some(&other_phone), "", None).await;
+
+        // A logout ends the session: every stream of it, however opened, and its stream tokens.
+        app.post("/api/v1/auth/logout", &after, json!({})).await.expect(204);
+        for stream in [&mut opened_before, &mut by_stream_token].into_iter().chain(more.iter_mut()) {
+            let last = last_frame(stream).await;
+            assert!(last.contains("session ended"), "the stream says why it ends: {last}");
+        }
+        app.request(reqwest::Method::GET, &format!("/api/v1/events/stream?stream_token={stream_token}"), None, None)
+            .await
+            .problem(401);
+        // The other phone's session goes on.
+        past_a_heartbeat(&mut other).await;
+        let ticket = app.file(&demo.grid, &environment).await;
+        other.until("filed", &id(&ticket)).await;
+    }
+}
+
+/// A `Last-Event-ID` that is not an event id is refused naming what the client sent — the
+/// header, even when it is not text at all (it used to be ignored: no replay, no error), or
+/// the `last_event_id` parameter a new EventSource passes — in Chinese, and English on request.
+#[tokio::test]
+async fn a_malformed_last_event_id_is_422_naming_the_header_or_parameter_sent() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let not_text = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").expect("obs-text may be sent");
+        let response = app
+            .client
+            .get(app.url("/api/v1/events/stream"))
+            .bearer_auth(&demo.dispatcher)
+            .header("Last-Event-ID", not_text)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.expect("a problem document");
+        assert_eq!(problem["errors"]["Last-Event-ID"], "应为此前收到的事件编号", "{problem}");
+
+        let problem = app.get("/api/v1/events/stream?last_event_id=zz", &demo.dispatcher).await.problem(422);
+        assert_eq!(problem["errors"]["last_event_id"], "应为此前收到的事件编号", "{problem}");
+        assert!(problem["errors"].get("Last-Event-ID").is_none(), "blames a header never sent: {problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("last_event_id")), "{problem}");
+        let english: Value = app
+            .client
+            .get(app.url("/api/v1/events/stream?last_event_id=zz"))
+            .bearer_auth(&demo.dispatcher)
+            .header("accept-language", "en")
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("a problem document");
+        assert_eq!(english["errors"]["last_event_id"], "must be the id of an event received before", "{english}");
+
+        // Refused openings hold no place: the session still opens its five streams.
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            open.push(Sse::open(&app.address, Some(&demo.dispatcher), "", None).await);
+        }
+    })
+    .await;
 }
 
 /// Kinds added after the first list (merges, attachments, sensors) are delivered on the stream,
