@@ -259,3 +259,37 @@ async fn a_caller_without_the_permission_gets_403_whatever_the_body() {
     })
     .await;
 }
+
+/// The same GET in Chinese (the default) and in English: the status and both problems.
+async fn in_both_languages(app: &TestApp, path: &str, token: &str) -> (u16, Value, Value) {
+    let (status, _, zh) = said_in(app, Method::GET, path, token, None, None).await;
+    let (en_status, _, en) = said_in(app, Method::GET, path, token, None, Some("en")).await;
+    assert_eq!(status, en_status, "{path}");
+    (status, zh, en)
+}
+
+/// A 422 on `field`, said as `zh` by default and as `en` in English; the detail names the field.
+async fn refuses_field(app: &TestApp, path: &str, token: &str, field: &str, zh: &str, en: &str) {
+    let (status, zh_problem, en_problem) = in_both_languages(app, path, token).await;
+    assert_eq!(status, 422, "{path}: {zh_problem}");
+    assert_eq!(zh_problem["errors"][field], zh, "{path}: {zh_problem}");
+    assert_eq!(en_problem["errors"][field], en, "{path}: {en_problem}");
+    let detail = zh_problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(field) && detail.contains(zh), "{path}: {detail}");
+    assert!(!has_chinese(&en_problem.to_string()), "{path}: {en_problem}");
+    assert_no_parser_words(&zh_problem);
+}
+
+#[tokio::test]
+async fn a_query_parameter_given_twice_is_named() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let (zh, en) = ("查询参数重复，只能给出一次", "is given more than once in the query; give it once");
+        refuses_field(&app, "/api/v1/tickets?status=filed&status=closed", &demo.grid, "status", zh, en).await;
+        let twice = "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=5&limit=6";
+        refuses_field(&app, twice, &demo.supervisor, "limit", zh, en).await;
+        // A filter given once still works.
+        app.get("/api/v1/tickets?status=filed", &demo.grid).await.expect(200);
+    })
+    .await;
+}
