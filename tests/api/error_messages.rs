@@ -293,3 +293,96 @@ async fn a_query_parameter_given_twice_is_named() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn report_requests_are_refused_in_chinese_and_in_english() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let sla = |query: &str| format!("/api/v1/reports/sla?group_by=department&{query}");
+        let reversed = "from=2026-11-30&to=2026-11-01";
+        for (path, field, zh, en) in [
+            (
+                sla("from=1900-01-01&to=2026-11-30"),
+                "from",
+                "应在今天前后 100 年之内",
+                "must be within 100 years of today",
+            ),
+            (sla(reversed), "to", "不能早于 from", "must not be before from"),
+            (
+                sla("from=2025-01-01&to=2026-11-30"),
+                "to",
+                "报表最多覆盖一年（366 天）",
+                "a report covers at most a year (366 days)",
+            ),
+            (
+                "/api/v1/reports/sla?from=2026-11-01&to=2026-11-30&group_by=planet".into(),
+                "group_by",
+                "应为以下之一：department、township、county、grid、category、channel",
+                "must be one of department, township, county, grid, category, channel",
+            ),
+            (
+                sla("from=2026-11-01&to=2026-11-30&format=xml"),
+                "format",
+                "应为以下之一：json、csv",
+                "must be one of json, csv",
+            ),
+            (sla("from=2026-11-01&to=2026-11-30&lang=fr"), "lang", "应为以下之一：zh、en", "must be one of zh, en"),
+            (
+                "/api/v1/reports/trend?from=2026-11-01&to=2026-11-30&interval=hour".into(),
+                "interval",
+                "应为以下之一：day、week、month",
+                "must be one of day, week, month",
+            ),
+            (
+                "/api/v1/reports/trend?from=2026-01-01&to=2026-11-30&interval=day".into(),
+                "interval",
+                "最多 120 个时间点，请选更长的间隔",
+                "must give at most 120 points; choose a longer interval",
+            ),
+            ("/api/v1/reports/overdue?limit=0".into(), "limit", "应为 1 到 500", "must be between 1 and 500"),
+            (
+                "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=0".into(),
+                "limit",
+                "应为 1 到 200",
+                "must be between 1 and 200",
+            ),
+            (
+                "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&group_by=street".into(),
+                "group_by",
+                "应为以下之一：grid、community、township",
+                "must be one of grid, community, township",
+            ),
+            (format!("/api/v1/reports/hotspots?{reversed}"), "to", "不能早于 from", "must not be before from"),
+            (format!("/api/v1/reports/coverage?{reversed}"), "to", "不能早于 from", "must not be before from"),
+            (
+                "/api/v1/reports/coverage?from=2026-11-01&to=2026-11-30&lang=fr".into(),
+                "lang",
+                "应为以下之一：zh、en",
+                "must be one of zh, en",
+            ),
+        ] {
+            refuses_field(&app, &path, &demo.supervisor, field, zh, en).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_negative_number_is_told_the_allowed_range_not_to_be_an_integer() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let hotspots = "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=-1";
+        refuses_field(&app, hotspots, &demo.supervisor, "limit", "应为 1 到 200", "must be between 1 and 200").await;
+        let overdue = "/api/v1/reports/overdue?limit=-5";
+        refuses_field(&app, overdue, &demo.supervisor, "limit", "应为 1 到 500", "must be between 1 and 500").await;
+        let policies = "/api/v1/sla-policies?limit=-1";
+        refuses_field(&app, policies, &demo.admin, "limit", "应为 1 到 200", "must be between 1 and 200").await;
+        // Where the handler's range is not known to the parser: at least not "must be an integer".
+        refuses_field(&app, "/api/v1/tickets?limit=-1", &demo.grid, "limit", "不能为负数", "must not be negative")
+            .await;
+        // Not a number at all is still that.
+        refuses_field(&app, "/api/v1/tickets?limit=ten", &demo.grid, "limit", "应为整数", "must be a whole number")
+            .await;
+    })
+    .await;
+}
