@@ -386,3 +386,58 @@ async fn a_negative_number_is_told_the_allowed_range_not_to_be_an_integer() {
     })
     .await;
 }
+
+/// A 429 says in both languages which limit was hit and that Retry-After tells when to
+/// retry; a limit on work in progress is not "too frequent".
+#[tokio::test]
+async fn too_many_requests_say_which_limit_and_when_to_retry() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+
+        // Five open event streams of one session: the sixth is refused.
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            let stream = app
+                .client
+                .get(app.url("/api/v1/events/stream"))
+                .bearer_auth(&demo.dispatcher)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(stream.status().as_u16(), 200);
+            open.push(stream);
+        }
+        let (status, zh, en) = in_both_languages(&app, "/api/v1/events/stream", &demo.dispatcher).await;
+        assert_eq!(status, 429, "{zh}");
+        let (zh, en) = (zh["detail"].as_str().unwrap_or_default(), en["detail"].as_str().unwrap_or_default());
+        assert!(has_chinese(zh) && zh.contains('5') && zh.contains("Retry-After"), "{zh}");
+        assert!(!zh.contains("频繁"), "open streams are work in progress, not requests too frequent: {zh}");
+        assert!(!has_chinese(en) && en.contains('5') && en.contains("Retry-After"), "{en}");
+        drop(open);
+
+        // An account locked after failed logins.
+        for _ in 0..5 {
+            app.login("demo-dept", "wrong password").await.problem(401);
+        }
+        let locked = |language: Option<&'static str>| {
+            let app = &app;
+            async move {
+                let mut request = app
+                    .client
+                    .post(app.url("/api/v1/auth/token"))
+                    .json(&json!({"username": "demo-dept", "password": crate::helpers::DEMO_PASSWORD}));
+                if let Some(language) = language {
+                    request = request.header("accept-language", language);
+                }
+                let response = request.send().await.expect("sent");
+                assert_eq!(response.status().as_u16(), 429);
+                let problem: Value = response.json().await.expect("problem");
+                problem["detail"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+        let (zh, en) = (locked(None).await, locked(Some("en")).await);
+        assert!(has_chinese(zh.as_str()) && zh.contains("Retry-After") && zh.contains("15 分钟"), "{zh}");
+        assert!(!has_chinese(en.as_str()) && en.contains("Retry-After") && en.contains("15 minutes"), "{en}");
+    })
+    .await;
+}
