@@ -2,7 +2,7 @@
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
-use crate::domain::validate::{FieldErrors, Message};
+use crate::domain::validate::{FieldErrors, Lang, Message};
 
 /// The cause of an internal error, kept so the log shows the whole chain.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -27,6 +27,12 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A limit the client ran into (429): [`Limit`] says which, in both languages;
+    /// `retry_after_secs` is sent as `Retry-After`. Made by [`AppError::too_many_requests`].
+    #[error("{}", .limit.text(Lang::En, *.retry_after_secs))]
+    Limited { limit: Limit, retry_after_secs: u64 },
+    /// A 429 said in English only, with a Chinese gist. Kept while call sites move to
+    /// [`AppError::too_many_requests`], which says which limit in Chinese too.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
     /// A busy or unreachable database: the same request is expected to succeed when retried.
@@ -67,7 +73,103 @@ pub enum Refusal {
     Unavailable,
 }
 
+/// The limits a client can run into, each with what it counts: what a 429 says, in either
+/// language, is worded here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Logins from one client address in a minute.
+    LoginsFromAddress { per_minute: u32 },
+    /// Tickets filed by one user in a minute.
+    FilingsPerUser { per_minute: u32 },
+    /// Open311 POSTs from one client address in a minute.
+    Open311FromAddress { per_minute: u32 },
+    /// An account locked after this many failed logins in a row.
+    AccountLocked { failures: i32 },
+    /// Uploads one user has in progress at once: work under way, not a rate.
+    UploadsInProgress { max: usize },
+    /// Event streams one session holds open at once: work under way, not a rate.
+    StreamsOpen { max: usize },
+}
+
+impl Limit {
+    /// What was hit, and when to retry, as `Retry-After` says (`retry_after_secs`).
+    pub fn text(self, lang: Lang, retry_after_secs: u64) -> String {
+        let retry = retry_when(lang, retry_after_secs);
+        match (self, lang) {
+            (Limit::LoginsFromAddress { per_minute }, Lang::Zh) => {
+                format!("此地址登录过于频繁（每分钟最多 {per_minute} 次）；{retry}")
+            }
+            (Limit::LoginsFromAddress { per_minute }, Lang::En) => {
+                format!("too many logins from this address (at most {per_minute} a minute); {retry}")
+            }
+            (Limit::FilingsPerUser { per_minute }, Lang::Zh) => {
+                format!("提交诉求过于频繁（每个账号每分钟最多 {per_minute} 件）；{retry}")
+            }
+            (Limit::FilingsPerUser { per_minute }, Lang::En) => {
+                format!("too many tickets filed (at most {per_minute} a minute per account); {retry}")
+            }
+            (Limit::Open311FromAddress { per_minute }, Lang::Zh) => {
+                format!("此地址的 Open311 请求过于频繁（每分钟最多 {per_minute} 次）；{retry}")
+            }
+            (Limit::Open311FromAddress { per_minute }, Lang::En) => {
+                format!("too many Open311 requests from this address (at most {per_minute} a minute); {retry}")
+            }
+            (Limit::AccountLocked { failures }, Lang::Zh) => {
+                format!("密码连续错误 {failures} 次，此账号已暂时锁定；{retry}")
+            }
+            (Limit::AccountLocked { failures }, Lang::En) => {
+                format!("this account is locked for a while after {failures} failed logins; {retry}")
+            }
+            (Limit::UploadsInProgress { max }, Lang::Zh) => {
+                format!("同时进行的上传过多：您已有 {max} 个上传正在进行，请等其中一个完成；{retry}")
+            }
+            (Limit::UploadsInProgress { max }, Lang::En) => {
+                format!(
+                    "too many uploads in progress: you already have {max} under way; wait for one to finish; {retry}"
+                )
+            }
+            (Limit::StreamsOpen { max }, Lang::Zh) => {
+                format!("打开的事件流过多：此会话已打开 {max} 个事件流，请关闭其中一个；{retry}")
+            }
+            (Limit::StreamsOpen { max }, Lang::En) => {
+                format!("too many event streams open: this session already has {max}; close one; {retry}")
+            }
+        }
+    }
+}
+
+/// "Retry in …, as Retry-After says": minutes from two minutes on (a lock-out of 900 s reads
+/// as 15 minutes), seconds below.
+pub(crate) fn retry_when(lang: Lang, secs: u64) -> String {
+    let secs = secs.max(1);
+    let minutes = secs.div_ceil(60);
+    match lang {
+        Lang::Zh if secs >= 120 => format!("请在 {minutes} 分钟后重试（见 Retry-After）"),
+        Lang::Zh => format!("请在 {secs} 秒后重试（见 Retry-After）"),
+        Lang::En if secs >= 120 => format!("retry in {minutes} minutes, as Retry-After says"),
+        Lang::En if secs == 1 => "retry in 1 second, as Retry-After says".to_owned(),
+        Lang::En => format!("retry in {secs} seconds, as Retry-After says"),
+    }
+}
+
 impl AppError {
+    /// A 429 for `limit`, with `Retry-After: retry_after_secs` (at least 1).
+    pub fn too_many_requests(limit: Limit, retry_after_secs: u64) -> Self {
+        Self::Limited { limit, retry_after_secs: retry_after_secs.max(1) }
+    }
+
+    /// How many seconds the client should wait before retrying, for `Retry-After`: a limit's
+    /// own wait, or one second for a busy database.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Limited { retry_after_secs, .. } | AppError::TooManyRequests { retry_after_secs, .. } => {
+                Some((*retry_after_secs).max(1))
+            }
+            AppError::Unavailable(_) | AppError::Refused { kind: Refusal::Unavailable, .. } => Some(1),
+            _ => None,
+        }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
     }

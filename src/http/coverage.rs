@@ -8,11 +8,11 @@ use utoipa::IntoParams;
 use super::{
     extract::{PermittedQuery, may},
     problem::Problem,
-    reports::{csv_response, csv_text, rounded, wants_csv},
+    reports::{csv_in_english, csv_response, csv_text, rounded, wants_csv},
 };
 use crate::{
     context::AppContext,
-    error::{AppError, AppResult},
+    error::AppResult,
     service::coverage::{self, CoverageReport, CoverageRequest, CoverageRow},
 };
 
@@ -50,11 +50,7 @@ pub async fn coverage(
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, CoverageQuery>,
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
-    let english = match q.lang.as_deref() {
-        None | Some("zh") => false,
-        Some("en") => true,
-        Some(_) => return Err(AppError::invalid("lang", "zh or en")),
-    };
+    let english = csv_in_english(q.lang.as_deref())?;
     let request = CoverageRequest { from: q.from, to: q.to, unit: q.unit_id, min_rated: q.min_rated };
     let report = coverage::coverage(&ctx, &caller, request).await?;
     if csv_wanted {

@@ -94,8 +94,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         // of blank strings cannot make a caller spend the server's CPU. Past the bound the
         // blanks stay as sent and the services report them as empty.
         if kept.len() >= MAX_BLANK_RETRIES {
-            return serde_path_to_error::deserialize(value)
-                .map_err(|err| field_error(&err.path().to_string(), &err.into_inner().to_string()));
+            return serde_path_to_error::deserialize(value).map_err(|err| {
+                field_error(Source::Body, &err.path().to_string(), &err.into_inner().to_string(), None)
+            });
         }
         let mut attempt = value.clone();
         for path in blanks.iter().filter(|p| !kept.contains(*p)) {
@@ -113,7 +114,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                     kept.insert(path);
                     continue;
                 }
-                return Err(field_error(&path, &message));
+                return Err(field_error(Source::Body, &path, &message, None));
             }
         }
     }
@@ -174,36 +175,82 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
             .collect();
         let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
-        std::future::ready(
-            serde_path_to_error::deserialize(deserializer)
-                .map(Query)
-                .map_err(|err| field_error(&err.path().to_string(), &err.into_inner().to_string())),
-        )
+        std::future::ready(serde_path_to_error::deserialize(deserializer).map(Query).map_err(|err| {
+            let path = err.path().to_string();
+            // The parser's message leaves the value out ("invalid digit found in string"):
+            // what was sent tells a negative number from a word.
+            let sent = pairs.iter().find(|(name, _)| *name == path).map(|(_, value)| value.as_str());
+            field_error(Source::Query, &path, &err.into_inner().to_string(), sent)
+        }))
     }
 }
 
-/// Names the field (serde reports a missing or unknown one only in its message) and says what
-/// is wrong in words of the catalogue. The parser's own text is the one place its wording is
-/// read; none of it reaches the client.
-fn field_error(path: &str, parser_message: &str) -> AppError {
+/// Where a refused value came from: the JSON body or the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Body,
+    Query,
+}
+
+/// Names the field (serde reports a missing, unknown or repeated one only in its message) and
+/// says what is wrong in words of the catalogue. The parser's own text is the one place its
+/// wording is read; none of it reaches the client. `sent` is the value as the client sent it,
+/// where the parser's message leaves it out (query strings).
+fn field_error(source: Source, path: &str, parser_message: &str, sent: Option<&str>) -> AppError {
+    let whole = match source {
+        Source::Body => "body",
+        Source::Query => "query",
+    };
     let quoted = parser_message.split('`').nth(1);
     let at = |name: &str| if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") };
-    let (field, message) = if parser_message.starts_with("missing field") {
-        (at(quoted.unwrap_or("body")), Message::Required)
-    } else if parser_message.starts_with("unknown field") {
-        // The path already ends in the unknown key.
+    // Unknown and repeated keys: the path may already end in the key.
+    let key = || {
         let named = quoted.is_some_and(|name| path == name || path.ends_with(&format!(".{name}")));
-        (if named { path.to_owned() } else { at(quoted.unwrap_or("body")) }, Message::UnknownField)
+        if named { path.to_owned() } else { at(quoted.unwrap_or(whole)) }
+    };
+    let (field, message) = if parser_message.starts_with("missing field") {
+        (at(quoted.unwrap_or(whole)), Message::Required)
+    } else if parser_message.starts_with("unknown field") {
+        (key(), Message::UnknownField)
+    } else if parser_message.starts_with("duplicate field") {
+        // `?status=new&status=closed`: which one was meant is the client's to say.
+        let message = match source {
+            Source::Query => {
+                Message::said("查询参数重复，只能给出一次", "is given more than once in the query; give it once")
+            }
+            Source::Body => Message::said("重复出现，只能给出一次", "appears more than once; give it once"),
+        };
+        (key(), message)
     } else {
-        let field = if path.is_empty() || path == "." { "body".to_owned() } else { path.to_owned() };
-        (field, describe(parser_message))
+        let field = if path.is_empty() || path == "." { whole.to_owned() } else { path.to_owned() };
+        (field, describe(parser_message, sent))
     };
     AppError::Validation(FieldErrors::single(&field, message))
 }
 
-fn describe(parser_message: &str) -> Message {
+fn describe(parser_message: &str, sent: Option<&str>) -> Message {
     if parser_message.starts_with("invalid type: null") {
         return Message::Empty;
+    }
+    // A whole number the type cannot hold (-1 where only 0 and up fit, or too many digits) is
+    // still an integer: "must be an integer" would be wrong. A JSON error quotes the value; a
+    // query string's does not, so the value sent is passed in.
+    let json_integer = parser_message.strip_prefix("invalid value: integer `").and_then(|rest| rest.split('`').next());
+    let integer_refused = json_integer.is_some() || parser_message.contains("digit found in string");
+    let negative = |value: &str| {
+        value
+            .trim()
+            .strip_prefix('-')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if integer_refused && json_integer.or(sent).is_some_and(negative) {
+        return Message::said("不能为负数", "must not be negative");
+    }
+    if json_integer.is_some()
+        || parser_message.contains("number too large")
+        || parser_message.contains("number too small")
+    {
+        return Message::said("数值超出允许范围", "is out of the allowed range");
     }
     if parser_message.starts_with("unknown variant") {
         // "unknown variant `x`, expected one of `a`, `b`" or "…, expected `a`"
@@ -521,5 +568,27 @@ mod tests {
             panic!("not JSON is 400");
         };
         assert!(message.text(Lang::Zh).contains("不是有效的 JSON"), "{message}");
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Counted {
+        #[allow(dead_code)]
+        count: u8,
+    }
+
+    /// -1 is a whole number: where the type holds none below 0, that is what the client hears.
+    #[test]
+    fn a_whole_number_out_of_the_type_is_not_called_a_non_integer() {
+        let said = |body: &str| match parse_json::<Counted>(body.as_bytes()) {
+            Err(AppError::Validation(fields)) => {
+                let (field, message) = fields.0.into_iter().next().expect("one field");
+                (field, message.text(Lang::Zh), message.text(Lang::En))
+            }
+            other => panic!("{other:?}"),
+        };
+        let said_as = |zh: &str, en: &str| ("count".to_owned(), zh.to_owned(), en.to_owned());
+        assert_eq!(said(r#"{"count": -1}"#), said_as("不能为负数", "must not be negative"));
+        assert_eq!(said(r#"{"count": 300}"#), said_as("数值超出允许范围", "is out of the allowed range"));
+        assert_eq!(said(r#"{"count": "x"}"#), said_as("应为整数", "must be a whole number"));
     }
 }

@@ -8,11 +8,11 @@ use utoipa::IntoParams;
 use super::{
     extract::{PermittedQuery, may},
     problem::Problem,
-    reports::{csv_response, csv_text, rounded, wants_csv},
+    reports::{csv_in_english, csv_response, csv_text, not_between, not_one_of, rounded, wants_csv},
 };
 use crate::{
     context::AppContext,
-    error::{AppError, AppResult},
+    error::AppResult,
     service::hotspots::{self, HotspotReport, HotspotRequest, PlaceLevel},
 };
 
@@ -28,8 +28,9 @@ pub struct HotspotQuery {
     unit_id: Option<uuid::Uuid>,
     /// The place: grid, community (default) or township.
     group_by: Option<String>,
-    /// At most this many rows (1–200, default 20).
-    limit: Option<usize>,
+    /// At most this many rows (1–200, default 20). Signed, so that -1 is told the range.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
     /// json (default) or csv; `Accept: text/csv` works too.
     format: Option<String>,
     /// CSV headers: zh (default) or en.
@@ -53,19 +54,14 @@ pub async fn hotspots(
     let group_by = match q.group_by.as_deref() {
         None => PlaceLevel::Community,
         Some(text) => {
-            PlaceLevel::parse(text).ok_or_else(|| AppError::invalid("group_by", "grid, community or township"))?
+            PlaceLevel::parse(text).ok_or_else(|| not_one_of("group_by", &["grid", "community", "township"]))?
         }
     };
     let limit = q.limit.unwrap_or(20);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "between 1 and 200"));
-    }
+    let limit =
+        usize::try_from(limit).ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| not_between("limit", 1, 200))?;
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
-    let english = match q.lang.as_deref() {
-        None | Some("zh") => false,
-        Some("en") => true,
-        Some(_) => return Err(AppError::invalid("lang", "zh or en")),
-    };
+    let english = csv_in_english(q.lang.as_deref())?;
     let request = HotspotRequest { from: q.from, to: q.to, unit: q.unit_id, group_by, limit };
     let report = hotspots::hotspots(&ctx, &caller, request).await?;
     if csv_wanted {

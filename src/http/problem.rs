@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::validate::Lang,
-    error::{AppError, Refusal},
+    error::{AppError, Refusal, retry_when},
 };
 
 /// A problem-details body. `errors` names each invalid field on 422.
@@ -66,7 +66,7 @@ impl ResponseError for AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -94,14 +94,9 @@ impl ResponseError for AppError {
         }
         let status = self.status_code();
         let mut response = respond(status, self.problem(Lang::Zh));
-        // A busy database (pool exhausted, deadlock, serialization failure) clears within
-        // moments; the client is told when to try the same request again.
-        let retry_after = match self {
-            AppError::TooManyRequests { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-            AppError::Unavailable(_) | AppError::Refused { kind: Refusal::Unavailable, .. } => Some(1),
-            _ => None,
-        };
-        if let Some(secs) = retry_after
+        // A limit, or a busy database (pool exhausted, deadlock, serialization failure) that
+        // clears within moments: the client is told when to try the same request again.
+        if let Some(secs) = self.retry_after()
             && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -125,7 +120,7 @@ impl AppError {
             AppError::PreconditionFailed(_) => ("precondition-failed", "Stale version"),
             AppError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
-            AppError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
+            AppError::TooManyRequests { .. } | AppError::Limited { .. } => ("too-many-requests", "Too many requests"),
             AppError::Unavailable(_) => ("unavailable", "Service busy"),
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 ("internal", "Internal error")
@@ -170,6 +165,19 @@ impl AppError {
                 (detail.to_owned(), None)
             }
             AppError::Refused { message, .. } => (message.text(lang), None),
+            AppError::Limited { limit, retry_after_secs } => (limit.text(lang, *retry_after_secs), None),
+            // Said in English at its call site: which limit it is stays in English, and the
+            // Chinese says only what is true of every limit (not "too frequent": some count
+            // work in progress).
+            AppError::TooManyRequests { message, retry_after_secs } => {
+                let retry = retry_when(lang, *retry_after_secs);
+                let detail = if zh {
+                    format!("已达到使用限制（{message}）；{retry}")
+                } else {
+                    format!("{message}; {retry}")
+                };
+                (detail, None)
+            }
             // Not yet translated: a Chinese gist of the kind, with the English specifics.
             other if zh => (format!("{}（{other}）", gist_zh(status)), None),
             other => (other.to_string(), None),
@@ -189,7 +197,7 @@ fn gist_zh(status: StatusCode) -> &'static str {
         StatusCode::PRECONDITION_FAILED => "数据已被他人修改，请刷新后重试",
         StatusCode::PAYLOAD_TOO_LARGE => "请求内容过大",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "请以 JSON 格式提交",
-        StatusCode::TOO_MANY_REQUESTS => "请求过于频繁，请稍后再试",
+        StatusCode::TOO_MANY_REQUESTS => "已达到使用限制，请按 Retry-After 所示的时间后重试",
         StatusCode::SERVICE_UNAVAILABLE => "服务繁忙，请稍后重试",
         _ => "请求未能完成",
     }
@@ -273,7 +281,10 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::validate::{FieldErrors, Message};
+    use crate::{
+        domain::validate::{FieldErrors, Message},
+        error::Limit,
+    };
 
     #[test]
     fn the_best_of_chinese_and_english_by_q_value() {
@@ -302,6 +313,8 @@ mod tests {
             AppError::not_found("thing"),
             AppError::internal("secret detail"),
             AppError::refused(Refusal::Forbidden, "不行", "no"),
+            AppError::too_many_requests(Limit::UploadsInProgress { max: 2 }, 2),
+            AppError::TooManyRequests { message: "too many of something".into(), retry_after_secs: 3 },
         ];
         for error in errors {
             let problem = error.problem(Lang::Zh);
@@ -309,5 +322,42 @@ mod tests {
             assert!(!problem.detail.contains("secret"), "internal details stay in the log");
             assert!(!chinese(&error.problem(Lang::En).detail), "{}", error.problem(Lang::En).detail);
         }
+    }
+
+    /// Each 429 names its limit and its number in Chinese and in English, says that
+    /// Retry-After tells when to retry, and sends Retry-After; only rates are "too frequent".
+    #[test]
+    fn every_limit_says_which_it_is_and_when_to_retry() {
+        let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        for (limit, number, zh_words, en_words) in [
+            (Limit::LoginsFromAddress { per_minute: 6 }, "6", "登录过于频繁", "logins from this address"),
+            (Limit::FilingsPerUser { per_minute: 2 }, "2", "提交诉求过于频繁", "tickets filed"),
+            (Limit::Open311FromAddress { per_minute: 3 }, "3", "Open311 请求过于频繁", "Open311 requests"),
+            (Limit::AccountLocked { failures: 5 }, "5", "账号已暂时锁定", "account is locked"),
+            (Limit::UploadsInProgress { max: 2 }, "2", "同时进行的上传过多", "uploads in progress"),
+            (Limit::StreamsOpen { max: 5 }, "5", "打开的事件流过多", "event streams open"),
+        ] {
+            let error = AppError::too_many_requests(limit, 7);
+            let (zh, en) = (error.problem(Lang::Zh), error.problem(Lang::En));
+            assert_eq!((zh.status, zh.kind.as_str()), (429, "urn:gridwhistle:problem:too-many-requests"));
+            assert!(chinese(&zh.detail) && zh.detail.contains(zh_words) && zh.detail.contains(number), "{}", zh.detail);
+            assert!(zh.detail.contains("7 秒后重试（见 Retry-After）"), "{}", zh.detail);
+            assert!(
+                !chinese(&en.detail) && en.detail.contains(en_words) && en.detail.contains(number),
+                "{}",
+                en.detail
+            );
+            assert!(en.detail.contains("retry in 7 seconds, as Retry-After says"), "{}", en.detail);
+            let is_rate = matches!(
+                limit,
+                Limit::LoginsFromAddress { .. } | Limit::FilingsPerUser { .. } | Limit::Open311FromAddress { .. }
+            );
+            assert_eq!(zh.detail.contains("频繁"), is_rate, "work in progress is not a rate: {}", zh.detail);
+            let response = error.error_response();
+            assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("7"));
+        }
+        let locked = AppError::too_many_requests(Limit::AccountLocked { failures: 5 }, 900);
+        assert!(locked.problem(Lang::Zh).detail.contains("请在 15 分钟后重试"), "{}", locked.problem(Lang::Zh).detail);
+        assert!(locked.problem(Lang::En).detail.contains("retry in 15 minutes"), "{}", locked.problem(Lang::En).detail);
     }
 }

@@ -12,7 +12,10 @@ use super::{
 };
 use crate::{
     context::AppContext,
-    domain::sla::{ClockKind, SlaState},
+    domain::{
+        sla::{ClockKind, SlaState},
+        validate::Message,
+    },
     error::{AppError, AppResult},
     service::reports::{self, GroupBy, Report, ReportRequest, ReportRow},
 };
@@ -71,11 +74,30 @@ pub(crate) fn wants_csv(req: &HttpRequest, format: Option<&str>) -> AppResult<bo
     match format {
         Some("csv") => Ok(true),
         Some("json") => Ok(false),
-        Some(_) => Err(AppError::invalid("format", "json or csv")),
+        Some(_) => Err(not_one_of("format", &["json", "csv"])),
         None => {
             Ok(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")))
         }
     }
+}
+
+/// Whether CSV headers are wanted in English (`lang=en`) rather than Chinese (`zh`, the default).
+pub(crate) fn csv_in_english(lang: Option<&str>) -> AppResult<bool> {
+    match lang {
+        None | Some("zh") => Ok(false),
+        Some("en") => Ok(true),
+        Some(_) => Err(not_one_of("lang", &["zh", "en"])),
+    }
+}
+
+/// 422: `field` takes one of `words`.
+pub(crate) fn not_one_of(field: &str, words: &[&str]) -> AppError {
+    AppError::invalid(field, Message::OneOf(words.iter().map(|w| (*w).to_owned()).collect()))
+}
+
+/// 422: `field` lies between `min` and `max`.
+pub(crate) fn not_between(field: &str, min: i64, max: i64) -> AppError {
+    AppError::invalid(field, Message::said(format!("应为 {min} 到 {max}"), format!("must be between {min} and {max}")))
 }
 
 /// A text cell: neutralised when it starts like a spreadsheet formula — `=`, `+`, `-`, `@`, tab
@@ -143,13 +165,9 @@ pub async fn sla(
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, SlaQuery>,
 ) -> AppResult<HttpResponse> {
     let group_by = GroupBy::parse(&q.group_by)
-        .ok_or_else(|| AppError::invalid("group_by", "department, township, county, grid, category or channel"))?;
+        .ok_or_else(|| not_one_of("group_by", &["department", "township", "county", "grid", "category", "channel"]))?;
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
-    let english = match q.lang.as_deref() {
-        None | Some("zh") => false,
-        Some("en") => true,
-        Some(_) => return Err(AppError::invalid("lang", "zh or en")),
-    };
+    let english = csv_in_english(q.lang.as_deref())?;
     let request = ReportRequest { from: q.from, to: q.to, group_by, unit: q.unit, category: q.category };
     let report = reports::sla_report(&ctx, &caller, request).await?;
     if csv_wanted {
@@ -177,6 +195,9 @@ pub struct TrendQuery {
     lang: Option<String>,
 }
 
+/// A trend's points at most: each is a report of its own.
+const MAX_TREND_POINTS: usize = 120;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TrendPoint {
     pub from: NaiveDate,
@@ -203,11 +224,12 @@ pub async fn trend(
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, TrendQuery>,
 ) -> AppResult<HttpResponse> {
     let csv_wanted = wants_csv(&req, q.format.as_deref())?;
-    let english = q.lang.as_deref() == Some("en");
+    let english = csv_in_english(q.lang.as_deref())?;
     let to = q.to.unwrap_or_else(|| ctx.clock.now().with_timezone(&ctx.calendar().offset()).date_naive());
     let from = q.from.unwrap_or_else(|| to - Duration::days(29));
-    reports::check_dates(&ctx, from, to)?;
-    let out_of_range = || AppError::invalid("to", "out of range");
+    // Only near today: a trend of months may span more than the year one report covers.
+    reports::check_dates_near(&ctx, from, to)?;
+    let out_of_range = reports::date_out_of_range;
     // The buckets first: a request for too many is refused before any query runs.
     let mut buckets = Vec::new();
     let mut start = from;
@@ -220,11 +242,17 @@ pub async fn trend(
                     if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
                 NaiveDate::from_ymd_opt(y, m, 1)
             }
-            _ => return Err(AppError::invalid("interval", "day, week or month")),
+            _ => return Err(not_one_of("interval", &["day", "week", "month"])),
         }
         .ok_or_else(out_of_range)?;
-        if buckets.len() >= 120 {
-            return Err(AppError::invalid("interval", "at most 120 points; use a longer interval"));
+        if buckets.len() >= MAX_TREND_POINTS {
+            return Err(AppError::invalid(
+                "interval",
+                Message::said(
+                    format!("最多 {MAX_TREND_POINTS} 个时间点，请选更长的间隔"),
+                    format!("must give at most {MAX_TREND_POINTS} points; choose a longer interval"),
+                ),
+            ));
         }
         buckets.push((start, next.pred_opt().ok_or_else(out_of_range)?.min(to)));
         start = next;
@@ -257,8 +285,9 @@ pub async fn trend(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OverdueQuery {
-    /// At most this many items (1–500, default 100).
-    limit: Option<u64>,
+    /// At most this many items (1–500, default 100). Signed, so that -1 is told the range.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
     format: Option<String>,
 }
 
@@ -274,9 +303,8 @@ pub async fn overdue(
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadReports, OverdueQuery>,
 ) -> AppResult<HttpResponse> {
     let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit", "between 1 and 500"));
-    }
+    let limit =
+        u64::try_from(limit).ok().filter(|n| (1..=500).contains(n)).ok_or_else(|| not_between("limit", 1, 500))?;
     let items = reports::overdue(&ctx, &caller, limit).await?;
     if wants_csv(&req, q.format.as_deref())? {
         return Ok(csv_response(overdue_csv(&items, ctx.calendar().offset()), "overdue"));

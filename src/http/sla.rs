@@ -17,6 +17,7 @@ use crate::{
     domain::access::Caller,
     error::AppResult,
     metrics,
+    repo::page::PageRequest,
     service::{
         calendar, extensions, operations,
         sla::{self, EffectivePolicy, PolicyBody},
@@ -24,11 +25,17 @@ use crate::{
     },
 };
 
+/// [`page_request`] of a signed `limit`: -1 is as far outside 1–200 as 0 is, and is told
+/// the range rather than "must be an integer".
+fn page(limit: Option<i64>, cursor: Option<&str>) -> AppResult<PageRequest> {
+    page_request(limit.map(|n| u64::try_from(n).unwrap_or(0)), cursor)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    limit: Option<u64>,
+    limit: Option<i64>,
     cursor: Option<String>,
 }
 
@@ -41,7 +48,7 @@ pub async fn policies(
     ctx: web::Data<AppContext>,
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, PageQuery>,
 ) -> AppResult<web::Json<List<EffectivePolicy>>> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(sla::policies(&ctx, &caller, page).await?, |p| p)))
 }
 
@@ -154,7 +161,7 @@ pub struct OrderQuery {
     /// open or replied
     status: Option<String>,
     department: Option<uuid::Uuid>,
-    limit: Option<u64>,
+    limit: Option<i64>,
     cursor: Option<String>,
 }
 
@@ -168,7 +175,7 @@ pub async fn orders(
     caller: Caller,
     Query(q): Query<OrderQuery>,
 ) -> AppResult<web::Json<List<SupervisionOrder>>> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page(q.limit, q.cursor.as_deref())?;
     let filter = OrderFilter { level: q.level, status: q.status, department: q.department };
     Ok(web::Json(List::from_page(supervision::list(&ctx, &caller, filter, page).await?, SupervisionOrder::from)))
 }
@@ -235,7 +242,7 @@ pub async fn rules(
     ctx: web::Data<AppContext>,
     PermittedQuery(caller, q, _): PermittedQuery<may::ReadRouting, PageQuery>,
 ) -> AppResult<web::Json<List<EscalationRule>>> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(operations::rules(&ctx, &caller, page).await?, EscalationRule::from)))
 }
 
@@ -281,7 +288,7 @@ pub async fn delete_rule(ctx: web::Data<AppContext>, caller: Caller, PathId(id):
 pub struct NotificationQuery {
     /// pending, sent or dead
     status: Option<String>,
-    limit: Option<u64>,
+    limit: Option<i64>,
     cursor: Option<String>,
 }
 
@@ -295,7 +302,7 @@ pub async fn notifications(
     ctx: web::Data<AppContext>,
     PermittedQuery(caller, q, _): PermittedQuery<may::Operate, NotificationQuery>,
 ) -> AppResult<web::Json<List<Notification>>> {
-    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let page = page(q.limit, q.cursor.as_deref())?;
     Ok(web::Json(List::from_page(operations::notifications(&ctx, &caller, q.status, page).await?, Notification::from)))
 }
 

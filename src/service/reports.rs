@@ -17,10 +17,10 @@ use crate::{
     context::AppContext,
     domain::{
         access::{Caller, Permission},
-        calendar::check_date_near,
+        calendar::{MAX_YEARS_FROM_TODAY, check_date_near},
         report::{nearest_rank, rate, score},
         ticket::{Channel, DispatchRole, RESPONSIBLE_STATUSES, TicketStatus},
-        validate::FieldErrors,
+        validate::{FieldErrors, Message},
     },
     error::{AppError, AppResult, Refusal},
     repo::tickets::Scope,
@@ -212,26 +212,53 @@ pub async fn narrowing_unit(db: &impl ConnectionTrait, scope: &Scope, id: Uuid) 
 
 /// The days a client asks about lie within a century of today (in the city's time zone), so
 /// every date computed from them exists.
-pub fn check_dates(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
+pub fn check_dates_near(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
     let today = ctx.clock.now().with_timezone(&ctx.calendar().offset()).date_naive();
     let mut errors = FieldErrors::new();
     for (field, date) in [("from", from), ("to", to)] {
-        if let Err(message) = check_date_near(today, date) {
-            errors.add(field, message);
+        if check_date_near(today, date).is_err() {
+            errors.add(
+                field,
+                Message::said(
+                    format!("应在今天前后 {MAX_YEARS_FROM_TODAY} 年之内"),
+                    format!("must be within {MAX_YEARS_FROM_TODAY} years of today"),
+                ),
+            );
         }
     }
     Ok(errors.into_result()?)
 }
 
+/// The days one report covers at most.
+const MAX_REPORT_DAYS: i64 = 366;
+
+/// A report's period, as every report checks it: both days near today, `to` not before
+/// `from`, at most a year.
+pub fn check_dates(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
+    check_dates_near(ctx, from, to)?;
+    if to < from {
+        return Err(AppError::invalid("to", Message::said("不能早于 from", "must not be before from")));
+    }
+    if (to - from).num_days() > MAX_REPORT_DAYS {
+        return Err(AppError::invalid(
+            "to",
+            Message::said(
+                format!("报表最多覆盖一年（{MAX_REPORT_DAYS} 天）"),
+                format!("a report covers at most a year ({MAX_REPORT_DAYS} days)"),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A day the calendar cannot reach from the period asked for; days near today never are.
+pub fn date_out_of_range() -> AppError {
+    AppError::invalid("to", Message::said("超出可计算的日期范围", "lies outside the dates that can be computed"))
+}
+
 pub async fn sla_report(ctx: &AppContext, caller: &Caller, request: ReportRequest) -> AppResult<Report> {
     require(caller, Permission::ReadReports)?;
     check_dates(ctx, request.from, request.to)?;
-    if request.to < request.from {
-        return Err(AppError::invalid("to", "must not be before from"));
-    }
-    if (request.to - request.from).num_days() > 366 {
-        return Err(AppError::invalid("to", "a report covers at most a year"));
-    }
     let query = prepare(ctx, caller, &request).await?;
     let (mut rows, total) = compute(ctx, &query, request.group_by).await?;
     name_groups(ctx, &query, &request, &mut rows).await?;
@@ -247,7 +274,7 @@ pub async fn totals(ctx: &AppContext, caller: &Caller, request: &ReportRequest) 
 }
 
 async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> AppResult<Query> {
-    check_dates(ctx, request.from, request.to)?;
+    check_dates_near(ctx, request.from, request.to)?;
     let scope = Viewer::of(&ctx.db, caller).await?.scope();
     let unit_path = match request.unit {
         Some(unit) => Some(narrowing_unit(&ctx.db, &scope, unit).await?.path),
@@ -279,7 +306,7 @@ async fn prepare(ctx: &AppContext, caller: &Caller, request: &ReportRequest) -> 
         conditions.push(format!("t.category_id = {}", params.push(category)));
     }
     let offset = ctx.calendar().offset();
-    let out_of_range = || AppError::invalid("to", "out of range");
+    let out_of_range = date_out_of_range;
     let local_midnight = |date: NaiveDate| {
         date.and_time(chrono::NaiveTime::MIN)
             .checked_sub_signed(Duration::seconds(i64::from(offset.local_minus_utc())))

@@ -259,3 +259,185 @@ async fn a_caller_without_the_permission_gets_403_whatever_the_body() {
     })
     .await;
 }
+
+/// The same GET in Chinese (the default) and in English: the status and both problems.
+async fn in_both_languages(app: &TestApp, path: &str, token: &str) -> (u16, Value, Value) {
+    let (status, _, zh) = said_in(app, Method::GET, path, token, None, None).await;
+    let (en_status, _, en) = said_in(app, Method::GET, path, token, None, Some("en")).await;
+    assert_eq!(status, en_status, "{path}");
+    (status, zh, en)
+}
+
+/// A 422 on `field`, said as `zh` by default and as `en` in English; the detail names the field.
+async fn refuses_field(app: &TestApp, path: &str, token: &str, field: &str, zh: &str, en: &str) {
+    let (status, zh_problem, en_problem) = in_both_languages(app, path, token).await;
+    assert_eq!(status, 422, "{path}: {zh_problem}");
+    assert_eq!(zh_problem["errors"][field], zh, "{path}: {zh_problem}");
+    assert_eq!(en_problem["errors"][field], en, "{path}: {en_problem}");
+    let detail = zh_problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(field) && detail.contains(zh), "{path}: {detail}");
+    assert!(!has_chinese(&en_problem.to_string()), "{path}: {en_problem}");
+    assert_no_parser_words(&zh_problem);
+}
+
+#[tokio::test]
+async fn a_query_parameter_given_twice_is_named() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let (zh, en) = ("查询参数重复，只能给出一次", "is given more than once in the query; give it once");
+        refuses_field(&app, "/api/v1/tickets?status=filed&status=closed", &demo.grid, "status", zh, en).await;
+        let twice = "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=5&limit=6";
+        refuses_field(&app, twice, &demo.supervisor, "limit", zh, en).await;
+        // A filter given once still works.
+        app.get("/api/v1/tickets?status=filed", &demo.grid).await.expect(200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn report_requests_are_refused_in_chinese_and_in_english() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let sla = |query: &str| format!("/api/v1/reports/sla?group_by=department&{query}");
+        let reversed = "from=2026-11-30&to=2026-11-01";
+        for (path, field, zh, en) in [
+            (
+                sla("from=1900-01-01&to=2026-11-30"),
+                "from",
+                "应在今天前后 100 年之内",
+                "must be within 100 years of today",
+            ),
+            (sla(reversed), "to", "不能早于 from", "must not be before from"),
+            (
+                sla("from=2025-01-01&to=2026-11-30"),
+                "to",
+                "报表最多覆盖一年（366 天）",
+                "a report covers at most a year (366 days)",
+            ),
+            (
+                "/api/v1/reports/sla?from=2026-11-01&to=2026-11-30&group_by=planet".into(),
+                "group_by",
+                "应为以下之一：department、township、county、grid、category、channel",
+                "must be one of department, township, county, grid, category, channel",
+            ),
+            (
+                sla("from=2026-11-01&to=2026-11-30&format=xml"),
+                "format",
+                "应为以下之一：json、csv",
+                "must be one of json, csv",
+            ),
+            (sla("from=2026-11-01&to=2026-11-30&lang=fr"), "lang", "应为以下之一：zh、en", "must be one of zh, en"),
+            (
+                "/api/v1/reports/trend?from=2026-11-01&to=2026-11-30&interval=hour".into(),
+                "interval",
+                "应为以下之一：day、week、month",
+                "must be one of day, week, month",
+            ),
+            (
+                "/api/v1/reports/trend?from=2026-01-01&to=2026-11-30&interval=day".into(),
+                "interval",
+                "最多 120 个时间点，请选更长的间隔",
+                "must give at most 120 points; choose a longer interval",
+            ),
+            ("/api/v1/reports/overdue?limit=0".into(), "limit", "应为 1 到 500", "must be between 1 and 500"),
+            (
+                "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=0".into(),
+                "limit",
+                "应为 1 到 200",
+                "must be between 1 and 200",
+            ),
+            (
+                "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&group_by=street".into(),
+                "group_by",
+                "应为以下之一：grid、community、township",
+                "must be one of grid, community, township",
+            ),
+            (format!("/api/v1/reports/hotspots?{reversed}"), "to", "不能早于 from", "must not be before from"),
+            (format!("/api/v1/reports/coverage?{reversed}"), "to", "不能早于 from", "must not be before from"),
+            (
+                "/api/v1/reports/coverage?from=2026-11-01&to=2026-11-30&lang=fr".into(),
+                "lang",
+                "应为以下之一：zh、en",
+                "must be one of zh, en",
+            ),
+        ] {
+            refuses_field(&app, &path, &demo.supervisor, field, zh, en).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_negative_number_is_told_the_allowed_range_not_to_be_an_integer() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+        let hotspots = "/api/v1/reports/hotspots?from=2026-11-01&to=2026-11-30&limit=-1";
+        refuses_field(&app, hotspots, &demo.supervisor, "limit", "应为 1 到 200", "must be between 1 and 200").await;
+        let overdue = "/api/v1/reports/overdue?limit=-5";
+        refuses_field(&app, overdue, &demo.supervisor, "limit", "应为 1 到 500", "must be between 1 and 500").await;
+        let policies = "/api/v1/sla-policies?limit=-1";
+        refuses_field(&app, policies, &demo.admin, "limit", "应为 1 到 200", "must be between 1 and 200").await;
+        // Where the handler's range is not known to the parser: at least not "must be an integer".
+        refuses_field(&app, "/api/v1/tickets?limit=-1", &demo.grid, "limit", "不能为负数", "must not be negative")
+            .await;
+        // Not a number at all is still that.
+        refuses_field(&app, "/api/v1/tickets?limit=ten", &demo.grid, "limit", "应为整数", "must be a whole number")
+            .await;
+    })
+    .await;
+}
+
+/// A 429 says in both languages which limit was hit and that Retry-After tells when to
+/// retry; a limit on work in progress is not "too frequent".
+#[tokio::test]
+async fn too_many_requests_say_which_limit_and_when_to_retry() {
+    each_backend(|app| async move {
+        let demo = app.demo().await;
+
+        // Five open event streams of one session: the sixth is refused.
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            let stream = app
+                .client
+                .get(app.url("/api/v1/events/stream"))
+                .bearer_auth(&demo.dispatcher)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(stream.status().as_u16(), 200);
+            open.push(stream);
+        }
+        let (status, zh, en) = in_both_languages(&app, "/api/v1/events/stream", &demo.dispatcher).await;
+        assert_eq!(status, 429, "{zh}");
+        let (zh, en) = (zh["detail"].as_str().unwrap_or_default(), en["detail"].as_str().unwrap_or_default());
+        assert!(has_chinese(zh) && zh.contains('5') && zh.contains("Retry-After"), "{zh}");
+        assert!(!zh.contains("频繁"), "open streams are work in progress, not requests too frequent: {zh}");
+        assert!(!has_chinese(en) && en.contains('5') && en.contains("Retry-After"), "{en}");
+        drop(open);
+
+        // An account locked after failed logins.
+        for _ in 0..5 {
+            app.login("demo-dept", "wrong password").await.problem(401);
+        }
+        let locked = |language: Option<&'static str>| {
+            let app = &app;
+            async move {
+                let mut request = app
+                    .client
+                    .post(app.url("/api/v1/auth/token"))
+                    .json(&json!({"username": "demo-dept", "password": crate::helpers::DEMO_PASSWORD}));
+                if let Some(language) = language {
+                    request = request.header("accept-language", language);
+                }
+                let response = request.send().await.expect("sent");
+                assert_eq!(response.status().as_u16(), 429);
+                let problem: Value = response.json().await.expect("problem");
+                problem["detail"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+        let (zh, en) = (locked(None).await, locked(Some("en")).await);
+        assert!(has_chinese(zh.as_str()) && zh.contains("Retry-After") && zh.contains("15 分钟"), "{zh}");
+        assert!(!has_chinese(en.as_str()) && en.contains("Retry-After") && en.contains("15 minutes"), "{en}");
+    })
+    .await;
+}
