@@ -11,7 +11,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
-use crate::{config::SecuritySettings, error::AppError};
+use crate::{
+    config::SecuritySettings,
+    error::{AppError, Limit},
+};
 
 #[derive(Clone)]
 pub struct Limits {
@@ -51,21 +54,21 @@ impl Limits {
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        const MESSAGE: &str = "too many logins from this address; wait and retry";
+        let limit = Limit::LoginsFromAddress { per_minute: self.login_per_minute };
         let Some(ip) = ip else { return Ok(()) };
         if db.get_database_backend() == DbBackend::Postgres {
-            shared(db, "login", &ip.to_string(), self.login_per_minute, now, MESSAGE).await
+            shared(db, "login", &ip.to_string(), self.login_per_minute, now, limit).await
         } else {
-            check(&self.login, &ip, MESSAGE)
+            check(&self.login, &ip, limit)
         }
     }
 
     pub async fn check_filing(&self, db: &DatabaseConnection, user: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
-        const MESSAGE: &str = "too many tickets filed in a minute; wait and retry";
+        let limit = Limit::FilingsPerUser { per_minute: self.filing_per_minute };
         if db.get_database_backend() == DbBackend::Postgres {
-            shared(db, "filing", &user.to_string(), self.filing_per_minute, now, MESSAGE).await
+            shared(db, "filing", &user.to_string(), self.filing_per_minute, now, limit).await
         } else {
-            check(&self.filing, &user, MESSAGE)
+            check(&self.filing, &user, limit)
         }
     }
 }
@@ -79,12 +82,12 @@ impl Limits {
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        const MESSAGE: &str = "too many Open311 requests from this address; wait and retry";
+        let limit = Limit::Open311FromAddress { per_minute: self.open311_per_minute };
         let Some(ip) = ip else { return Ok(()) };
         if db.get_database_backend() == DbBackend::Postgres {
-            shared(db, "open311", &ip.to_string(), self.open311_per_minute, now, MESSAGE).await
+            shared(db, "open311", &ip.to_string(), self.open311_per_minute, now, limit).await
         } else {
-            check(&self.open311, &ip, MESSAGE)
+            check(&self.open311, &ip, limit)
         }
     }
 }
@@ -98,7 +101,7 @@ async fn shared(
     key: &str,
     limit: u32,
     now: DateTime<Utc>,
-    message: &str,
+    refused: Limit,
 ) -> Result<(), AppError> {
     let minute = TimeDelta::minutes(1);
     let window = now.duration_trunc(minute).unwrap_or(now);
@@ -114,7 +117,7 @@ async fn shared(
     let hits: i32 = row.map(|r| r.try_get("", "hits")).transpose()?.unwrap_or(0);
     if hits > i32::try_from(limit).unwrap_or(i32::MAX) {
         let wait = (window + minute - now).num_seconds().max(1);
-        return Err(AppError::TooManyRequests { message: message.to_owned(), retry_after_secs: wait as u64 });
+        return Err(AppError::too_many_requests(refused, wait as u64));
     }
     Ok(())
 }
@@ -133,10 +136,10 @@ pub async fn forget_old_windows(db: &DatabaseConnection, now: DateTime<Utc>) -> 
 fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
-    message: &str,
+    refused: Limit,
 ) -> Result<(), AppError> {
     limiter.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-        AppError::TooManyRequests { message: message.to_owned(), retry_after_secs: wait.as_secs().max(1) }
+        AppError::too_many_requests(refused, wait.as_secs())
     })
 }

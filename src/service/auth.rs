@@ -14,7 +14,7 @@ use crate::{
     context::AppContext,
     db::begin_write,
     domain::{access::Caller, password},
-    error::{AppError, AppResult, Refusal},
+    error::{AppError, AppResult, Limit, Refusal},
     repo::{self, tokens::Session},
     service::audit::{self, Entry},
 };
@@ -62,9 +62,9 @@ pub async fn login(
 
     let locked =
         |failures: Option<login_failure::Model>| failures.and_then(|f| f.locked_until).filter(|until| *until > now);
-    let refuse_locked = |locked_until: DateTime<Utc>| AppError::TooManyRequests {
-        message: "too many failed logins: this account is locked for a while".into(),
-        retry_after_secs: (locked_until - now).num_seconds().max(1) as u64,
+    let refuse_locked = |locked_until: DateTime<Utc>| {
+        let failures = ctx.settings.security.lockout_after;
+        AppError::too_many_requests(Limit::AccountLocked { failures }, (locked_until - now).num_seconds().max(1) as u64)
     };
     if let Some(locked_until) = locked(repo::login_failures::find(&ctx.db, &name).await?) {
         let txn = begin_write(&ctx.db).await?;

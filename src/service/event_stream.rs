@@ -30,7 +30,7 @@ use crate::{
     config::EventStreamSettings,
     context::AppContext,
     domain::access::{Caller, Permission},
-    error::{AppError, AppResult, Refusal},
+    error::{AppError, AppResult, Limit, Refusal},
     repo::{self, push::EVENTS_CHANNEL, tokens::Session},
     service::{
         in_flight::{InFlight, Slot},
@@ -76,12 +76,9 @@ impl EventBus {
     /// hundreds under one login would hold them without bound.
     pub fn hold_stream(&self, settings: &EventStreamSettings, session: &Session) -> AppResult<Slot<Session>> {
         let max = settings.max_streams_per_session;
-        self.streams.take(session, max).ok_or_else(|| AppError::TooManyRequests {
-            message: format!(
-                "this session already has {max} event streams open (event_stream.max_streams_per_session); \
-                 close one, or retry once one has ended"
-            ),
-            retry_after_secs: closed_stream_noticed_within(settings.heartbeat).as_secs_f64().ceil() as u64,
+        self.streams.take(session, max).ok_or_else(|| {
+            let retry_after = closed_stream_noticed_within(settings.heartbeat).as_secs_f64().ceil() as u64;
+            AppError::too_many_requests(Limit::StreamsOpen { max }, retry_after)
         })
     }
 

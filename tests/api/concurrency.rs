@@ -239,11 +239,11 @@ async fn rate_limits_hold_across_replicas() {
     for ctx in [&app.ctx, &replica, &app.ctx, &replica] {
         let refused =
             gridwhistle::service::auth::login(ctx, "nobody", "wrong password", ip).await.expect_err("refused");
-        answers.push(matches!(refused, AppError::TooManyRequests { .. }));
+        answers.push(matches!(refused, AppError::Limited { .. }));
     }
     assert_eq!(answers, [false, false, false, true], "the fourth login in the minute is one too many");
     // The next minute starts afresh.
     app.clock.set(cst("2026-12-01 09:01") + Duration::seconds(1));
     let next = gridwhistle::service::auth::login(&replica, "nobody", "wrong password", ip).await.expect_err("refused");
-    assert!(!matches!(next, AppError::TooManyRequests { .. }), "{next:?}");
+    assert!(!matches!(next, AppError::Limited { .. }), "{next:?}");
 }

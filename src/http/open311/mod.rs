@@ -156,12 +156,7 @@ fn error_response(err: &AppError, format: Format, lang: Lang) -> HttpResponse {
     let code = status.as_u16();
     let json_body = json!([{"code": code, "description": description}]);
     let mut response = ok(status, format, &json_body, |v| xml::list("errors", "error", v));
-    let retry_after = match err {
-        AppError::TooManyRequests { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-        AppError::Unavailable(_) | AppError::Refused { kind: Refusal::Unavailable, .. } => Some(1),
-        _ => None,
-    };
-    if let Some(secs) = retry_after
+    if let Some(secs) = err.retry_after()
         && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, value);
