@@ -412,6 +412,7 @@ async fn too_many_requests_say_which_limit_and_when_to_retry() {
         let (zh, en) = (zh["detail"].as_str().unwrap_or_default(), en["detail"].as_str().unwrap_or_default());
         assert!(has_chinese(zh) && zh.contains('5') && zh.contains("Retry-After"), "{zh}");
         assert!(!zh.contains("频繁"), "open streams are work in progress, not requests too frequent: {zh}");
+        assert!(zh.contains("事件流") && en.contains("event streams"), "names the limit hit: {zh} / {en}");
         assert!(!has_chinese(en) && en.contains('5') && en.contains("Retry-After"), "{en}");
         drop(open);
 
@@ -437,6 +438,7 @@ async fn too_many_requests_say_which_limit_and_when_to_retry() {
         };
         let (zh, en) = (locked(None).await, locked(Some("en")).await);
         assert!(has_chinese(zh.as_str()) && zh.contains("Retry-After") && zh.contains("15 分钟"), "{zh}");
+        assert!(zh.contains("锁定") && en.contains("locked"), "names the limit hit: {zh} / {en}");
         assert!(!has_chinese(en.as_str()) && en.contains("Retry-After") && en.contains("15 minutes"), "{en}");
     })
     .await;
