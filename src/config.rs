@@ -324,13 +324,18 @@ pub struct UploadSettings {
     pub max_bytes: u64,
     /// Largest image, in pixels (width × height); larger → 422.
     pub max_pixels: u64,
-    /// Most memory one image's decoding may allocate, in bytes; more → 422.
+    /// Most memory making one image safe may take, in bytes: its decoded pixels (16-bit samples
+    /// count twice) plus the one full-size copy that turning or re-encoding it makes; more → 422.
     pub max_decode_bytes: u64,
     /// An upload attached to nothing is deleted by housekeeping after this long.
     #[serde(deserialize_with = "de_duration")]
     pub unattached_ttl: Duration,
     /// Uploads one user may have in progress at once on a replica; the next one is 429.
     pub max_concurrent_per_user: usize,
+    /// Longest an image waits for its turn at the decoder before the upload is answered 503
+    /// with Retry-After (nothing stored): a queue that long means the replica is saturated.
+    #[serde(deserialize_with = "de_duration")]
+    pub decode_wait: Duration,
 }
 
 /// Community sensors over MQTT (issue 18).
@@ -642,6 +647,9 @@ impl Settings {
                 key: "uploads.max_bytes",
                 message: "must be between 1024 bytes and 1 GiB".into(),
             });
+        }
+        if self.uploads.decode_wait < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid { key: "uploads.decode_wait", message: "must be at least 1s".into() });
         }
         if self.uploads.max_pixels < 320 * 320 || self.uploads.max_decode_bytes < 1024 * 1024 {
             return Err(SettingsError::Invalid {

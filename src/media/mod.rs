@@ -5,9 +5,12 @@
 //! Pure and blocking: the caller runs it on a blocking thread. Nothing here panics on a
 //! hostile file; every failure is a [`MediaError`].
 
-use std::io::{BufRead, Cursor, Seek};
+use std::io::{BufRead, Cursor, Read, Seek};
 
-use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, codecs::jpeg::JpegEncoder};
+use image::{
+    ColorType, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, codecs::jpeg::JpegEncoder,
+    metadata::Orientation,
+};
 
 /// The kinds of file accepted, decided by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +82,8 @@ impl MediaType {
 pub struct DecodeLimits {
     /// Width × height.
     pub max_pixels: u64,
-    /// Memory the decoder may allocate.
+    /// Memory making the image safe may hold at once: the decoder's own, and the pixels with
+    /// the copies made of them (see `peak_bytes`).
     pub max_alloc: u64,
 }
 
@@ -119,6 +123,15 @@ pub fn process_image(
 ) -> Result<Processed, MediaError> {
     let format = kind.image_format().ok_or_else(|| MediaError::Unreadable("not an image type".into()))?;
     let mut source = source;
+    // A PNG says its size in its first bytes. Read here, it is named even when it is past what
+    // the decoder would read a header for (2147483647×1 needs a 6 GB row; 4000000000×4000000000
+    // is not even a valid PNG), where the decoder could only say "too large" or "corrupt".
+    if kind == MediaType::Png
+        && let Some((width, height)) = declared_png_size(&mut source)?
+        && u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(MediaError::TooLarge { width, height });
+    }
     let mut decode_limits = Limits::default();
     decode_limits.max_alloc = Some(limits.max_alloc);
     // The size the header declares, read before any pixel: the refusal of an absurd one says
@@ -139,16 +152,17 @@ pub fn process_image(
     decode_limits.max_image_height = Some(side);
     reader.limits(decode_limits);
     let mut decoder = reader.into_decoder().map_err(|e| classify(e, width, height))?;
-    // The decoder's limits bound its own working memory; the pixels it hands back are ours to
-    // bound (what `ImageReader::decode` reserves, done here because we need the decoder first).
-    if decoder.total_bytes() > limits.max_alloc {
+    // A missing or unreadable orientation means upright: the pixels are still a picture.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // The decoder's limits bound its own working memory; the pixels it hands back, and the
+    // copies made of them, are ours to bound.
+    let peak = peak_bytes(decoder.total_bytes(), decoder.color_type(), kind, orientation);
+    if peak > limits.max_alloc {
         return Err(MediaError::TooLarge { width, height });
     }
     if width == 0 || height == 0 {
         return Err(MediaError::Unreadable("the image has no pixels".into()));
     }
-    // A missing or unreadable orientation means upright: the pixels are still a picture.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, width, height))?;
     image.apply_orientation(orientation);
     let bytes = encode(&image, kind)?;
@@ -159,6 +173,42 @@ pub fn process_image(
         encode_jpeg(&image, THUMBNAIL_QUALITY)?
     };
     Ok(Processed { bytes, width: image.width(), height: image.height(), thumbnail })
+}
+
+/// The width and height in a PNG's IHDR (bytes 16..24), when the file is long enough to have
+/// one; `source` is left at its start.
+fn declared_png_size(source: &mut (impl Read + Seek)) -> Result<Option<(u32, u32)>, MediaError> {
+    let mut head = [0u8; 24];
+    let read = source.read_exact(&mut head);
+    source.rewind().map_err(|e| MediaError::Unreadable(e.to_string()))?;
+    if read.is_err() || &head[12..16] != b"IHDR" {
+        return Ok(None);
+    }
+    let side = |at: usize| u32::from_be_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    Ok(Some((side(16), side(20))))
+}
+
+/// The most memory making the image safe holds at once: its decoded pixels (`decoded`, which
+/// counts every byte of a sample: 16-bit samples take two), plus the largest full-size copy made
+/// of them while they are held: a quarter-turned image is a new buffer, the JPEG and WebP
+/// encoders are handed an 8-bit RGB(A) copy, and the PNG encoder copies 16-bit samples to
+/// reorder their bytes. The re-encoded file is of the order of the file received (bounded by
+/// `uploads.max_bytes`) and the thumbnail is small; neither is counted.
+fn peak_bytes(decoded: u64, color: ColorType, kind: MediaType, orientation: Orientation) -> u64 {
+    let pixels = decoded / u64::from(color.bytes_per_pixel().max(1));
+    let turned = match orientation {
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
+            decoded
+        }
+        _ => 0,
+    };
+    let for_encoder = match kind {
+        MediaType::Jpeg => pixels.saturating_mul(3),
+        MediaType::Webp => pixels.saturating_mul(if color.has_alpha() { 4 } else { 3 }),
+        MediaType::Png if color.bytes_per_pixel() > color.channel_count() => decoded,
+        MediaType::Png | MediaType::Pdf => 0,
+    };
+    decoded.saturating_add(turned.max(for_encoder))
 }
 
 fn classify(err: ImageError, width: u32, height: u32) -> MediaError {
@@ -237,6 +287,51 @@ mod tests {
         let limits = DecodeLimits { max_pixels: 50_000_000, max_alloc: 512 << 20 };
         let err = process_image(Cursor::new(bytes), MediaType::Png, limits).expect_err("refused");
         assert!(matches!(err, MediaError::TooLarge { width: 60_000_000, height: 4 }), "{err}");
+    }
+
+    #[test]
+    fn a_size_no_decoder_would_read_is_named_as_declared() {
+        let limits = DecodeLimits { max_pixels: 50_000_000, max_alloc: 512 << 20 };
+        for (width, height) in [(2_147_483_647, 1), (1, 2_147_483_647), (4_000_000_000, 4_000_000_000)] {
+            let mut bytes = encode(&DynamicImage::new_rgb8(4, 4), MediaType::Png).expect("encodes");
+            bytes[16..20].copy_from_slice(&u32::to_be_bytes(width));
+            bytes[20..24].copy_from_slice(&u32::to_be_bytes(height));
+            let crc = crc32(&bytes[12..29]);
+            bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+            let err = process_image(Cursor::new(bytes), MediaType::Png, limits).expect_err("refused");
+            assert!(
+                matches!(err, MediaError::TooLarge { width: w, height: h } if (w, h) == (width, height)),
+                "{width}×{height}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_samples_count_twice_and_so_does_the_copy_their_encoder_makes() {
+        // 512×512 RGB: 768 KiB of 8-bit pixels, 1.5 MiB of 16-bit ones, and 3 MiB at the peak
+        // of re-encoding those (the PNG encoder reorders 16-bit samples into a copy).
+        let limits = DecodeLimits { max_pixels: 50_000_000, max_alloc: 2 << 20 };
+        let eight = encode(&DynamicImage::new_rgb8(512, 512), MediaType::Png).expect("encodes");
+        process_image(Cursor::new(eight), MediaType::Png, limits).expect("8-bit fits");
+        let sixteen = encode(&DynamicImage::new_rgb16(512, 512), MediaType::Png).expect("encodes");
+        let err = process_image(Cursor::new(sixteen.clone()), MediaType::Png, limits).expect_err("refused");
+        assert!(matches!(err, MediaError::TooLarge { width: 512, height: 512 }), "{err}");
+        let enough = DecodeLimits { max_alloc: 3 << 20, ..limits };
+        let processed = process_image(Cursor::new(sixteen), MediaType::Png, enough).expect("fits in 3 MiB");
+        assert_eq!((processed.width, processed.height), (512, 512));
+    }
+
+    #[test]
+    fn the_peak_counts_the_largest_copy_made_of_the_pixels() {
+        use Orientation::{NoTransforms, Rotate90, Rotate180};
+        let mp = 1_000_000;
+        assert_eq!(peak_bytes(3 * mp, ColorType::Rgb8, MediaType::Png, NoTransforms), 3 * mp);
+        assert_eq!(peak_bytes(3 * mp, ColorType::Rgb8, MediaType::Png, Rotate90), 6 * mp);
+        assert_eq!(peak_bytes(3 * mp, ColorType::Rgb8, MediaType::Png, Rotate180), 3 * mp, "turned in place");
+        assert_eq!(peak_bytes(6 * mp, ColorType::Rgb16, MediaType::Png, NoTransforms), 12 * mp);
+        assert_eq!(peak_bytes(3 * mp, ColorType::Rgb8, MediaType::Jpeg, NoTransforms), 6 * mp);
+        assert_eq!(peak_bytes(mp, ColorType::L8, MediaType::Jpeg, Rotate90), 4 * mp, "the RGB copy is larger");
+        assert_eq!(peak_bytes(4 * mp, ColorType::Rgba8, MediaType::Webp, NoTransforms), 8 * mp);
     }
 
     fn crc32(data: &[u8]) -> u32 {

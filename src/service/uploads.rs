@@ -3,7 +3,10 @@
 //! An upload belongs to its uploader until it is attached (see `service::attachments`);
 //! housekeeping deletes the ones never attached.
 
-use std::sync::LazyLock;
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex, PoisonError},
+};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -25,9 +28,77 @@ use crate::{
     },
 };
 
-/// Images decoded at the same time, whatever the number of requests: each may take up to
-/// `uploads.max_decode_bytes` of memory.
-static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+// Decoding is shared fairly. Each image may take up to `uploads.max_decode_bytes` of memory
+// and seconds of CPU, so only `DECODERS` images are decoded at once in the process (memory is
+// the process's, so the count is too, whatever the number of applications in it). Without more,
+// one user sending two huge images would hold every decoder and everyone else's 4×4 photo would
+// wait behind them. So:
+// - a user takes their own turn first (`TURNS`, one per user): their second image waits for
+//   their first, holding nothing the others need; only then does it queue for a decoder;
+// - both queues are first come, first served (tokio's `Mutex` and `Semaphore` are fair), so an
+//   image waits for at most one image of each user ahead of it;
+// - a wait longer than `uploads.decode_wait` is answered 503 with Retry-After, before anything
+//   is stored: a saturated replica says so instead of holding the request open without bound.
+
+/// Images decoded at the same time in this process.
+const DECODERS: usize = 2;
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODERS);
+
+/// Each user's turn at the decoder. An entry lives while someone holds or awaits it. User ids are
+/// never shared between databases, so one map serves every application in the process.
+static TURNS: LazyLock<Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Mutex::default);
+
+/// A user's turn at the decoder, held until it drops.
+struct Turn {
+    user: Uuid,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turn {
+    async fn take(user: Uuid) -> Self {
+        let lock = TURNS.lock().unwrap_or_else(PoisonError::into_inner).entry(user).or_default().clone();
+        Self { user, guard: Some(lock.lock_owned().await) }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // Forgotten once nobody holds or awaits it (the map holds the only handle); the map is
+        // locked, so nobody can pick it up meanwhile. A waiter that gave up leaves its entry to
+        // the holder's drop.
+        let mut turns = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+        if turns.get(&self.user).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            turns.remove(&self.user);
+        }
+    }
+}
+
+/// A place at the decoder for one image of a user: their turn, then one of the `DECODERS`.
+pub struct DecodeSlot {
+    _decoder: tokio::sync::SemaphorePermit<'static>,
+    _turn: Turn,
+}
+
+/// Waits for `user`'s turn and a free decoder, at most `uploads.decode_wait`; then 503.
+/// Public so that tests can hold the decoder the way a long decode would.
+pub async fn decode_slot(ctx: &AppContext, user: Uuid) -> AppResult<DecodeSlot> {
+    let wait = ctx.settings.uploads.decode_wait;
+    let slot = tokio::time::timeout(wait, async {
+        let turn = Turn::take(user).await;
+        let decoder = DECODING.acquire().await.map_err(|e| AppError::internal_from("decoder queue", e))?;
+        Ok::<_, AppError>(DecodeSlot { _decoder: decoder, _turn: turn })
+    })
+    .await;
+    slot.unwrap_or_else(|_elapsed| {
+        tracing::warn!(%user, wait_secs = wait.as_secs(), "an upload waited too long for the image decoder");
+        Err(AppError::refused(
+            Refusal::Unavailable,
+            "图片处理繁忙，请稍后重新上传",
+            "the image decoder is busy; upload the file again in a moment",
+        ))
+    })
+}
 
 /// Uploads in progress per user. User ids are never shared between databases, so one count
 /// serves every application in the process.
@@ -144,7 +215,7 @@ pub async fn store(
     let settings = &ctx.settings.uploads;
     let (sha256, bytes, width, height, thumbnail) = if kind.is_image() {
         let limits = DecodeLimits { max_pixels: settings.max_pixels, max_alloc: settings.max_decode_bytes };
-        let processed = decode(&received, kind, limits).await?;
+        let processed = decode(ctx, caller, &received, kind, limits).await?;
         let Processed { bytes, width, height, thumbnail } = processed;
         let sha = hex::encode(Sha256::digest(&bytes));
         (sha, Bytes::from(bytes), Some(width), Some(height), Some(Bytes::from(thumbnail)))
@@ -193,13 +264,23 @@ pub async fn store(
     Ok(row)
 }
 
-async fn decode(received: &Received, kind: MediaType, limits: DecodeLimits) -> AppResult<Processed> {
-    let _permit = DECODING.acquire().await.map_err(|e| AppError::internal_from("decoder queue", e))?;
+async fn decode(
+    ctx: &AppContext,
+    caller: &Caller,
+    received: &Received,
+    kind: MediaType,
+    limits: DecodeLimits,
+) -> AppResult<Processed> {
+    let slot = decode_slot(ctx, caller.user_id).await?;
     let file = received.file.reopen().map_err(|e| AppError::internal_from("reopening the spooled upload", e))?;
-    let result =
-        tokio::task::spawn_blocking(move || crate::media::process_image(std::io::BufReader::new(file), kind, limits))
-            .await
-            .map_err(|e| AppError::internal_from("the image decoder stopped", e))?;
+    // The slot goes with the work: a client that leaves mid-decode does not free a decoder that
+    // is still busy with its image.
+    let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        crate::media::process_image(std::io::BufReader::new(file), kind, limits)
+    })
+    .await
+    .map_err(|e| AppError::internal_from("the image decoder stopped", e))?;
     result.map_err(|err| match err {
         // The size its header declares, when it could be read that far.
         MediaError::TooLarge { width, height } if width > 0 && height > 0 => AppError::invalid(
