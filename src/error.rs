@@ -31,10 +31,6 @@ pub enum AppError {
     /// `retry_after_secs` is sent as `Retry-After`. Made by [`AppError::too_many_requests`].
     #[error("{}", .limit.text(Lang::En, *.retry_after_secs))]
     Limited { limit: Limit, retry_after_secs: u64 },
-    /// A 429 said in English only, with a Chinese gist. Kept while call sites move to
-    /// [`AppError::too_many_requests`], which says which limit in Chinese too.
-    #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
     /// A busy or unreachable database: the same request is expected to succeed when retried.
     #[error("{0}")]
     Unavailable(DatabaseUnavailable),
@@ -140,7 +136,7 @@ impl Limit {
 
 /// "Retry in …, as Retry-After says": minutes from two minutes on (a lock-out of 900 s reads
 /// as 15 minutes), seconds below.
-pub(crate) fn retry_when(lang: Lang, secs: u64) -> String {
+fn retry_when(lang: Lang, secs: u64) -> String {
     let secs = secs.max(1);
     let minutes = secs.div_ceil(60);
     match lang {
@@ -162,9 +158,7 @@ impl AppError {
     /// own wait, or one second for a busy database.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            AppError::Limited { retry_after_secs, .. } | AppError::TooManyRequests { retry_after_secs, .. } => {
-                Some((*retry_after_secs).max(1))
-            }
+            AppError::Limited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             AppError::Unavailable(_) | AppError::Refused { kind: Refusal::Unavailable, .. } => Some(1),
             _ => None,
         }

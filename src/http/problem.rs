@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::validate::Lang,
-    error::{AppError, Refusal, retry_when},
+    error::{AppError, Refusal},
 };
 
 /// A problem-details body. `errors` names each invalid field on 422.
@@ -66,7 +66,7 @@ impl ResponseError for AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::TooManyRequests { .. } | AppError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -120,7 +120,7 @@ impl AppError {
             AppError::PreconditionFailed(_) => ("precondition-failed", "Stale version"),
             AppError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
-            AppError::TooManyRequests { .. } | AppError::Limited { .. } => ("too-many-requests", "Too many requests"),
+            AppError::Limited { .. } => ("too-many-requests", "Too many requests"),
             AppError::Unavailable(_) => ("unavailable", "Service busy"),
             AppError::Internal(_) | AppError::InternalCause { .. } | AppError::Database(_) => {
                 ("internal", "Internal error")
@@ -166,18 +166,6 @@ impl AppError {
             }
             AppError::Refused { message, .. } => (message.text(lang), None),
             AppError::Limited { limit, retry_after_secs } => (limit.text(lang, *retry_after_secs), None),
-            // Said in English at its call site: which limit it is stays in English, and the
-            // Chinese says only what is true of every limit (not "too frequent": some count
-            // work in progress).
-            AppError::TooManyRequests { message, retry_after_secs } => {
-                let retry = retry_when(lang, *retry_after_secs);
-                let detail = if zh {
-                    format!("已达到使用限制（{message}）；{retry}")
-                } else {
-                    format!("{message}; {retry}")
-                };
-                (detail, None)
-            }
             // Not yet translated: a Chinese gist of the kind, with the English specifics.
             other if zh => (format!("{}（{other}）", gist_zh(status)), None),
             other => (other.to_string(), None),
@@ -314,7 +302,6 @@ mod tests {
             AppError::internal("secret detail"),
             AppError::refused(Refusal::Forbidden, "不行", "no"),
             AppError::too_many_requests(Limit::UploadsInProgress { max: 2 }, 2),
-            AppError::TooManyRequests { message: "too many of something".into(), retry_after_secs: 3 },
         ];
         for error in errors {
             let problem = error.problem(Lang::Zh);

@@ -110,12 +110,9 @@ static IN_PROGRESS: LazyLock<InFlight<Uuid>> = LazyLock::new(InFlight::default);
 /// temporary files for everyone.
 pub fn begin(ctx: &AppContext, caller: &Caller) -> AppResult<Slot<Uuid>> {
     let max = ctx.settings.uploads.max_concurrent_per_user;
-    IN_PROGRESS.take(&caller.user_id, max).ok_or_else(|| AppError::TooManyRequests {
-        message: format!(
-            "you already have {max} uploads in progress (uploads.max_concurrent_per_user); retry once one has finished"
-        ),
-        retry_after_secs: 2,
-    })
+    IN_PROGRESS
+        .take(&caller.user_id, max)
+        .ok_or_else(|| AppError::too_many_requests(crate::error::Limit::UploadsInProgress { max }, 2))
 }
 
 /// The request body as it arrived: spooled to a temporary file (never held whole in memory),
