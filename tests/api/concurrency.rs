@@ -4,20 +4,16 @@
 use std::{collections::HashMap, sync::Arc};
 
 use actix_web::ResponseError;
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entities::{escalation_rule, sla_clock, ticket_event};
 use gridwhistle::{error::AppError, service::escalation, workers::sweeper};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, each_backend, spawn_app_with};
+use crate::helpers::{Backend, TestApp, cst, each_backend, spawn_app_with};
 
 /// Beijing time: `cst("2026-12-01 09:00")`.
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("time");
-    (local - Duration::hours(8)).and_utc()
-}
 
 fn postgres_available() -> bool {
     let set = std::env::var("TEST_DATABASE_URL").is_ok();

@@ -2,16 +2,11 @@
 //! recurring problems (hotspots, 每月一题), possible duplicates at filing and later, and the
 //! rules of merging (并单).
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::Duration;
 use gridwhistle::workers::sweeper;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, each_backend};
-
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("time");
-    (local - Duration::hours(8)).and_utc()
-}
+use crate::helpers::{TestApp, cst, each_backend};
 
 /// 和平社区第一网格, where the demo grid worker walks.
 const P: (f64, f64) = (38.41, 112.705);

@@ -398,3 +398,9 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A wall-clock time in China Standard Time (UTC+8), `YYYY-MM-DD HH:MM`, as the instant it is.
+pub fn cst(text: &str) -> chrono::DateTime<chrono::Utc> {
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("a local time");
+    (local - chrono::Duration::hours(8)).and_utc()
+}

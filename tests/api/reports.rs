@@ -1,16 +1,10 @@
 //! SLA reports on a small data set whose every figure was worked out by hand (see the
 //! comments), on both databases; CSV; scoping.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use gridwhistle::workers::sweeper;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, each_backend};
-
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("time");
-    (local - Duration::hours(8)).and_utc()
-}
+use crate::helpers::{TestApp, cst, each_backend};
 
 /// Logs in as `username` (demo password or the test password) at the current clock time.
 async fn as_user(app: &TestApp, username: &str) -> String {

@@ -1,7 +1,7 @@
 //! SLA clocks, the sweeper, escalation to supervision orders, extensions, policies and the
 //! calendar API. Time is a manual clock: nothing sleeps.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::Duration;
 use gridwhistle::{
     context::AppContext,
     workers::sweeper::{self, SweepReport},
@@ -9,13 +9,9 @@ use gridwhistle::{
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, each_backend};
+use crate::helpers::{TestApp, cst, each_backend};
 
 /// Beijing time: `cst("2026-12-01 09:00")`.
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("time");
-    (local - Duration::hours(8)).and_utc()
-}
 
 fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()

@@ -2,24 +2,14 @@
 //! clocks that outlive their ticket, personal data that leaks through lists, replays and
 //! derived copies, and text that spoofs what a reader sees.
 
-use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use chrono::Duration;
 use gridwhistle::workers::sweeper;
 use serde_json::{Value, json};
 
-use crate::helpers::{RESIDENT_PHONE, Reply, TestApp, each_backend, ticket_body};
+use crate::helpers::{RESIDENT_PHONE, Reply, TestApp, cst, each_backend, ticket_body};
 
 fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()
-}
-
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("a local time");
-    chrono::FixedOffset::east_opt(8 * 3600)
-        .expect("UTC+8")
-        .from_local_datetime(&local)
-        .single()
-        .expect("one instant")
-        .with_timezone(&Utc)
 }
 
 fn clocks<'a>(ticket: &'a Value, name: &str) -> Vec<&'a Value> {

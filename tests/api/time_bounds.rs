@@ -4,18 +4,12 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::json;
 
-use crate::helpers::{Reply, TestApp, each_backend};
+use crate::helpers::{Reply, TestApp, cst, each_backend};
 
 async fn deadline(app: &TestApp, token: &str, query: &str) -> Reply {
     app.get(&format!("/api/v1/calendar/deadline?{query}"), token).await
-}
-
-fn cst(text: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("time");
-    (local - Duration::hours(8)).and_utc()
 }
 
 /// The request, failing the test when the server takes more than a few seconds to answer
