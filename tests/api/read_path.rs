@@ -400,3 +400,36 @@ async fn the_rows_of_a_ticket_are_read_by_a_statement_postgresql_plans_once() {
     assert!(found.len() <= 1, "the generic plan joins only a dispatch's department, found {found:?} in {plan:#}");
     assert_eq!(values, 4, "the ids are the statement's only values, once per branch: {}", statement.sql);
 }
+
+/// A department's clerk sees only their own dispatches' clocks and the ticket's (README,
+/// "Who sees what"). `?overdue=true` counted every running clock, so a clerk's list gave away
+/// that another department was late, while the same clerk's summary and read of the ticket
+/// said on track.
+#[tokio::test]
+async fn a_clerks_overdue_filter_counts_only_the_clocks_the_clerk_is_shown() {
+    each_backend(|app| async move {
+        app.clock.set(crate::helpers::cst("2026-12-01 09:00")); // a Tuesday: two working hours to acknowledge
+        let demo = app.demo().await;
+        let environment = app.category("environment", &demo.admin).await;
+        let filed = app.file(&demo.grid, &environment).await;
+        let id = filed["id"].as_str().expect("id").to_owned();
+        let ticket = app.ticket(&id, &demo.dispatcher).await;
+        let own = app.dispatch_of(&ticket, "XF-CGJ", &demo.admin).await;
+        app.post(&format!("/api/v1/dispatches/{own}/acknowledge"), &demo.dept, json!({})).await.expect(200);
+        let public_security = app.id_by_code("departments", "XF-GAJ", &demo.admin).await;
+        let whistle = json!({"department_ids": [public_security], "reason": "联合处置"});
+        app.post(&format!("/api/v1/tickets/{id}/whistle"), &demo.dispatcher, whistle).await.expect(200);
+        // 公安局 has not acknowledged by 11:30; 城管局's own clocks still run on time.
+        app.clock.set(crate::helpers::cst("2026-12-01 11:30"));
+        async fn listed(app: &TestApp, id: &str, overdue: bool, token: &str) -> bool {
+            let list = app.get(&format!("/api/v1/tickets?overdue={overdue}&limit=200"), token).await.expect(200);
+            list["items"].as_array().expect("items").iter().any(|t| t["id"] == id)
+        }
+        assert!(listed(&app, &id, true, &demo.dispatcher).await, "公安局's acknowledgement is late");
+        assert!(!listed(&app, &id, true, &demo.dept).await, "but that is not 城管局's to see");
+        assert!(listed(&app, &id, false, &demo.dept).await, "for 城管局 the ticket is on time");
+        let read = app.ticket(&id, &demo.dept).await;
+        assert_ne!(read["sla_state"], "breached", "as its read says: {read}");
+    })
+    .await;
+}

@@ -93,12 +93,26 @@ pub(super) async fn list_select(
         select = select.filter(ticket::Column::CreatedAt.lt(to));
     }
     if let Some(overdue) = filter.overdue {
-        let late = sea_orm::sea_query::Query::select()
+        let mut late = sea_orm::sea_query::Query::select()
             .column(entities::sla_clock::Column::TicketId)
             .from(entities::sla_clock::Entity)
             .and_where(entities::sla_clock::Column::StoppedAt.is_null())
             .and_where(entities::sla_clock::Column::DueAt.lte(ctx.clock.now()))
             .to_owned();
+        // Department staff are shown the ticket's clocks and their own dispatches' only, as in
+        // a read or a summary: another department's late clock is not theirs to see.
+        if let Some(own) = own_department_only(viewer.caller) {
+            let own_dispatches = sea_orm::sea_query::Query::select()
+                .column(dispatch::Column::Id)
+                .from(dispatch::Entity)
+                .and_where(dispatch::Column::DepartmentId.eq(own))
+                .to_owned();
+            late.cond_where(
+                Condition::any()
+                    .add(entities::sla_clock::Column::DispatchId.is_null())
+                    .add(entities::sla_clock::Column::DispatchId.in_subquery(own_dispatches)),
+            );
+        }
         select = if overdue {
             select.filter(ticket::Column::Id.in_subquery(late))
         } else {
