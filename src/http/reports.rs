@@ -227,8 +227,8 @@ pub async fn trend(
     let english = csv_in_english(q.lang.as_deref())?;
     let to = q.to.unwrap_or_else(|| ctx.clock.now().with_timezone(&ctx.calendar().offset()).date_naive());
     let from = q.from.unwrap_or_else(|| to - Duration::days(29));
-    // Only near today: a trend of months may span more than the year one report covers.
-    reports::check_dates_near(&ctx, from, to)?;
+    // Near today and in order, but not bound to a year: a trend of months may span more.
+    reports::check_dates_in_order(&ctx, from, to)?;
     let out_of_range = reports::date_out_of_range;
     // The buckets first: a request for too many is refused before any query runs.
     let mut buckets = Vec::new();

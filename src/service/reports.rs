@@ -229,16 +229,23 @@ pub fn check_dates_near(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> App
     Ok(errors.into_result()?)
 }
 
+/// Both days near today, and `to` not before `from`: a trend's period (which may be longer
+/// than a year).
+pub fn check_dates_in_order(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
+    check_dates_near(ctx, from, to)?;
+    if to < from {
+        return Err(AppError::invalid("to", Message::said("不能早于 from", "must not be before from")));
+    }
+    Ok(())
+}
+
 /// The days one report covers at most.
 const MAX_REPORT_DAYS: i64 = 366;
 
 /// A report's period, as every report checks it: both days near today, `to` not before
 /// `from`, at most a year.
 pub fn check_dates(ctx: &AppContext, from: NaiveDate, to: NaiveDate) -> AppResult<()> {
-    check_dates_near(ctx, from, to)?;
-    if to < from {
-        return Err(AppError::invalid("to", Message::said("不能早于 from", "must not be before from")));
-    }
+    check_dates_in_order(ctx, from, to)?;
     if (to - from).num_days() > MAX_REPORT_DAYS {
         return Err(AppError::invalid(
             "to",

@@ -334,6 +334,12 @@ async fn report_requests_are_refused_in_chinese_and_in_english() {
                 "must be one of day, week, month",
             ),
             (
+                "/api/v1/reports/trend?from=2026-11-30&to=2026-11-01&interval=day".into(),
+                "to",
+                "不能早于 from",
+                "must not be before from",
+            ),
+            (
                 "/api/v1/reports/trend?from=2026-01-01&to=2026-11-30&interval=day".into(),
                 "interval",
                 "最多 120 个时间点，请选更长的间隔",
