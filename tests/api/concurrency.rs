@@ -13,8 +13,6 @@ use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, cst, each_backend, spawn_app_with};
 
-/// Beijing time: `cst("2026-12-01 09:00")`.
-
 fn postgres_available() -> bool {
     let set = std::env::var("TEST_DATABASE_URL").is_ok();
     if !set {

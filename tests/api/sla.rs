@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, cst, each_backend};
 
-/// Beijing time: `cst("2026-12-01 09:00")`.
-
 fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()
 }
