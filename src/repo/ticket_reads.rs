@@ -1,15 +1,16 @@
 //! Reading tickets in few round trips: the tickets themselves with their unit's path (one
 //! statement), then everything hanging off them — dispatches with their department's name,
 //! SLA clocks, ratings and attached uploads — in one more: a `UNION ALL` of four branches that
-//! share one column list (`d_…`, `c_…`, `r_…`, `u_…`). Each branch fills its own columns and joins the other tables
-//! `ON 1 = 0`, so the columns it leaves empty are NULLs of the right type on PostgreSQL too.
+//! share one column list (`d_…`, `c_…`, `r_…`, `u_…`). Each branch fills its own columns and
+//! leaves the others as typed NULLs; the ids are the statement's only values, so PostgreSQL
+//! plans it once per connection. A summary list reads only the running clocks instead.
 
-use chrono::{DateTime, Utc};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use chrono::{DateTime, Utc};
 use entities::{department, dispatch, grid_unit, rating, sla_clock, ticket, upload};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult, IdenStatic, Iterable,
