@@ -188,7 +188,10 @@ pub async fn coverage(ctx: &AppContext, caller: &Caller, request: CoverageReques
     let (start, end) = period(ctx, request.from, request.to)?;
     let min_rated = request.min_rated.unwrap_or(ctx.settings.governance.coverage_min_rated);
     if !(1..=10_000).contains(&min_rated) {
-        return Err(AppError::invalid("min_rated", "between 1 and 10000"));
+        return Err(AppError::invalid(
+            "min_rated",
+            crate::domain::validate::Message::said("应为 1 到 10000", "must be between 1 and 10000"),
+        ));
     }
     let db = &ctx.db;
     let scope = Viewer::of(db, caller).await?.scope();

@@ -334,6 +334,12 @@ async fn report_requests_are_refused_in_chinese_and_in_english() {
                 "must be one of day, week, month",
             ),
             (
+                "/api/v1/reports/coverage?from=2026-11-01&to=2026-11-30&min_rated=0".into(),
+                "min_rated",
+                "应为 1 到 10000",
+                "must be between 1 and 10000",
+            ),
+            (
                 "/api/v1/reports/trend?from=2026-11-30&to=2026-11-01&interval=day".into(),
                 "to",
                 "不能早于 from",
