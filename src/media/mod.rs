@@ -282,7 +282,7 @@ mod tests {
         // IHDR: width at 16..20; its CRC (over type and data, 12..29) at 29..33.
         // Past the decoder's side limit (50 M), within what its header reading may allocate.
         bytes[16..20].copy_from_slice(&60_000_000u32.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
+        let crc = crc32fast::hash(&bytes[12..29]);
         bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         let limits = DecodeLimits { max_pixels: 50_000_000, max_alloc: 512 << 20 };
         let err = process_image(Cursor::new(bytes), MediaType::Png, limits).expect_err("refused");
@@ -296,7 +296,7 @@ mod tests {
             let mut bytes = encode(&DynamicImage::new_rgb8(4, 4), MediaType::Png).expect("encodes");
             bytes[16..20].copy_from_slice(&u32::to_be_bytes(width));
             bytes[20..24].copy_from_slice(&u32::to_be_bytes(height));
-            let crc = crc32(&bytes[12..29]);
+            let crc = crc32fast::hash(&bytes[12..29]);
             bytes[29..33].copy_from_slice(&crc.to_be_bytes());
             let err = process_image(Cursor::new(bytes), MediaType::Png, limits).expect_err("refused");
             assert!(
@@ -332,17 +332,6 @@ mod tests {
         assert_eq!(peak_bytes(3 * mp, ColorType::Rgb8, MediaType::Jpeg, NoTransforms), 6 * mp);
         assert_eq!(peak_bytes(mp, ColorType::L8, MediaType::Jpeg, Rotate90), 4 * mp, "the RGB copy is larger");
         assert_eq!(peak_bytes(4 * mp, ColorType::Rgba8, MediaType::Webp, NoTransforms), 8 * mp);
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
     }
 
     #[test]

@@ -31,6 +31,11 @@ async fn reply(response: reqwest::Response) -> Reply {
     Reply { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
 }
 
+async fn upload_form(app: &TestApp, token: &str, form: reqwest::multipart::Form) -> Reply {
+    let sent = app.client.post(app.url("/api/v1/uploads")).bearer_auth(token).multipart(form).send().await;
+    reply(sent.expect("sent")).await
+}
+
 async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> Reply {
     let response = app
         .client
@@ -250,30 +255,14 @@ async fn a_form_is_bounded_as_a_whole_and_refused_before_its_end() {
         let note = "a".repeat(200 * 1024);
         let part = reqwest::multipart::Part::bytes(png()).file_name("IMG.png").mime_str("image/png").expect("mime");
         let form = reqwest::multipart::Form::new().text("note", note).part("file", part);
-        let response = app
-            .client
-            .post(app.url("/api/v1/uploads"))
-            .bearer_auth(&demo.grid)
-            .multipart(form)
-            .send()
-            .await
-            .expect("sent");
-        let problem = reply(response).await.problem(413);
+        let problem = upload_form(&app, &demo.grid, form).await.problem(413);
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains("表单")), "{problem}");
         // A file just at its limit fits in a form: the form's own bytes are allowed for.
         let mut pdf = b"%PDF-1.7\n".to_vec();
         pdf.resize(32768, b' ');
         let part = reqwest::multipart::Part::bytes(pdf).file_name("a.pdf").mime_str("application/pdf").expect("mime");
         let form = reqwest::multipart::Form::new().text("note", "from the phone").part("file", part);
-        let response = app
-            .client
-            .post(app.url("/api/v1/uploads"))
-            .bearer_auth(&demo.grid)
-            .multipart(form)
-            .send()
-            .await
-            .expect("sent");
-        let stored = reply(response).await.expect(201);
+        let stored = upload_form(&app, &demo.grid, form).await.expect(201);
         let objects = gridwhistle::storage::Storage::list(&app.ctx.storage).await.expect("lists");
         assert_eq!(objects.len(), 1, "only the accepted PDF was kept: {objects:?}");
         assert_eq!(stored["size"], 32768);
@@ -286,15 +275,7 @@ async fn a_form_with_two_files_is_refused_naming_the_field_and_keeps_nothing() {
         let demo = app.demo().await;
         let part = || reqwest::multipart::Part::bytes(png()).file_name("IMG.png").mime_str("image/png").expect("mime");
         let form = reqwest::multipart::Form::new().part("file", part()).part("file", part());
-        let response = app
-            .client
-            .post(app.url("/api/v1/uploads"))
-            .bearer_auth(&demo.grid)
-            .multipart(form)
-            .send()
-            .await
-            .expect("sent");
-        let problem = reply(response).await.problem(400);
+        let problem = upload_form(&app, &demo.grid, form).await.problem(400);
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains("file")), "names the field: {problem}");
         let stored = gridwhistle::storage::Storage::list(&app.ctx.storage).await.expect("lists");
         assert!(stored.is_empty(), "nothing of the refused form was kept: {stored:?}");
